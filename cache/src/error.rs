@@ -1,0 +1,88 @@
+//! The one error type of the crate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything that can go wrong inside the cache.
+///
+/// Reads and writes through [`crate::TypedCache`] never surface tier errors to the
+/// caller (a failing tier is logged, counted and skipped); these variants reach the
+/// caller only from builders, codecs used directly, and loaders of
+/// [`crate::TypedCache::get_or_load`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The Redis tier answered with an error or the connection failed.
+    #[error("redis error: {0}")]
+    Redis(#[source] Arc<redis::RedisError>),
+    /// A tier did not answer within its configured timeout.
+    #[error("cache operation timed out after {0:?}")]
+    Timeout(Duration),
+    /// The circuit breaker is open: the tier is skipped for a cool-down.
+    #[error("circuit breaker open: the shared tier is skipped until {0:?} from now")]
+    CircuitOpen(Duration),
+    /// Bytes under one of our keys did not decode (foreign, old format or garbage).
+    #[error("cannot decode cached entry: {0}")]
+    Decode(String),
+    /// A value could not be encoded by the codec.
+    #[error("cannot encode value: {0}")]
+    Encode(String),
+    /// A configuration value is out of its allowed range.
+    #[error("invalid cache configuration: {0}")]
+    Config(String),
+    /// The loader of `get_or_load` failed; the error is shared by every waiter.
+    #[error("loader failed: {0}")]
+    Loader(#[source] Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl CacheError {
+    /// True when retrying later may succeed (network trouble, timeouts, an open breaker).
+    ///
+    /// Callers use it to decide whether to fall through to the source of truth.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+            }
+            Self::Timeout(_) | Self::CircuitOpen(_) => true,
+            Self::Decode(_) | Self::Encode(_) | Self::Config(_) | Self::Loader(_) => false,
+        }
+    }
+
+    /// True when cached bytes were not ours or not readable: treat as a miss and overwrite.
+    #[must_use]
+    pub fn is_decode(&self) -> bool {
+        matches!(self, Self::Decode(_))
+    }
+}
+
+impl From<redis::RedisError> for CacheError {
+    fn from(e: redis::RedisError) -> Self {
+        Self::Redis(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_and_open_breakers_are_transient_but_decode_errors_are_not() {
+        assert!(CacheError::Timeout(Duration::from_millis(5)).is_transient());
+        assert!(CacheError::CircuitOpen(Duration::from_secs(1)).is_transient());
+        assert!(!CacheError::Decode("x".into()).is_transient());
+        assert!(CacheError::Decode("x".into()).is_decode());
+    }
+
+    #[test]
+    fn an_io_error_from_redis_is_transient() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = CacheError::from(redis::RedisError::from(io));
+        assert!(e.is_transient());
+    }
+}

@@ -1,0 +1,157 @@
+//! Counters per tier and for loaders, and the snapshots other crates export.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Live counters of one tier. Cheap to update from any thread.
+#[derive(Debug, Default)]
+pub struct TierStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sets: AtomicU64,
+    deletes: AtomicU64,
+    errors: AtomicU64,
+    decode_failures: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    short_circuits: AtomicU64,
+}
+
+macro_rules! counters {
+    ($($field:ident => $fn:ident),* $(,)?) => {
+        impl TierStats {
+            $(
+                #[doc = concat!("Counts one more `", stringify!($field), "`.")]
+                pub fn $fn(&self) { self.$field.fetch_add(1, Relaxed); }
+            )*
+        }
+    };
+}
+counters!(
+    hits => hit, misses => miss, sets => set, deletes => delete, errors => error,
+    decode_failures => decode_failure, evictions => eviction, expirations => expiration,
+    short_circuits => short_circuit,
+);
+
+impl TierStats {
+    /// A consistent-enough copy of the counters, labelled with the tier's name.
+    #[must_use]
+    pub fn snapshot(&self, tier: &'static str) -> TierSnapshot {
+        TierSnapshot {
+            tier,
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            sets: self.sets.load(Relaxed),
+            deletes: self.deletes.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            decode_failures: self.decode_failures.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            expirations: self.expirations.load(Relaxed),
+            short_circuits: self.short_circuits.load(Relaxed),
+        }
+    }
+}
+
+/// The counters of one tier at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TierSnapshot {
+    /// `"l1"`, `"l2"` or `"none"`.
+    pub tier: &'static str,
+    /// Reads answered by this tier.
+    pub hits: u64,
+    /// Reads this tier could not answer (absent, expired or undecodable).
+    pub misses: u64,
+    /// Writes into this tier (including promotions into L1).
+    pub sets: u64,
+    /// Deletes sent to this tier.
+    pub deletes: u64,
+    /// Failed operations (connection errors, timeouts, server errors).
+    pub errors: u64,
+    /// Entries found under our keys that did not decode; each also counts as a miss.
+    pub decode_failures: u64,
+    /// Entries dropped to keep the tier within its byte budget.
+    pub evictions: u64,
+    /// Entries dropped because their TTL ran out.
+    pub expirations: u64,
+    /// Operations skipped because the circuit breaker was open.
+    pub short_circuits: u64,
+}
+
+impl TierSnapshot {
+    /// Hits over reads, or 0 when there were no reads.
+    #[must_use]
+    pub fn hit_ratio(&self) -> f64 {
+        let reads = self.hits + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
+}
+
+/// Live counters of the loaders run by [`crate::TypedCache::get_or_load`].
+#[derive(Debug, Default)]
+pub(crate) struct LoaderStats {
+    pub(crate) calls: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+}
+
+/// Counters of the loaders at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LoaderSnapshot {
+    /// Loader runs (each one a trip to the source of truth).
+    pub calls: u64,
+    /// Loader runs that failed.
+    pub errors: u64,
+    /// Callers that waited for another caller's load instead of running their own.
+    pub coalesced: u64,
+}
+
+impl LoaderStats {
+    pub(crate) fn snapshot(&self) -> LoaderSnapshot {
+        LoaderSnapshot {
+            calls: self.calls.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            coalesced: self.coalesced.load(Relaxed),
+        }
+    }
+}
+
+/// Everything counted by a [`crate::TypedCache`]: each tier, then the loaders.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// One snapshot per tier, nearest first.
+    pub tiers: Vec<TierSnapshot>,
+    /// Loader counters.
+    pub loader: LoaderSnapshot,
+}
+
+impl CacheStats {
+    /// The snapshot of the tier called `name`, if present.
+    #[must_use]
+    pub fn tier(&self, name: &str) -> Option<&TierSnapshot> {
+        self.tiers.iter().find(|t| t.tier == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_copy_counters_and_compute_the_hit_ratio() {
+        let s = TierStats::default();
+        s.hit();
+        s.hit();
+        s.hit();
+        s.miss();
+        s.decode_failure();
+        let snap = s.snapshot("l1");
+        assert_eq!((snap.hits, snap.misses, snap.decode_failures), (3, 1, 1));
+        assert!((snap.hit_ratio() - 0.75).abs() < 1e-9);
+        assert_eq!(TierSnapshot::default().hit_ratio(), 0.0);
+    }
+}

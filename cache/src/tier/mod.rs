@@ -1,0 +1,93 @@
+//! The object-safe [`Cache`] trait and its tiers.
+//!
+//! | tier | type | where the data lives |
+//! |------|------|----------------------|
+//! | L1 | [`MokaTier`] | this process, bounded by bytes |
+//! | L2 | [`RedisTier`] | a Redis server shared by every instance |
+//! | L1 → L2 | [`TieredCache`] | both; L2 hits are promoted into L1 |
+//! | none | [`NoCache`] | nowhere: the no-cache baseline, with the same metrics |
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
+
+pub(crate) mod moka;
+pub(crate) mod none;
+pub(crate) mod redis;
+pub(crate) mod tiered;
+
+pub use self::moka::{MokaTier, MokaTierBuilder};
+pub use self::none::NoCache;
+pub use self::redis::{RedisTier, RedisTierBuilder};
+pub use self::tiered::{TieredCache, TieredCacheBuilder};
+
+/// Which tier answered a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierKind {
+    /// The in-process tier.
+    L1,
+    /// The shared Redis tier.
+    L2,
+}
+
+/// A read that found an entry.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    /// The entry found.
+    pub entry: Entry,
+    /// The tier that had it.
+    pub tier: TierKind,
+    /// How long the entry has left to live in that tier, when the tier knows.
+    pub ttl_left: Option<Duration>,
+}
+
+/// A cache of encoded entries: one tier, or several behind one face.
+///
+/// Object-safe, so the tiers can be chosen at run time as `Arc<dyn Cache>`. Every write
+/// takes a [`Ttl`]. Tiers report their own failures as `Err`; [`TieredCache`] and
+/// [`crate::TypedCache`] log, count and swallow them, so a failing tier never fails the
+/// caller's read or write.
+#[async_trait]
+pub trait Cache: Send + Sync + Debug + 'static {
+    /// A short name: `"l1"`, `"l2"`, `"l1+l2"` or `"none"`.
+    fn name(&self) -> &'static str;
+
+    /// The entry under `key`, if present and not expired.
+    async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError>;
+
+    /// The entries under `keys`, in order. Tiers that can batch (Redis) do it in one trip.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
+
+    /// Stores `entry` under `key` for `ttl`.
+    async fn set(&self, key: &Key, entry: Entry, ttl: Ttl) -> Result<(), CacheError>;
+
+    /// Removes `key`; removing an absent key is not an error.
+    async fn delete(&self, key: &Key) -> Result<(), CacheError>;
+
+    /// Removes every entry this cache owns (an admin action: Redis scans our prefix).
+    async fn clear(&self) -> Result<(), CacheError>;
+
+    /// The counters of each tier, nearest first.
+    fn stats(&self) -> Vec<TierSnapshot>;
+
+    /// Counts an entry of `tier` whose payload did not decode as the caller's type.
+    fn record_decode_failure(&self, tier: TierKind) {
+        let _ = tier;
+    }
+
+    /// True for the no-cache baseline, whose reads are bypasses rather than misses.
+    fn is_bypass(&self) -> bool {
+        false
+    }
+}

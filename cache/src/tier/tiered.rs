@@ -1,0 +1,170 @@
+//! L1 in front of L2: reads try the nearest tier first, writes and deletes reach both.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::tier::{Cache, Hit, TierKind};
+use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
+
+/// Builds a [`TieredCache`].
+#[must_use]
+#[derive(Debug)]
+pub struct TieredCacheBuilder {
+    l1: Arc<dyn Cache>,
+    l2: Arc<dyn Cache>,
+    l1_max_ttl: Option<Ttl>,
+}
+
+impl TieredCacheBuilder {
+    /// Caps how long any entry lives in L1, below its shared TTL. Shorter L1 lives bound
+    /// how long one instance can serve a value another instance has replaced.
+    pub fn l1_max_ttl(mut self, ttl: Ttl) -> Self {
+        self.l1_max_ttl = Some(ttl);
+        self
+    }
+
+    /// The tiered cache.
+    #[must_use]
+    pub fn build(self) -> TieredCache {
+        TieredCache {
+            inner: Arc::new(self),
+        }
+    }
+}
+
+/// L1 → L2. An L2 hit is promoted into L1 for no longer than the shared entry has left
+/// (and no longer than [`TieredCacheBuilder::l1_max_ttl`]), so an L1 copy never
+/// outlives the shared one. A failing tier is logged and skipped: reads fall through to
+/// the next tier (or the caller's loader), writes still reach the healthy tier.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use cache::testing::RedisServer;
+/// use cache::{Cache, Entry, KeyBuilder, MokaTier, RedisTier, TierKind, TieredCache, Ttl};
+///
+/// let redis = RedisServer::spawn(); // a throwaway redis-server, killed on drop
+/// let l1 = MokaTier::builder().build().unwrap();
+/// let l2 = RedisTier::builder(redis.url()).prefix("app").build().unwrap();
+/// let both = TieredCache::builder(l1.clone(), l2.clone()).build();
+///
+/// let key = KeyBuilder::new("app").unwrap().namespace("pet").unwrap().id(1);
+/// l2.set(&key, Entry::new(&b"rex"[..], 2, 0), Ttl::secs(60)).await.unwrap();
+/// assert_eq!(both.get(&key).await.unwrap().unwrap().tier, TierKind::L2);
+/// assert_eq!(both.get(&key).await.unwrap().unwrap().tier, TierKind::L1); // promoted
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct TieredCache {
+    inner: Arc<TieredCacheBuilder>,
+}
+
+impl TieredCache {
+    /// A builder over the tiers `l1` (near) and `l2` (shared).
+    pub fn builder(l1: impl Cache, l2: impl Cache) -> TieredCacheBuilder {
+        TieredCacheBuilder {
+            l1: Arc::new(l1),
+            l2: Arc::new(l2),
+            l1_max_ttl: None,
+        }
+    }
+
+    fn l1_ttl(&self, ttl: Ttl) -> Ttl {
+        self.inner.l1_max_ttl.map_or(ttl, |cap| ttl.min(cap))
+    }
+
+    async fn promote(&self, key: &Key, hit: &Hit) {
+        let cap = self
+            .inner
+            .l1_max_ttl
+            .unwrap_or(Ttl::secs(Ttl::MAX.as_secs()));
+        let Some(ttl) = hit.ttl_left.and_then(|left| cap.clamp_to(left)) else {
+            return;
+        };
+        if let Err(e) = self.inner.l1.set(key, hit.entry.clone(), ttl).await {
+            tracing::debug!(key = %key, error = %e, "promotion into L1 failed");
+        }
+    }
+}
+
+fn swallow<T: Default>(tier: &'static str, op: &'static str, r: Result<T, CacheError>) -> T {
+    r.unwrap_or_else(|e| {
+        tracing::debug!(tier, op, error = %e, "cache tier skipped");
+        T::default()
+    })
+}
+
+#[async_trait]
+impl Cache for TieredCache {
+    fn name(&self) -> &'static str {
+        "l1+l2"
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
+        if let Some(hit) = swallow("l1", "get", self.inner.l1.get(key).await) {
+            return Ok(Some(hit));
+        }
+        let hit = swallow("l2", "get", self.inner.l2.get(key).await);
+        if let Some(hit) = &hit {
+            self.promote(key, hit).await;
+        }
+        Ok(hit)
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
+        let mut out = swallow("l1", "get_many", self.inner.l1.get_many(keys).await);
+        out.resize(keys.len(), None);
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let wanted: Vec<Key> = missing.iter().map(|&i| keys[i].clone()).collect();
+        let found = swallow("l2", "get_many", self.inner.l2.get_many(&wanted).await);
+        for (i, hit) in missing.into_iter().zip(found) {
+            if let Some(hit) = &hit {
+                self.promote(&keys[i], hit).await;
+            }
+            out[i] = hit;
+        }
+        Ok(out)
+    }
+
+    async fn set(&self, key: &Key, entry: Entry, ttl: Ttl) -> Result<(), CacheError> {
+        swallow(
+            "l2",
+            "set",
+            self.inner.l2.set(key, entry.clone(), ttl).await,
+        );
+        swallow(
+            "l1",
+            "set",
+            self.inner.l1.set(key, entry, self.l1_ttl(ttl)).await,
+        );
+        Ok(())
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), CacheError> {
+        // Shared tier first: a reader between the two steps finds at worst the old L1
+        // copy (as before the delete), never re-promotes the old shared one after it.
+        swallow("l2", "delete", self.inner.l2.delete(key).await);
+        swallow("l1", "delete", self.inner.l1.delete(key).await);
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), CacheError> {
+        let l2 = self.inner.l2.clear().await;
+        self.inner.l1.clear().await?;
+        l2
+    }
+
+    fn stats(&self) -> Vec<TierSnapshot> {
+        let mut s = self.inner.l1.stats();
+        s.extend(self.inner.l2.stats());
+        s
+    }
+
+    fn record_decode_failure(&self, tier: TierKind) {
+        self.inner.l1.record_decode_failure(tier);
+        self.inner.l2.record_decode_failure(tier);
+    }
+}

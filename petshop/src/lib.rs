@@ -1,0 +1,1 @@
+//! The pet shop service.
