@@ -226,13 +226,13 @@ impl<C: Codec> TypedCache<C> {
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let source = Source::from(hit.tier);
-        if let Some(v) = hit.entry.memo::<T>() {
-            return Some(Fetched {
-                value: T::clone(&v),
-                source,
-            });
-        }
         let decoded = if hit.entry.codec_id() == C::ID {
+            if let Some(v) = hit.entry.memo::<T>() {
+                return Some(Fetched {
+                    value: T::clone(&v),
+                    source,
+                });
+            }
             self.inner.codec.decode::<T>(hit.entry.payload())
         } else {
             Err(CacheError::Decode(format!(

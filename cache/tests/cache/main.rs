@@ -1,0 +1,9 @@
+//! Integration tests of the cache library: one behaviour suite run against every
+//! topology (L1, L2, L1+L2), plus the fault cases of the shared tier.
+//!
+//! Every test owns its infrastructure (a private `redis-server`, killed on drop) and is
+//! bounded in time.
+
+mod faults;
+mod suite;
+mod support;

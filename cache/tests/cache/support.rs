@@ -1,0 +1,175 @@
+//! Fixtures: a typed cache over a chosen topology, with handles on each tier.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache::testing::RedisServer;
+use cache::{
+    Cache, Json, KeyBuilder, ManualClock, MokaTier, Namespace, NoCache, RedisTier, TieredCache,
+    TypedCache,
+};
+use serde::{Deserialize, Serialize};
+
+/// The bound on any one test.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `f`, failing the test if it takes longer than [`TEST_TIMEOUT`].
+pub async fn bounded<F: Future<Output = ()>>(f: F) {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test exceeded its time bound");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    L1,
+    L2,
+    L1L2,
+}
+
+impl Topology {
+    pub fn has_l1(self) -> bool {
+        matches!(self, Self::L1 | Self::L1L2)
+    }
+    pub fn has_l2(self) -> bool {
+        matches!(self, Self::L2 | Self::L1L2)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pet {
+    pub id: i64,
+    pub name: String,
+    pub species: String,
+    pub age: u8,
+    pub tags: Vec<String>,
+}
+
+pub fn pet(id: i64) -> Pet {
+    Pet {
+        id,
+        name: format!("pet-{id}"),
+        species: "cat".into(),
+        age: (id % 20) as u8,
+        tags: vec!["friendly".into(), "indoor".into()],
+    }
+}
+
+pub struct Fixture {
+    pub topology: Topology,
+    pub cache: Arc<dyn Cache>,
+    pub l1: Option<MokaTier>,
+    pub l2: Option<RedisTier>,
+    pub redis: Option<RedisServer>,
+    pub clock: ManualClock,
+    pub ns: Namespace,
+}
+
+pub struct Options {
+    pub l1_max_bytes: u64,
+    pub op_timeout: Duration,
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            l1_max_bytes: 8 << 20,
+            op_timeout: Duration::from_millis(200),
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_millis(200),
+        }
+    }
+}
+
+pub fn fixture(topology: Topology) -> Fixture {
+    fixture_with(topology, Options::default())
+}
+
+/// A unique prefix per fixture, so no two tests ever share a key.
+fn prefix() -> String {
+    format!("t{:x}", rand::random::<u64>())
+}
+
+pub fn fixture_with(topology: Topology, o: Options) -> Fixture {
+    let clock = ManualClock::new();
+    let keys = KeyBuilder::new(&prefix()).unwrap();
+    let ns = keys.namespace("pet").unwrap();
+    let l1 = topology.has_l1().then(|| {
+        MokaTier::builder()
+            .max_bytes(o.l1_max_bytes)
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap()
+    });
+    let redis = topology.has_l2().then(RedisServer::spawn);
+    let l2 = redis.as_ref().map(|r| {
+        RedisTier::builder(r.url())
+            .prefix(keys.prefix())
+            .op_timeout(o.op_timeout)
+            .breaker(o.breaker_threshold, o.breaker_cooldown)
+            .build()
+            .unwrap()
+    });
+    let cache: Arc<dyn Cache> = match (&l1, &l2) {
+        (Some(l1), None) => Arc::new(l1.clone()),
+        (None, Some(l2)) => Arc::new(l2.clone()),
+        (Some(l1), Some(l2)) => Arc::new(TieredCache::builder(l1.clone(), l2.clone()).build()),
+        (None, None) => Arc::new(NoCache::new()),
+    };
+    Fixture {
+        topology,
+        cache,
+        l1,
+        l2,
+        redis,
+        clock,
+        ns,
+    }
+}
+
+impl Fixture {
+    pub fn typed(&self) -> TypedCache {
+        TypedCache::builder_dyn(self.cache.clone()).build()
+    }
+
+    pub fn typed_json(&self) -> TypedCache<Json> {
+        TypedCache::builder_dyn(self.cache.clone())
+            .codec(Json)
+            .build()
+    }
+
+    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        self.redis
+            .as_ref()
+            .expect("topology has no redis")
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Makes every entry written with `ttl` dead in every tier: the manual clock moves
+    /// for L1; Redis owns its own timing, so we wait (bounded) until it drops the key.
+    pub async fn expire(&self, key: &cache::Key, ttl: Duration) {
+        self.clock.advance(ttl + Duration::from_millis(1));
+        if self.topology.has_l2() {
+            let mut con = self.raw().await;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let exists: bool = redis::cmd("EXISTS")
+                    .arg(key.as_str())
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                if !exists {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "redis kept {key} past its TTL");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
