@@ -84,11 +84,11 @@ pub use stats::{CacheStats, LoaderSnapshot, TierSnapshot, TierStats};
 pub use tier::moka::DEFAULT_L1_MAX_BYTES;
 pub use tier::redis::{
     DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_OP_TIMEOUT,
+    DEFAULT_OP_TIMEOUT, GUARD_TTL,
 };
 pub use tier::{
-    Cache, Hit, MokaTier, MokaTierBuilder, NoCache, RedisTier, RedisTierBuilder, TierKind,
-    TieredCache, TieredCacheBuilder,
+    Cache, FillToken, Hit, L1Switch, MokaTier, MokaTierBuilder, NoCache, RedisTier,
+    RedisTierBuilder, TierKind, TieredCache, TieredCacheBuilder,
 };
 pub use ttl::Ttl;
-pub use typed::{Fetched, Source, TypedCache, TypedCacheBuilder};
+pub use typed::{Fetched, LeaseConfig, Source, TypedCache, TypedCacheBuilder};

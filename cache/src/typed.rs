@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 
 use crate::clock::default_clock;
 use crate::stats::LoaderStats;
-use crate::tier::{Cache, Hit, TierKind};
+use crate::tier::{Cache, FillToken, Hit, TierKind};
 use crate::{Bincode, CacheError, CacheStats, Clock, Codec, Entry, Key, Ttl};
 
 /// Where a value came from.
@@ -66,7 +66,7 @@ pub struct Fetched<T> {
 }
 
 type Shared = Arc<dyn Any + Send + Sync>;
-type Flight = Arc<OnceCell<Result<Shared, CacheError>>>;
+type Flight = Arc<OnceCell<Result<(Shared, Source), CacheError>>>;
 
 /// Builds a [`TypedCache`].
 #[must_use]
@@ -76,6 +76,33 @@ pub struct TypedCacheBuilder<C: Codec = Bincode> {
     codec: C,
     jitter_percent: u8,
     clock: Arc<dyn Clock>,
+    fill_guard: bool,
+    lease: Option<LeaseConfig>,
+}
+
+/// The distributed loading lease: N instances missing one key cause one load.
+///
+/// The instance that takes the lease (`SET {key}:lease NX PX ttl`) loads; the others
+/// re-read the shared tier every `poll` for up to `wait`, then load themselves (so a
+/// lease holder that dies costs at most `wait`, and its lease expires after `ttl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// How long a lease lives if never released.
+    pub ttl: Ttl,
+    /// How long a caller without the lease waits for the holder's value.
+    pub wait: std::time::Duration,
+    /// How often it looks.
+    pub poll: std::time::Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Ttl::secs(5),
+            wait: std::time::Duration::from_secs(2),
+            poll: std::time::Duration::from_millis(5),
+        }
+    }
 }
 
 impl<C: Codec> TypedCacheBuilder<C> {
@@ -86,6 +113,8 @@ impl<C: Codec> TypedCacheBuilder<C> {
             codec,
             jitter_percent: self.jitter_percent,
             clock: self.clock,
+            fill_guard: self.fill_guard,
+            lease: self.lease,
         }
     }
 
@@ -101,6 +130,20 @@ impl<C: Codec> TypedCacheBuilder<C> {
         self
     }
 
+    /// Whether loads fill through the fill-race guard (default on; see
+    /// [`crate::FillToken`]). Off, a slow load can fill a value a writer has already
+    /// replaced; the benchmarks switch it off to show the difference.
+    pub fn fill_guard(mut self, on: bool) -> Self {
+        self.fill_guard = on;
+        self
+    }
+
+    /// Coalesces misses across instances with a lease in the shared tier (default off).
+    pub fn lease(mut self, lease: LeaseConfig) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
     /// The typed cache.
     pub fn build(self) -> TypedCache<C> {
         TypedCache {
@@ -109,6 +152,9 @@ impl<C: Codec> TypedCacheBuilder<C> {
                 codec: self.codec,
                 jitter_percent: self.jitter_percent,
                 clock: self.clock,
+                fill_guard: self.fill_guard,
+                lease: self.lease,
+                owner: format!("{:016x}", rand::random::<u64>()),
                 flights: Mutex::default(),
                 loader: LoaderStats::default(),
             }),
@@ -121,6 +167,10 @@ struct Inner<C> {
     codec: C,
     jitter_percent: u8,
     clock: Arc<dyn Clock>,
+    fill_guard: bool,
+    lease: Option<LeaseConfig>,
+    /// Who this cache is when it holds a lease.
+    owner: String,
     flights: Mutex<HashMap<Key, Flight>>,
     loader: LoaderStats,
 }
@@ -186,6 +236,8 @@ impl TypedCache<Bincode> {
             codec: Bincode,
             jitter_percent: 0,
             clock: default_clock(),
+            fill_guard: true,
+            lease: None,
         }
     }
 }
@@ -294,12 +346,48 @@ impl<C: Codec> TypedCache<C> {
         }
     }
 
+    /// Removes `key` from every tier and refuses fills based on loads that began before
+    /// (see [`FillToken`]). Returns the key's state after the invalidation, for a writer
+    /// that wants to store its own value with [`TypedCache::set_if_unchanged`].
+    pub async fn invalidate(&self, key: &Key) -> FillToken {
+        self.inner.cache.invalidate(key).await.unwrap_or_else(|e| {
+            tracing::debug!(key = %key, error = %e, "cache invalidation skipped");
+            FillToken::default()
+        })
+    }
+
+    /// Stores `value` only if `key` was not invalidated since `token`. Returns whether it
+    /// was stored; only an encoding failure is an error.
+    pub async fn set_if_unchanged<T>(
+        &self,
+        key: &Key,
+        value: &T,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        let entry = self.entry(value)?;
+        let ttl = ttl.jittered(self.inner.jitter_percent);
+        Ok(self
+            .inner
+            .cache
+            .set_if_unchanged(key, entry, ttl, token)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(key = %key, error = %e, "guarded cache write skipped");
+                false
+            }))
+    }
+
     /// The cached value under `key`, or the loader's, stored for `ttl`.
     ///
     /// Concurrent misses on one key in this process run `loader` once; the other callers
     /// wait for its result. A loader error reaches every waiter as
     /// [`CacheError::Loader`] and is not cached. If the caller running the loader is
-    /// cancelled, a waiter takes over.
+    /// cancelled, a waiter takes over. With the fill guard on (the default), the loaded
+    /// value is stored only if the key was not invalidated while it loaded.
     pub async fn get_or_load<T, F, Fut, E>(
         &self,
         key: &Key,
@@ -311,6 +399,26 @@ impl<C: Codec> TypedCache<C> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.get_or_load_with_ttl(key, |_: &T| Some(ttl), loader)
+            .await
+    }
+
+    /// Like [`TypedCache::get_or_load`], with the TTL chosen from the loaded value
+    /// (`None`: do not cache it). Negative caching is `Option<T>` values with a short
+    /// TTL for `None`.
+    pub async fn get_or_load_with_ttl<T, F, Fut, E, P>(
+        &self,
+        key: &Key,
+        ttl_for: P,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        P: Fn(&T) -> Option<Ttl>,
     {
         if let Some(hit) = self.get::<T>(key).await {
             return Ok(hit);
@@ -330,9 +438,10 @@ impl<C: Codec> TypedCache<C> {
             .get_or_init(|| {
                 led = true;
                 let loader = loader.take();
+                let ttl_for = &ttl_for;
                 async {
                     let result = match loader {
-                        Some(loader) => self.load_and_fill(key, ttl, loader).await,
+                        Some(loader) => self.load_and_fill(key, ttl_for, loader).await,
                         None => Err(CacheError::Config("loader already taken".into())),
                     };
                     self.end_flight(key, &flight);
@@ -344,27 +453,26 @@ impl<C: Codec> TypedCache<C> {
         if !led {
             self.inner.loader.coalesced.fetch_add(1, Relaxed);
         }
-        let shared = shared?;
-        match shared.downcast::<T>() {
-            Ok(v) => Ok(Fetched {
+        let (shared, source) = shared?;
+        let source = if source.is_hit() { source } else { miss };
+        if let Ok(v) = shared.clone().downcast::<T>() {
+            return Ok(Fetched {
                 value: T::clone(&v),
-                source: miss,
-            }),
-            // Another caller loaded a different type under this key: load our own.
-            Err(_) => match loader.take() {
-                Some(loader) => {
-                    let v = self.load_and_fill(key, ttl, loader).await?;
-                    Ok(Fetched {
-                        value: T::clone(
-                            v.downcast_ref::<T>()
-                                .ok_or_else(|| CacheError::Config("loader type mismatch".into()))?,
-                        ),
-                        source: miss,
-                    })
-                }
-                None => Err(CacheError::Config("loader type mismatch".into())),
-            },
+                source,
+            });
         }
+        // Another caller loaded a different type under this key: load our own.
+        let loader = loader
+            .take()
+            .ok_or_else(|| CacheError::Config("loader type mismatch".into()))?;
+        let (v, _) = self.load_and_fill(key, &ttl_for, loader).await?;
+        let v = v
+            .downcast::<T>()
+            .map_err(|_| CacheError::Config("loader type mismatch".into()))?;
+        Ok(Fetched {
+            value: T::clone(&v),
+            source: miss,
+        })
     }
 
     fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Flight>> {
@@ -382,32 +490,113 @@ impl<C: Codec> TypedCache<C> {
         }
     }
 
-    async fn load_and_fill<T, F, Fut, E>(
+    /// With a lease configured: take it, or wait for its holder's value in the shared
+    /// tier. Returns a value found while waiting, or `None` when this caller must load
+    /// (and whether it holds the lease).
+    async fn await_lease<T>(&self, key: &Key) -> (Option<Fetched<T>>, bool)
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let Some(lease) = self.inner.lease else {
+            return (None, false);
+        };
+        let deadline = tokio::time::Instant::now() + lease.wait;
+        loop {
+            match self
+                .inner
+                .cache
+                .try_lease(key, &self.inner.owner, lease.ttl)
+                .await
+            {
+                Ok(true) => return (None, true),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(key = %key, error = %e, "lease unavailable: loading without it");
+                    return (None, false);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return (None, false);
+            }
+            tokio::time::sleep(lease.poll).await;
+            if let Some(hit) = self.get::<T>(key).await {
+                return (Some(hit), false);
+            }
+        }
+    }
+
+    async fn load_and_fill<T, F, Fut, E, P>(
         &self,
         key: &Key,
-        ttl: Ttl,
+        ttl_for: &P,
         loader: F,
-    ) -> Result<Shared, CacheError>
+    ) -> Result<(Shared, Source), CacheError>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        P: Fn(&T) -> Option<Ttl>,
     {
+        let (found, leased) = self.await_lease::<T>(key).await;
+        if let Some(hit) = found {
+            return Ok((Arc::new(hit.value), hit.source));
+        }
+        let token = if self.inner.fill_guard {
+            Some(self.inner.cache.fill_token(key).await.unwrap_or_default())
+        } else {
+            None
+        };
         self.inner.loader.calls.fetch_add(1, Relaxed);
-        let value = match loader().await {
-            Ok(v) => v,
+        let loaded = loader().await;
+        let result = match loaded {
+            Ok(value) => {
+                if let Some(ttl) = ttl_for(&value) {
+                    self.fill(key, &value, ttl, token.as_ref()).await;
+                }
+                Ok((Arc::new(value) as Shared, Source::Miss))
+            }
             Err(e) => {
                 self.inner.loader.errors.fetch_add(1, Relaxed);
-                return Err(CacheError::Loader(Arc::from(e.into())));
+                Err(CacheError::Loader(Arc::from(e.into())))
             }
         };
-        match self.entry(&value) {
-            Ok(entry) => self.store(key, entry, ttl).await,
-            Err(e) => {
-                tracing::warn!(key = %key, error = %e, "loaded value cannot be encoded: not cached")
+        if leased {
+            if let Err(e) = self.inner.cache.release_lease(key, &self.inner.owner).await {
+                tracing::debug!(key = %key, error = %e, "lease release failed: it expires by itself");
             }
         }
-        Ok(Arc::new(value))
+        result
+    }
+
+    async fn fill<T>(&self, key: &Key, value: &T, ttl: Ttl, token: Option<&FillToken>)
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        let entry = match self.entry(value) {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "loaded value cannot be encoded: not cached");
+                return;
+            }
+        };
+        match token {
+            None => self.store(key, entry, ttl).await,
+            Some(token) => {
+                let ttl = ttl.jittered(self.inner.jitter_percent);
+                match self
+                    .inner
+                    .cache
+                    .set_if_unchanged(key, entry, ttl, token)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::debug!(key = %key, "fill refused: the key was invalidated while loading")
+                    }
+                    Err(e) => tracing::debug!(key = %key, error = %e, "guarded fill skipped"),
+                }
+            }
+        }
     }
 }

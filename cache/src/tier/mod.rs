@@ -23,7 +23,7 @@ pub(crate) mod tiered;
 pub use self::moka::{MokaTier, MokaTierBuilder};
 pub use self::none::NoCache;
 pub use self::redis::{RedisTier, RedisTierBuilder};
-pub use self::tiered::{TieredCache, TieredCacheBuilder};
+pub use self::tiered::{L1Switch, TieredCache, TieredCacheBuilder};
 
 /// Which tier answered a read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -44,6 +44,20 @@ pub struct Hit {
     pub tier: TierKind,
     /// How long the entry has left to live in that tier, when the tier knows.
     pub ttl_left: Option<Duration>,
+}
+
+/// What a reader saw of a key before it started loading from the source of truth.
+///
+/// A fill made with [`Cache::set_if_unchanged`] lands only if no invalidation of the
+/// key happened since the token was taken, in each tier: the fix for the cache-aside
+/// race where a slow reader fills a value a writer has already replaced (the "leases" of
+/// *Scaling Memcache at Facebook*, NSDI 2013). L1 keeps invalidation counters in memory
+/// (striped by key hash); L2 keeps one per key in Redis (`{key}:guard`, an hour's TTL)
+/// and checks it atomically in a Lua script.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FillToken {
+    pub(crate) l1: Option<(u64, u64)>,
+    pub(crate) l2: Option<u64>,
 }
 
 /// A cache of encoded entries: one tier, or several behind one face.
@@ -77,6 +91,45 @@ pub trait Cache: Send + Sync + Debug + 'static {
 
     /// Removes every entry this cache owns (an admin action: Redis scans our prefix).
     async fn clear(&self) -> Result<(), CacheError>;
+
+    /// A token recording the key's invalidation state, taken before a load.
+    async fn fill_token(&self, key: &Key) -> Result<FillToken, CacheError> {
+        let _ = key;
+        Ok(FillToken::default())
+    }
+
+    /// Stores `entry` only if `key` was not invalidated since `token` was taken.
+    /// Returns whether it was stored.
+    async fn set_if_unchanged(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        let _ = token;
+        self.set(key, entry, ttl).await.map(|()| true)
+    }
+
+    /// Removes `key` and advances its invalidation state, so fills based on older tokens
+    /// are refused. Returns the state after the invalidation.
+    async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
+        self.delete(key).await?;
+        Ok(FillToken::default())
+    }
+
+    /// Tries to take the loading lease of `key` for `ttl` on behalf of `owner` (shared
+    /// tiers only; tiers with nothing shared always grant it).
+    async fn try_lease(&self, key: &Key, owner: &str, ttl: Ttl) -> Result<bool, CacheError> {
+        let _ = (key, owner, ttl);
+        Ok(true)
+    }
+
+    /// Gives the lease of `key` back, if `owner` still holds it.
+    async fn release_lease(&self, key: &Key, owner: &str) -> Result<(), CacheError> {
+        let _ = (key, owner);
+        Ok(())
+    }
 
     /// The counters of each tier, nearest first.
     fn stats(&self) -> Vec<TierSnapshot>;

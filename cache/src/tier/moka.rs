@@ -1,6 +1,7 @@
 //! L1: an in-process tier on `moka::future::Cache`, bounded by bytes, TTL per entry.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -8,8 +9,11 @@ use moka::Expiry;
 use moka::notification::RemovalCause;
 
 use crate::clock::default_clock;
-use crate::tier::{Cache, Hit, TierKind};
+use crate::tier::{Cache, FillToken, Hit, TierKind};
 use crate::{CacheError, Clock, Entry, Key, TierSnapshot, TierStats, Ttl};
+
+/// Invalidation counters are striped by key hash: a collision only refuses a fill.
+const GUARD_STRIPES: usize = 1024;
 
 /// Default byte budget of an L1 tier: 64 MiB.
 pub const DEFAULT_L1_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -96,6 +100,8 @@ impl MokaTierBuilder {
                 clock: self.clock,
                 stats,
                 max_bytes: self.max_bytes,
+                stripes: (0..GUARD_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+                epoch: AtomicU64::new(0),
             }),
         })
     }
@@ -106,6 +112,24 @@ struct Inner {
     clock: Arc<dyn Clock>,
     stats: Arc<TierStats>,
     max_bytes: u64,
+    /// Invalidation counters per stripe of keys, for the fill-race guard.
+    stripes: Box<[AtomicU64]>,
+    /// Advanced by `clear`: every token taken before a flush is stale.
+    epoch: AtomicU64,
+}
+
+impl Inner {
+    fn stripe(&self, key: &Key) -> &AtomicU64 {
+        let h = xxhash_rust::xxh3::xxh3_64(key.as_str().as_bytes());
+        &self.stripes[(h % GUARD_STRIPES as u64) as usize]
+    }
+
+    fn token(&self, key: &Key) -> (u64, u64) {
+        (
+            self.epoch.load(Ordering::SeqCst),
+            self.stripe(key).load(Ordering::SeqCst),
+        )
+    }
 }
 
 /// The in-process tier. Cheap to clone: clones share the same entries.
@@ -225,7 +249,45 @@ impl Cache for MokaTier {
         Ok(())
     }
 
+    async fn fill_token(&self, key: &Key) -> Result<FillToken, CacheError> {
+        Ok(FillToken {
+            l1: Some(self.inner.token(key)),
+            l2: None,
+        })
+    }
+
+    async fn set_if_unchanged(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        let Some(seen) = token.l1 else {
+            return self.set(key, entry, ttl).await.map(|()| true);
+        };
+        if self.inner.token(key) != seen {
+            return Ok(false);
+        }
+        self.set(key, entry, ttl).await?;
+        // An invalidation between the check and the insert may have deleted before we
+        // inserted: look again and undo the fill if so.
+        if self.inner.token(key) != seen {
+            self.inner.cache.invalidate(key).await;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
+        self.inner.stripe(key).fetch_add(1, Ordering::SeqCst);
+        self.inner.cache.invalidate(key).await;
+        self.inner.stats.delete();
+        self.fill_token(key).await
+    }
+
     async fn clear(&self) -> Result<(), CacheError> {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate_all();
         self.inner.cache.run_pending_tasks().await;
         Ok(())

@@ -8,7 +8,7 @@
 //! of our prefix), for the admin flush.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::breaker::{Breaker, Permit};
 use crate::clock::default_clock;
-use crate::tier::{Cache, Hit, TierKind};
+use crate::tier::{Cache, FillToken, Hit, TierKind};
 use crate::{CacheError, Clock, Entry, Key, TierSnapshot, TierStats, Ttl};
 
 /// Default bound on one Redis operation.
@@ -28,6 +28,58 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
 /// Default time the breaker stays open before probing Redis again.
 pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
+
+/// How long an invalidation counter (`{key}:guard`) outlives its last invalidation:
+/// far longer than any load, so a token is never compared with a counter that expired.
+pub const GUARD_TTL: Duration = Duration::from_secs(3600);
+
+/// Fill only if the key's invalidation counter still reads what the loader saw.
+static FILL_IF_UNCHANGED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local g = redis.call('GET', KEYS[2])
+        if (g or '0') == ARGV[1] then
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+            return 1
+        end
+        return 0",
+    )
+});
+
+/// Advance the key's invalidation counter and drop the key, in one step. A counter that
+/// is not a number (garbage) is replaced by a fresh random one.
+static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local ok, g = pcall(redis.call, 'INCR', KEYS[2])
+        if not ok then
+            redis.call('SET', KEYS[2], ARGV[2])
+            g = tonumber(ARGV[2])
+        end
+        redis.call('PEXPIRE', KEYS[2], ARGV[1])
+        redis.call('UNLINK', KEYS[1])
+        return g",
+    )
+});
+
+/// Release a lease only if we still own it.
+static RELEASE_LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+            return redis.call('DEL', KEYS[1])
+        end
+        return 0",
+    )
+});
+
+fn guard_key(key: &Key) -> String {
+    format!("{key}:guard")
+}
+
+fn lease_key(key: &Key) -> String {
+    format!("{key}:lease")
+}
 
 /// Builds a [`RedisTier`].
 #[must_use]
@@ -92,6 +144,7 @@ impl RedisTierBuilder {
         Ok(RedisTier {
             inner: Arc::new(Inner {
                 con,
+                client,
                 prefix: self.prefix,
                 op_timeout: self.op_timeout,
                 breaker: Breaker::new(
@@ -108,6 +161,7 @@ impl RedisTierBuilder {
 
 struct Inner {
     con: ConnectionManager,
+    client: redis::Client,
     prefix: Option<String>,
     op_timeout: Duration,
     breaker: Breaker,
@@ -174,6 +228,18 @@ impl RedisTier {
     #[must_use]
     pub fn connection(&self) -> ConnectionManager {
         self.inner.con.clone()
+    }
+
+    /// The client the tier was built from (for dedicated connections such as pub/sub).
+    #[must_use]
+    pub fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    /// The bound on each operation.
+    #[must_use]
+    pub fn op_timeout(&self) -> Duration {
+        self.inner.op_timeout
     }
 
     /// `PING`, bounded by the operation timeout and guarded by the breaker.
@@ -330,6 +396,104 @@ impl Cache for RedisTier {
         })
         .await?;
         self.inner.stats.delete();
+        Ok(())
+    }
+
+    async fn fill_token(&self, key: &Key) -> Result<FillToken, CacheError> {
+        let g = guard_key(key);
+        let value: Option<String> = self
+            .run("fill_token", |mut con| async move {
+                redis::cmd("GET").arg(&g).query_async(&mut con).await
+            })
+            .await?;
+        // An unreadable counter (garbage) yields no token: no L2 fill until invalidated.
+        let l2 = match value {
+            None => Some(0),
+            Some(v) => v.parse().ok(),
+        };
+        Ok(FillToken { l1: None, l2 })
+    }
+
+    async fn set_if_unchanged(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        let Some(seen) = token.l2 else {
+            return Ok(false);
+        };
+        let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
+        let bytes = entry.to_envelope(expires_ms);
+        let (k, g, ms) = (key.as_str().to_owned(), guard_key(key), ttl.as_millis());
+        let stored: i64 = self
+            .run("set_if_unchanged", |mut con| async move {
+                FILL_IF_UNCHANGED
+                    .key(&k)
+                    .key(&g)
+                    .arg(seen.to_string())
+                    .arg(bytes)
+                    .arg(ms)
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
+        if stored == 1 {
+            self.inner.stats.set();
+        }
+        Ok(stored == 1)
+    }
+
+    async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
+        let (k, g) = (key.as_str().to_owned(), guard_key(key));
+        let fresh = rand::random::<u32>();
+        let guard_ms = u64::try_from(GUARD_TTL.as_millis()).unwrap_or(u64::MAX);
+        let counter: u64 = self
+            .run("invalidate", |mut con| async move {
+                INVALIDATE
+                    .key(&k)
+                    .key(&g)
+                    .arg(guard_ms)
+                    .arg(fresh)
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
+        self.inner.stats.delete();
+        Ok(FillToken {
+            l1: None,
+            l2: Some(counter),
+        })
+    }
+
+    async fn try_lease(&self, key: &Key, owner: &str, ttl: Ttl) -> Result<bool, CacheError> {
+        let (l, o, ms) = (lease_key(key), owner.to_owned(), ttl.as_millis());
+        let set: Option<String> = self
+            .run("try_lease", |mut con| async move {
+                redis::cmd("SET")
+                    .arg(&l)
+                    .arg(&o)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut con)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn release_lease(&self, key: &Key, owner: &str) -> Result<(), CacheError> {
+        let (l, o) = (lease_key(key), owner.to_owned());
+        self.run("release_lease", |mut con| async move {
+            RELEASE_LEASE
+                .key(&l)
+                .arg(&o)
+                .invoke_async::<i64>(&mut con)
+                .await
+        })
+        .await?;
         Ok(())
     }
 

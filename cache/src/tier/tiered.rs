@@ -1,10 +1,11 @@
 //! L1 in front of L2: reads try the nearest tier first, writes and deletes reach both.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-use crate::tier::{Cache, Hit, TierKind};
+use crate::tier::{Cache, FillToken, Hit, TierKind};
 use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
 
 /// Builds a [`TieredCache`].
@@ -29,7 +30,29 @@ impl TieredCacheBuilder {
     pub fn build(self) -> TieredCache {
         TieredCache {
             inner: Arc::new(self),
+            l1_on: L1Switch(Arc::new(AtomicBool::new(true))),
         }
+    }
+}
+
+/// Turns the L1 tier of a [`TieredCache`] off and on (clones share the switch).
+///
+/// The backplane turns L1 off while it cannot hear other instances' invalidations (the
+/// rule of Redis client-side caching: no invalidation channel, no local copies): reads
+/// and writes then go to L2 only, and nothing is promoted.
+#[derive(Clone, Debug)]
+pub struct L1Switch(Arc<AtomicBool>);
+
+impl L1Switch {
+    /// Whether L1 is in use.
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Puts L1 in use (`true`) or bypasses it (`false`).
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::SeqCst);
     }
 }
 
@@ -57,6 +80,7 @@ impl TieredCacheBuilder {
 #[derive(Clone, Debug)]
 pub struct TieredCache {
     inner: Arc<TieredCacheBuilder>,
+    l1_on: L1Switch,
 }
 
 impl TieredCache {
@@ -69,11 +93,20 @@ impl TieredCache {
         }
     }
 
+    /// The switch that bypasses L1 (see [`L1Switch`]).
+    #[must_use]
+    pub fn l1_switch(&self) -> L1Switch {
+        self.l1_on.clone()
+    }
+
     fn l1_ttl(&self, ttl: Ttl) -> Ttl {
         self.inner.l1_max_ttl.map_or(ttl, |cap| ttl.min(cap))
     }
 
     async fn promote(&self, key: &Key, hit: &Hit) {
+        if !self.l1_on.is_on() {
+            return;
+        }
         let cap = self
             .inner
             .l1_max_ttl
@@ -101,8 +134,10 @@ impl Cache for TieredCache {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
-        if let Some(hit) = swallow("l1", "get", self.inner.l1.get(key).await) {
-            return Ok(Some(hit));
+        if self.l1_on.is_on() {
+            if let Some(hit) = swallow("l1", "get", self.inner.l1.get(key).await) {
+                return Ok(Some(hit));
+            }
         }
         let hit = swallow("l2", "get", self.inner.l2.get(key).await);
         if let Some(hit) = &hit {
@@ -112,7 +147,11 @@ impl Cache for TieredCache {
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
-        let mut out = swallow("l1", "get_many", self.inner.l1.get_many(keys).await);
+        let mut out = if self.l1_on.is_on() {
+            swallow("l1", "get_many", self.inner.l1.get_many(keys).await)
+        } else {
+            Vec::new()
+        };
         out.resize(keys.len(), None);
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
         if missing.is_empty() {
@@ -135,12 +174,93 @@ impl Cache for TieredCache {
             "set",
             self.inner.l2.set(key, entry.clone(), ttl).await,
         );
-        swallow(
-            "l1",
-            "set",
-            self.inner.l1.set(key, entry, self.l1_ttl(ttl)).await,
-        );
+        if self.l1_on.is_on() {
+            swallow(
+                "l1",
+                "set",
+                self.inner.l1.set(key, entry, self.l1_ttl(ttl)).await,
+            );
+        }
         Ok(())
+    }
+
+    async fn fill_token(&self, key: &Key) -> Result<FillToken, CacheError> {
+        let l2 = swallow(
+            "l2",
+            "fill_token",
+            self.inner.l2.fill_token(key).await.map(Some),
+        );
+        let l1 = swallow(
+            "l1",
+            "fill_token",
+            self.inner.l1.fill_token(key).await.map(Some),
+        );
+        Ok(FillToken {
+            l1: l1.and_then(|t| t.l1),
+            l2: l2.and_then(|t| t.l2),
+        })
+    }
+
+    async fn set_if_unchanged(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        // The shared tier decides: a refused L2 fill means an invalidation happened.
+        // Without an L2 token (Redis was unreachable when loading began) L2 is skipped.
+        let shared = if token.l2.is_some() {
+            self.inner
+                .l2
+                .set_if_unchanged(key, entry.clone(), ttl, token)
+                .await
+        } else {
+            Ok(true)
+        };
+        if let Ok(false) = shared {
+            return Ok(false);
+        }
+        if let Err(e) = &shared {
+            tracing::debug!(key = %key, error = %e, "guarded L2 fill skipped");
+        }
+        if !self.l1_on.is_on() {
+            return Ok(shared.unwrap_or(false));
+        }
+        let local = swallow(
+            "l1",
+            "set_if_unchanged",
+            self.inner
+                .l1
+                .set_if_unchanged(key, entry, self.l1_ttl(ttl), token)
+                .await,
+        );
+        Ok(local)
+    }
+
+    async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
+        let l2 = swallow(
+            "l2",
+            "invalidate",
+            self.inner.l2.invalidate(key).await.map(Some),
+        );
+        let l1 = swallow(
+            "l1",
+            "invalidate",
+            self.inner.l1.invalidate(key).await.map(Some),
+        );
+        Ok(FillToken {
+            l1: l1.and_then(|t| t.l1),
+            l2: l2.and_then(|t| t.l2),
+        })
+    }
+
+    async fn try_lease(&self, key: &Key, owner: &str, ttl: Ttl) -> Result<bool, CacheError> {
+        self.inner.l2.try_lease(key, owner, ttl).await
+    }
+
+    async fn release_lease(&self, key: &Key, owner: &str) -> Result<(), CacheError> {
+        self.inner.l2.release_lease(key, owner).await
     }
 
     async fn delete(&self, key: &Key) -> Result<(), CacheError> {
