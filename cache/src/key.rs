@@ -41,6 +41,11 @@ fn validate(what: &str, s: &str) -> Result<(), CacheError> {
 pub struct Key(Arc<str>);
 
 impl Key {
+    /// A key received from another instance (the backplane); never from user input.
+    pub(crate) fn from_wire(s: &str) -> Self {
+        Self(s.into())
+    }
+
     /// The key as stored in every tier.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -129,6 +134,18 @@ impl Namespace {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `{prefix}:{namespace}`, whatever the version: names the namespace on the wire.
+    #[must_use]
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// Where the namespace's version counter lives in Redis: `{prefix}:{namespace}:ver`.
+    #[must_use]
+    pub fn version_key(&self) -> String {
+        format!("{}:ver", self.root)
     }
 
     /// The common start of every key of this namespace (at this version), ending in `:`.

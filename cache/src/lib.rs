@@ -68,6 +68,7 @@ mod entry;
 mod error;
 mod key;
 mod stats;
+mod strategy;
 mod tier;
 mod ttl;
 mod typed;
@@ -81,6 +82,8 @@ pub use entry::{ENVELOPE_HEADER, Entry};
 pub use error::CacheError;
 pub use key::{Key, KeyBuilder, Namespace, ParamValue, Params};
 pub use stats::{CacheStats, LoaderSnapshot, TierSnapshot, TierStats};
+pub use strategy::backplane::BackplaneSnapshot;
+pub use strategy::{Part, Strategy, StrategyBuilder, StrategyKind, StrategyStats, WriteTicket};
 pub use tier::moka::DEFAULT_L1_MAX_BYTES;
 pub use tier::redis::{
     DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,

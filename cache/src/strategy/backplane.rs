@@ -1,0 +1,254 @@
+//! The backplane: invalidations travel between instances over Redis pub/sub.
+//!
+//! Every invalidation (a delete, a write-through store, a version bump, a flush) is
+//! published on `{prefix}:backplane` with the sender's instance id. Every other
+//! instance evicts the key from its L1 (advancing the key's fill guard), or learns the
+//! new version. Pub/sub delivers at most once and only to connected subscribers, so
+//! while the subscription is down this instance cannot hear invalidations: it flushes
+//! its L1 and bypasses it (reads and writes go to L2 only) until it has resubscribed,
+//! and forgets its copy of the versions (they are read from Redis meanwhile). This is
+//! the rule Redis documents for client-side caching.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::strategy::versions::Versions;
+use crate::{Cache, Key, L1Switch, MokaTier, RedisTier};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Counters of the backplane at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BackplaneSnapshot {
+    /// Whether the subscription is up (L1 in use).
+    pub connected: bool,
+    /// Messages published by this instance.
+    pub published: u64,
+    /// Messages received from other instances.
+    pub received: u64,
+    /// Times the subscription dropped (each one flushed L1).
+    pub drops: u64,
+}
+
+struct Inner {
+    instance: String,
+    channel: String,
+    l2: RedisTier,
+    l1: MokaTier,
+    switch: L1Switch,
+    versions: Arc<Versions>,
+    connected: AtomicBool,
+    published: AtomicU64,
+    received: AtomicU64,
+    drops: AtomicU64,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut task) = self.task.lock() {
+            if let Some(task) = task.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// A handle on this instance's backplane. Cheap to clone; the subscription stops when
+/// the last handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Backplane {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Backplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backplane")
+            .field("instance", &self.inner.instance)
+            .field("channel", &self.inner.channel)
+            .field("connected", &self.inner.connected.load(SeqCst))
+            .finish()
+    }
+}
+
+impl Backplane {
+    /// Starts subscribing in the background. L1 stays bypassed until the subscription is up.
+    pub(crate) fn start(
+        prefix: &str,
+        l1: MokaTier,
+        l2: RedisTier,
+        switch: L1Switch,
+        versions: Arc<Versions>,
+    ) -> Self {
+        switch.set(false);
+        versions.set_trusted(false);
+        let inner = Arc::new(Inner {
+            instance: format!("{:016x}", rand::random::<u64>()),
+            channel: format!("{prefix}:backplane"),
+            l2,
+            l1,
+            switch,
+            versions,
+            connected: AtomicBool::new(false),
+            published: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            drops: AtomicU64::new(0),
+            task: std::sync::Mutex::new(None),
+        });
+        let task = tokio::spawn(subscribe_forever(
+            Arc::downgrade(&inner),
+            inner.l2.client().clone(),
+            inner.channel.clone(),
+        ));
+        if let Ok(mut slot) = inner.task.lock() {
+            *slot = Some(task);
+        }
+        Self { inner }
+    }
+
+    pub(crate) fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.inner.connected.load(SeqCst)
+    }
+
+    pub(crate) fn snapshot(&self) -> BackplaneSnapshot {
+        let i = &self.inner;
+        BackplaneSnapshot {
+            connected: i.connected.load(SeqCst),
+            published: i.published.load(SeqCst),
+            received: i.received.load(SeqCst),
+            drops: i.drops.load(SeqCst),
+        }
+    }
+
+    pub(crate) async fn publish_evict(&self, key: &Key) {
+        self.publish("evict", key.as_str()).await;
+    }
+
+    pub(crate) async fn publish_versions(&self, versions: &[(String, u64)]) {
+        for (root, v) in versions {
+            self.publish("ver", &format!("{root}={v}")).await;
+        }
+    }
+
+    pub(crate) async fn publish_flush(&self) {
+        self.publish("flush", "").await;
+    }
+
+    async fn publish(&self, kind: &str, payload: &str) {
+        let msg = format!("{}\n{kind}\n{payload}", self.inner.instance);
+        let channel = self.inner.channel.clone();
+        let sent = self
+            .inner
+            .l2
+            .run("publish", |mut con| async move {
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(&msg)
+                    .query_async::<i64>(&mut con)
+                    .await
+            })
+            .await;
+        match sent {
+            Ok(_) => {
+                self.inner.published.fetch_add(1, SeqCst);
+            }
+            Err(e) => tracing::warn!(kind, error = %e, "backplane publish failed"),
+        }
+    }
+}
+
+impl Inner {
+    fn on_connected(&self) {
+        self.versions.forget();
+        self.versions.set_trusted(true);
+        self.connected.store(true, SeqCst);
+        self.switch.set(true);
+        tracing::info!(channel = %self.channel, "backplane subscribed: L1 in use");
+    }
+
+    async fn on_dropped(&self) {
+        self.switch.set(false);
+        self.connected.store(false, SeqCst);
+        self.versions.set_trusted(false);
+        self.drops.fetch_add(1, SeqCst);
+        if let Err(e) = self.l1.clear().await {
+            tracing::warn!(error = %e, "L1 flush failed");
+        }
+        tracing::warn!(channel = %self.channel, "backplane subscription lost: L1 flushed and bypassed");
+    }
+
+    async fn on_message(&self, payload: &[u8]) {
+        let Ok(text) = std::str::from_utf8(payload) else {
+            return;
+        };
+        let mut parts = text.splitn(3, '\n');
+        let (Some(sender), Some(kind), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
+            tracing::debug!("malformed backplane message ignored");
+            return;
+        };
+        if sender == self.instance {
+            return;
+        }
+        self.received.fetch_add(1, SeqCst);
+        match kind {
+            "evict" => {
+                let _ = self.l1.invalidate(&Key::from_wire(body)).await;
+            }
+            "ver" => {
+                if let Some((root, v)) = body.rsplit_once('=') {
+                    if let Ok(v) = v.parse() {
+                        self.versions.learn(root, v);
+                    }
+                }
+            }
+            "flush" => {
+                self.versions.forget();
+                let _ = self.l1.clear().await;
+            }
+            _ => tracing::debug!(kind, "unknown backplane message ignored"),
+        }
+    }
+}
+
+async fn subscribe_forever(weak: Weak<Inner>, client: redis::Client, channel: String) {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        if let Ok(Ok(pubsub)) = subscribed {
+            match weak.upgrade() {
+                Some(inner) => inner.on_connected(),
+                None => return,
+            }
+            backoff = Duration::from_millis(20);
+            let mut messages = pubsub.into_on_message();
+            while let Some(msg) = messages.next().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.on_message(msg.get_payload_bytes()).await;
+            }
+            match weak.upgrade() {
+                Some(inner) => inner.on_dropped().await,
+                None => return,
+            }
+        }
+        if weak.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
