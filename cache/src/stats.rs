@@ -97,6 +97,8 @@ pub(crate) struct LoaderStats {
     pub(crate) calls: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) coalesced: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
 }
 
 /// Counters of the loaders at one moment.
@@ -108,6 +110,10 @@ pub struct LoaderSnapshot {
     pub errors: u64,
     /// Callers that waited for another caller's load instead of running their own.
     pub coalesced: u64,
+    /// Loads abandoned after the serve-stale load timeout (also counted in `errors`).
+    pub timeouts: u64,
+    /// Answers served stale because a load failed (see [`crate::StaleConfig`]).
+    pub stale_served: u64,
 }
 
 impl LoaderStats {
@@ -116,6 +122,8 @@ impl LoaderStats {
             calls: self.calls.load(Relaxed),
             errors: self.errors.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
         }
     }
 }

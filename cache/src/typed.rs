@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
 use crate::clock::default_clock;
+use crate::stale::{StaleConfig, StaleStore};
 use crate::stats::LoaderStats;
 use crate::tier::{Cache, FillToken, Hit, TierKind};
 use crate::{Bincode, CacheError, CacheStats, Clock, Codec, Entry, Key, Ttl};
@@ -26,6 +27,9 @@ pub enum Source {
     Miss,
     /// Caching is off ([`crate::NoCache`]): the loader ran.
     Bypass,
+    /// The loader failed or timed out and the last good value was served instead
+    /// (serve-stale, see [`crate::StaleConfig`]): it may be older than the source.
+    Stale,
 }
 
 impl Source {
@@ -35,7 +39,13 @@ impl Source {
         matches!(self, Self::HitL1 | Self::HitL2)
     }
 
-    /// The `X-Cache` header value: `HIT-L1`, `HIT-L2`, `MISS` or `BYPASS`.
+    /// True for [`Source::Stale`]: a fallback that may be older than the source.
+    #[must_use]
+    pub fn is_stale(self) -> bool {
+        self == Self::Stale
+    }
+
+    /// The `X-Cache` header value: `HIT-L1`, `HIT-L2`, `MISS`, `BYPASS` or `STALE`.
     #[must_use]
     pub fn as_header(self) -> &'static str {
         match self {
@@ -43,6 +53,7 @@ impl Source {
             Self::HitL2 => "HIT-L2",
             Self::Miss => "MISS",
             Self::Bypass => "BYPASS",
+            Self::Stale => "STALE",
         }
     }
 }
@@ -66,7 +77,10 @@ pub struct Fetched<T> {
 }
 
 type Shared = Arc<dyn Any + Send + Sync>;
-type Flight = Arc<OnceCell<Result<(Shared, Source), CacheError>>>;
+/// A load's value, where it came from, and whether its fill was refused because the
+/// key was invalidated while it loaded (callers who joined late must not take it).
+type Landed = (Shared, Source, bool);
+type Flight = Arc<OnceCell<Result<Landed, CacheError>>>;
 
 /// Builds a [`TypedCache`].
 #[must_use]
@@ -78,6 +92,7 @@ pub struct TypedCacheBuilder<C: Codec = Bincode> {
     clock: Arc<dyn Clock>,
     fill_guard: bool,
     lease: Option<LeaseConfig>,
+    stale: Option<StaleConfig>,
 }
 
 /// The distributed loading lease: N instances missing one key cause one load.
@@ -115,6 +130,7 @@ impl<C: Codec> TypedCacheBuilder<C> {
             clock: self.clock,
             fill_guard: self.fill_guard,
             lease: self.lease,
+            stale: self.stale,
         }
     }
 
@@ -144,6 +160,14 @@ impl<C: Codec> TypedCacheBuilder<C> {
         self
     }
 
+    /// Serve-stale: when a load fails (or exceeds [`StaleConfig::load_timeout`]), answer
+    /// with the last good value if it is at most [`StaleConfig::max_stale`] old, as
+    /// [`Source::Stale`] (default off). A zero `max_stale` or `max_bytes` leaves it off.
+    pub fn serve_stale(mut self, config: StaleConfig) -> Self {
+        self.stale = Some(config);
+        self
+    }
+
     /// The typed cache.
     pub fn build(self) -> TypedCache<C> {
         TypedCache {
@@ -154,6 +178,7 @@ impl<C: Codec> TypedCacheBuilder<C> {
                 clock: self.clock,
                 fill_guard: self.fill_guard,
                 lease: self.lease,
+                stale: self.stale.and_then(StaleStore::new),
                 owner: format!("{:016x}", rand::random::<u64>()),
                 flights: Mutex::default(),
                 loader: LoaderStats::default(),
@@ -169,6 +194,7 @@ struct Inner<C> {
     clock: Arc<dyn Clock>,
     fill_guard: bool,
     lease: Option<LeaseConfig>,
+    stale: Option<StaleStore>,
     /// Who this cache is when it holds a lease.
     owner: String,
     flights: Mutex<HashMap<Key, Flight>>,
@@ -238,6 +264,7 @@ impl TypedCache<Bincode> {
             clock: default_clock(),
             fill_guard: true,
             lease: None,
+            stale: None,
         }
     }
 }
@@ -264,7 +291,12 @@ impl<C: Codec> TypedCache<C> {
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
         match self.inner.cache.get(key).await {
-            Ok(Some(hit)) => self.decode(key, hit),
+            Ok(Some(hit)) => {
+                if let (Some(stale), TierKind::L2) = (&self.inner.stale, hit.tier) {
+                    stale.record(key, hit.entry.clone()).await;
+                }
+                self.decode(key, hit)
+            }
             Ok(None) => None,
             Err(e) => {
                 tracing::debug!(key = %key, error = %e, "cache read failed: treated as a miss");
@@ -333,6 +365,9 @@ impl<C: Codec> TypedCache<C> {
     }
 
     async fn store(&self, key: &Key, entry: Entry, ttl: Ttl) {
+        if let Some(stale) = &self.inner.stale {
+            stale.record(key, entry.clone()).await;
+        }
         let ttl = ttl.jittered(self.inner.jitter_percent);
         if let Err(e) = self.inner.cache.set(key, entry, ttl).await {
             tracing::debug!(key = %key, error = %e, "cache write skipped");
@@ -341,6 +376,7 @@ impl<C: Codec> TypedCache<C> {
 
     /// Removes `key` from every tier. A tier that fails is logged and skipped.
     pub async fn delete(&self, key: &Key) {
+        self.forget_stale(key).await;
         if let Err(e) = self.inner.cache.delete(key).await {
             tracing::debug!(key = %key, error = %e, "cache delete skipped");
         }
@@ -350,6 +386,10 @@ impl<C: Codec> TypedCache<C> {
     /// (see [`FillToken`]). Returns the key's state after the invalidation, for a writer
     /// that wants to store its own value with [`TypedCache::set_if_unchanged`].
     pub async fn invalidate(&self, key: &Key) -> FillToken {
+        // Readers arriving from now on start a new load instead of joining one that
+        // may have read the source before this write.
+        self.flights().remove(key);
+        self.forget_stale(key).await;
         self.inner.cache.invalidate(key).await.unwrap_or_else(|e| {
             tracing::debug!(key = %key, error = %e, "cache invalidation skipped");
             FillToken::default()
@@ -370,15 +410,91 @@ impl<C: Codec> TypedCache<C> {
     {
         let entry = self.entry(value)?;
         let ttl = ttl.jittered(self.inner.jitter_percent);
-        Ok(self
+        let stored = self
             .inner
             .cache
-            .set_if_unchanged(key, entry, ttl, token)
+            .set_if_unchanged(key, entry.clone(), ttl, token)
             .await
             .unwrap_or_else(|e| {
                 tracing::debug!(key = %key, error = %e, "guarded cache write skipped");
                 false
-            }))
+            });
+        if stored {
+            self.record_stale(key, entry).await;
+        }
+        Ok(stored)
+    }
+
+    /// A writer's store of `value` (see [`Cache::replace`]): lands only if `key` was not
+    /// invalidated since `token`, and refuses the fills of loads that began before it.
+    pub async fn replace<T>(
+        &self,
+        key: &Key,
+        value: &T,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        let entry = self.entry(value)?;
+        let ttl = ttl.jittered(self.inner.jitter_percent);
+        self.flights().remove(key);
+        let stored = self
+            .inner
+            .cache
+            .replace(key, entry.clone(), ttl, token)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(key = %key, error = %e, "cache replace skipped");
+                false
+            });
+        if stored {
+            self.record_stale(key, entry).await;
+        } else {
+            self.forget_stale(key).await;
+        }
+        Ok(stored)
+    }
+
+    /// Empties every tier (Redis: this cache's prefix only) and the serve-stale copies.
+    pub async fn clear(&self) -> Result<(), CacheError> {
+        if let Some(stale) = &self.inner.stale {
+            stale.clear();
+        }
+        self.inner.cache.clear().await
+    }
+
+    async fn record_stale(&self, key: &Key, entry: Entry) {
+        if let Some(stale) = &self.inner.stale {
+            stale.record(key, entry).await;
+        }
+    }
+
+    async fn forget_stale(&self, key: &Key) {
+        if let Some(stale) = &self.inner.stale {
+            stale.forget(key).await;
+        }
+    }
+
+    /// The last good value of `key`, when serve-stale is on and has a young enough one.
+    async fn stale_value<T>(&self, key: &Key) -> Option<T>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let entry = self
+            .inner
+            .stale
+            .as_ref()?
+            .lookup(key, self.inner.clock.as_ref())
+            .await?;
+        if entry.codec_id() != C::ID {
+            return None;
+        }
+        if let Some(v) = entry.memo::<T>() {
+            return Some(T::clone(&v));
+        }
+        self.inner.codec.decode::<T>(entry.payload()).ok()
     }
 
     /// The cached value under `key`, or the loader's, stored for `ttl`.
@@ -428,51 +544,72 @@ impl<C: Codec> TypedCache<C> {
         } else {
             Source::Miss
         };
-        let flight = {
-            let mut flights = self.flights();
-            flights.entry(key.clone()).or_default().clone()
-        };
         let mut loader = Some(loader);
-        let mut led = false;
-        let shared = flight
-            .get_or_init(|| {
-                led = true;
-                let loader = loader.take();
-                let ttl_for = &ttl_for;
-                async {
-                    let result = match loader {
-                        Some(loader) => self.load_and_fill(key, ttl_for, loader).await,
-                        None => Err(CacheError::Config("loader already taken".into())),
-                    };
-                    self.end_flight(key, &flight);
-                    result
+        for attempt in 0.. {
+            let flight = {
+                let mut flights = self.flights();
+                flights.entry(key.clone()).or_default().clone()
+            };
+            let mut led = false;
+            let landed = flight
+                .get_or_init(|| {
+                    led = true;
+                    let loader = loader.take();
+                    let ttl_for = &ttl_for;
+                    async {
+                        let result = match loader {
+                            Some(loader) => self.load_and_fill(key, ttl_for, loader).await,
+                            None => Err(CacheError::Config("loader already taken".into())),
+                        };
+                        self.end_flight(key, &flight);
+                        result
+                    }
+                })
+                .await
+                .clone();
+            if !led {
+                self.inner.loader.coalesced.fetch_add(1, Relaxed);
+            }
+            let (shared, source, superseded) = match landed {
+                Ok(landed) => landed,
+                Err(e) => {
+                    if let Some(value) = self.stale_value::<T>(key).await {
+                        self.inner.loader.stale_served.fetch_add(1, Relaxed);
+                        tracing::warn!(key = %key, error = %e, "load failed: serving the last good value");
+                        return Ok(Fetched {
+                            value,
+                            source: Source::Stale,
+                        });
+                    }
+                    return Err(e);
                 }
-            })
-            .await
-            .clone();
-        if !led {
-            self.inner.loader.coalesced.fetch_add(1, Relaxed);
-        }
-        let (shared, source) = shared?;
-        let source = if source.is_hit() { source } else { miss };
-        if let Ok(v) = shared.clone().downcast::<T>() {
+            };
+            // We joined someone else's load and a write overtook it: our read may have
+            // begun after that write, so load again rather than return older data.
+            if !led && superseded && attempt < 2 && loader.is_some() {
+                continue;
+            }
+            let source = if source.is_hit() { source } else { miss };
+            if let Ok(v) = shared.downcast::<T>() {
+                return Ok(Fetched {
+                    value: T::clone(&v),
+                    source,
+                });
+            }
+            // Another caller loaded a different type under this key: load our own.
+            let loader = loader
+                .take()
+                .ok_or_else(|| CacheError::Config("loader type mismatch".into()))?;
+            let (v, _, _) = self.load_and_fill(key, &ttl_for, loader).await?;
+            let v = v
+                .downcast::<T>()
+                .map_err(|_| CacheError::Config("loader type mismatch".into()))?;
             return Ok(Fetched {
                 value: T::clone(&v),
-                source,
+                source: miss,
             });
         }
-        // Another caller loaded a different type under this key: load our own.
-        let loader = loader
-            .take()
-            .ok_or_else(|| CacheError::Config("loader type mismatch".into()))?;
-        let (v, _) = self.load_and_fill(key, &ttl_for, loader).await?;
-        let v = v
-            .downcast::<T>()
-            .map_err(|_| CacheError::Config("loader type mismatch".into()))?;
-        Ok(Fetched {
-            value: T::clone(&v),
-            source: miss,
-        })
+        unreachable!("the loop returns")
     }
 
     fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Flight>> {
@@ -530,7 +667,7 @@ impl<C: Codec> TypedCache<C> {
         key: &Key,
         ttl_for: &P,
         loader: F,
-    ) -> Result<(Shared, Source), CacheError>
+    ) -> Result<Landed, CacheError>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
@@ -540,7 +677,7 @@ impl<C: Codec> TypedCache<C> {
     {
         let (found, leased) = self.await_lease::<T>(key).await;
         if let Some(hit) = found {
-            return Ok((Arc::new(hit.value), hit.source));
+            return Ok((Arc::new(hit.value), hit.source, false));
         }
         let token = if self.inner.fill_guard {
             Some(self.inner.cache.fill_token(key).await.unwrap_or_default())
@@ -548,28 +685,39 @@ impl<C: Codec> TypedCache<C> {
             None
         };
         self.inner.loader.calls.fetch_add(1, Relaxed);
-        let loaded = loader().await;
+        let timeout = self.inner.stale.as_ref().and_then(|s| s.load_timeout);
+        let loaded: Result<T, Box<dyn std::error::Error + Send + Sync>> = match timeout {
+            None => loader().await.map_err(Into::into),
+            Some(limit) => match tokio::time::timeout(limit, loader()).await {
+                Ok(loaded) => loaded.map_err(Into::into),
+                Err(_) => {
+                    self.inner.loader.timeouts.fetch_add(1, Relaxed);
+                    Err(format!("the load took longer than {limit:?}").into())
+                }
+            },
+        };
         let result = match loaded {
             Ok(value) => {
-                if let Some(ttl) = ttl_for(&value) {
-                    self.fill(key, &value, ttl, token.as_ref()).await;
-                }
-                Ok((Arc::new(value) as Shared, Source::Miss))
+                let refused = match ttl_for(&value) {
+                    Some(ttl) => !self.fill(key, &value, ttl, token.as_ref()).await,
+                    None => false,
+                };
+                Ok((Arc::new(value) as Shared, Source::Miss, refused))
             }
             Err(e) => {
                 self.inner.loader.errors.fetch_add(1, Relaxed);
-                Err(CacheError::Loader(Arc::from(e.into())))
+                Err(CacheError::Loader(Arc::from(e)))
             }
         };
-        if leased {
-            if let Err(e) = self.inner.cache.release_lease(key, &self.inner.owner).await {
-                tracing::debug!(key = %key, error = %e, "lease release failed: it expires by itself");
-            }
+        if leased && let Err(e) = self.inner.cache.release_lease(key, &self.inner.owner).await {
+            tracing::debug!(key = %key, error = %e, "lease release failed: it expires by itself");
         }
         result
     }
 
-    async fn fill<T>(&self, key: &Key, value: &T, ttl: Ttl, token: Option<&FillToken>)
+    /// Stores a loaded value; false only when the guard refused it (an invalidation
+    /// happened while it loaded).
+    async fn fill<T>(&self, key: &Key, value: &T, ttl: Ttl, token: Option<&FillToken>) -> bool
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
@@ -577,25 +725,31 @@ impl<C: Codec> TypedCache<C> {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "loaded value cannot be encoded: not cached");
-                return;
+                return true;
             }
         };
-        match token {
-            None => self.store(key, entry, ttl).await,
-            Some(token) => {
-                let ttl = ttl.jittered(self.inner.jitter_percent);
-                match self
-                    .inner
-                    .cache
-                    .set_if_unchanged(key, entry, ttl, token)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::debug!(key = %key, "fill refused: the key was invalidated while loading")
-                    }
-                    Err(e) => tracing::debug!(key = %key, error = %e, "guarded fill skipped"),
-                }
+        let Some(token) = token else {
+            self.store(key, entry, ttl).await;
+            return true;
+        };
+        let ttl = ttl.jittered(self.inner.jitter_percent);
+        match self
+            .inner
+            .cache
+            .set_if_unchanged(key, entry.clone(), ttl, token)
+            .await
+        {
+            Ok(true) => {
+                self.record_stale(key, entry).await;
+                true
+            }
+            Ok(false) => {
+                tracing::debug!(key = %key, "fill refused: the key was invalidated while loading");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(key = %key, error = %e, "guarded fill skipped");
+                true
             }
         }
     }

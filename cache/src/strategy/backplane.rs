@@ -51,10 +51,10 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Ok(mut task) = self.task.lock() {
-            if let Some(task) = task.take() {
-                task.abort();
-            }
+        if let Ok(mut task) = self.task.lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
         }
     }
 }
@@ -205,10 +205,10 @@ impl Inner {
                 let _ = self.l1.invalidate(&Key::from_wire(body)).await;
             }
             "ver" => {
-                if let Some((root, v)) = body.rsplit_once('=') {
-                    if let Ok(v) = v.parse() {
-                        self.versions.learn(root, v);
-                    }
+                if let Some((root, v)) = body.rsplit_once('=')
+                    && let Ok(v) = v.parse()
+                {
+                    self.versions.learn(root, v);
                 }
             }
             "flush" => {

@@ -35,7 +35,7 @@ use self::backplane::{Backplane, BackplaneSnapshot};
 use self::versions::Versions;
 use crate::{
     Bincode, Cache, CacheError, CacheStats, Codec, Fetched, FillToken, Key, LeaseConfig, MokaTier,
-    Namespace, NoCache, Params, RedisTier, TieredCache, Ttl, TypedCache,
+    Namespace, NoCache, Params, RedisTier, StaleConfig, TieredCache, Ttl, TypedCache,
 };
 
 /// Which strategy a [`Strategy`] follows.
@@ -118,6 +118,7 @@ pub struct StrategyBuilder<C: Codec = Bincode> {
     lease: Option<LeaseConfig>,
     negative_ttl: Option<Ttl>,
     jitter_percent: u8,
+    stale: Option<StaleConfig>,
     codec: C,
     entities: Vec<(Namespace, Vec<Namespace>)>,
 }
@@ -185,9 +186,16 @@ impl<C: Codec> StrategyBuilder<C> {
             lease: self.lease,
             negative_ttl: self.negative_ttl,
             jitter_percent: self.jitter_percent,
+            stale: self.stale,
             codec,
             entities: self.entities,
         }
+    }
+
+    /// Serve-stale when a load fails or is too slow (default off; see [`StaleConfig`]).
+    pub fn serve_stale(mut self, config: StaleConfig) -> Self {
+        self.stale = Some(config);
+        self
     }
 
     /// Declares an entity namespace and the groups a write of one of its entities
@@ -233,6 +241,9 @@ impl<C: Codec> StrategyBuilder<C> {
             .fill_guard(self.fill_guard);
         if let Some(lease) = self.lease {
             typed = typed.lease(lease);
+        }
+        if let Some(stale) = self.stale {
+            typed = typed.serve_stale(stale);
         }
         Strategy {
             inner: Arc::new(Inner {
@@ -331,6 +342,7 @@ impl Strategy<Bincode> {
             lease: None,
             negative_ttl: None,
             jitter_percent: 0,
+            stale: None,
             codec: Bincode,
             entities: Vec::new(),
         }
@@ -513,7 +525,7 @@ impl<C: Codec> Strategy<C> {
 
     /// Empties every tier (Redis: our prefix only) and tells the other instances.
     pub async fn flush(&self) -> Result<(), CacheError> {
-        let cleared = self.inner.typed.cache().clear().await;
+        let cleared = self.inner.typed.clear().await;
         self.inner.versions.forget();
         if let Some(bp) = &self.inner.backplane {
             bp.publish_flush().await;

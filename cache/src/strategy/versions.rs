@@ -38,10 +38,10 @@ impl Versions {
     /// Redis (one bounded round trip); if Redis cannot answer, the last known one is used
     /// (L1 is bypassed then, and L2 unreachable, so reads go to the source anyway).
     pub(crate) async fn current(&self, ns: &Namespace) -> u64 {
-        if self.trusted.load(Ordering::SeqCst) {
-            if let Some(v) = self.known(ns.root()) {
-                return v;
-            }
+        if self.trusted.load(Ordering::SeqCst)
+            && let Some(v) = self.known(ns.root())
+        {
+            return v;
         }
         let Some(l2) = &self.l2 else {
             return self.known(ns.root()).unwrap_or(0);

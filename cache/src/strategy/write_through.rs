@@ -44,13 +44,13 @@ pub(super) async fn after<C: Codec, T>(
         // Entities are read as `Option<T>` (see `Strategy::get_entity`): store the same type.
         Some(v) => s
             .cache()
-            .set_if_unchanged(&key, &Some(v.clone()), ttl, &token)
+            .replace(&key, &Some(v.clone()), ttl, &token)
             .await
             .unwrap_or(false),
         None => match s.inner.negative_ttl {
             Some(neg) => s
                 .cache()
-                .set_if_unchanged(&key, &None::<T>, neg, &token)
+                .replace(&key, &None::<T>, neg, &token)
                 .await
                 .unwrap_or(false),
             None => true,

@@ -111,6 +111,20 @@ pub trait Cache: Send + Sync + Debug + 'static {
         self.set(key, entry, ttl).await.map(|()| true)
     }
 
+    /// A writer's store: lands only if `key` was not invalidated since `token`, and
+    /// advances the key's invalidation state, so that readers' fills based on loads that
+    /// began before it are refused (they may have read the source before the write).
+    async fn replace(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        let _ = token;
+        self.set(key, entry, ttl).await.map(|()| true)
+    }
+
     /// Removes `key` and advances its invalidation state, so fills based on older tokens
     /// are refused. Returns the state after the invalidation.
     async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {

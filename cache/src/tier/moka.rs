@@ -101,6 +101,9 @@ impl MokaTierBuilder {
                 stats,
                 max_bytes: self.max_bytes,
                 stripes: (0..GUARD_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+                locks: (0..GUARD_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
                 epoch: AtomicU64::new(0),
             }),
         })
@@ -114,14 +117,26 @@ struct Inner {
     max_bytes: u64,
     /// Invalidation counters per stripe of keys, for the fill-race guard.
     stripes: Box<[AtomicU64]>,
+    /// One lock per stripe: a conditional store checks its token and inserts, and an
+    /// invalidation counts and deletes, each as one step, so no reader ever sees a
+    /// refused fill in between. Only misses, writes and invalidations take it.
+    locks: Box<[tokio::sync::Mutex<()>]>,
     /// Advanced by `clear`: every token taken before a flush is stale.
     epoch: AtomicU64,
 }
 
 impl Inner {
-    fn stripe(&self, key: &Key) -> &AtomicU64 {
+    fn index(key: &Key) -> usize {
         let h = xxhash_rust::xxh3::xxh3_64(key.as_str().as_bytes());
-        &self.stripes[(h % GUARD_STRIPES as u64) as usize]
+        (h % GUARD_STRIPES as u64) as usize
+    }
+
+    fn stripe(&self, key: &Key) -> &AtomicU64 {
+        &self.stripes[Self::index(key)]
+    }
+
+    async fn lock(&self, key: &Key) -> tokio::sync::MutexGuard<'_, ()> {
+        self.locks[Self::index(key)].lock().await
     }
 
     fn token(&self, key: &Key) -> (u64, u64) {
@@ -266,24 +281,42 @@ impl Cache for MokaTier {
         let Some(seen) = token.l1 else {
             return self.set(key, entry, ttl).await.map(|()| true);
         };
+        let _locked = self.inner.lock(key).await;
         if self.inner.token(key) != seen {
             return Ok(false);
         }
         self.set(key, entry, ttl).await?;
-        // An invalidation between the check and the insert may have deleted before we
-        // inserted: look again and undo the fill if so.
-        if self.inner.token(key) != seen {
-            self.inner.cache.invalidate(key).await;
+        Ok(true)
+    }
+
+    async fn replace(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        let _locked = self.inner.lock(key).await;
+        if let Some(seen) = token.l1
+            && self.inner.token(key) != seen
+        {
             return Ok(false);
         }
+        // Advance: a reader's fill that took its token before this store is refused.
+        self.inner.stripe(key).fetch_add(1, Ordering::SeqCst);
+        self.set(key, entry, ttl).await?;
         Ok(true)
     }
 
     async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
+        let _locked = self.inner.lock(key).await;
         self.inner.stripe(key).fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate(key).await;
         self.inner.stats.delete();
-        self.fill_token(key).await
+        Ok(FillToken {
+            l1: Some(self.inner.token(key)),
+            l2: None,
+        })
     }
 
     async fn clear(&self) -> Result<(), CacheError> {

@@ -46,6 +46,21 @@ static FILL_IF_UNCHANGED: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
+/// A writer's store: only if the counter still reads what the writer saw, and advance it.
+static REPLACE_IF_UNCHANGED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local g = redis.call('GET', KEYS[2])
+        if (g or '0') == ARGV[1] then
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+            redis.call('INCR', KEYS[2])
+            redis.call('PEXPIRE', KEYS[2], ARGV[4])
+            return 1
+        end
+        return 0",
+    )
+});
+
 /// Advance the key's invalidation counter and drop the key, in one step. A counter that
 /// is not a number (garbage) is replaced by a fresh random one.
 static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -435,6 +450,39 @@ impl Cache for RedisTier {
                     .arg(seen.to_string())
                     .arg(bytes)
                     .arg(ms)
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
+        if stored == 1 {
+            self.inner.stats.set();
+        }
+        Ok(stored == 1)
+    }
+
+    async fn replace(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        let Some(seen) = token.l2 else {
+            return Ok(false);
+        };
+        let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
+        let bytes = entry.to_envelope(expires_ms);
+        let (k, g, ms) = (key.as_str().to_owned(), guard_key(key), ttl.as_millis());
+        let guard_ms = u64::try_from(GUARD_TTL.as_millis()).unwrap_or(u64::MAX);
+        let stored: i64 = self
+            .run("replace", |mut con| async move {
+                REPLACE_IF_UNCHANGED
+                    .key(&k)
+                    .key(&g)
+                    .arg(seen.to_string())
+                    .arg(bytes)
+                    .arg(ms)
+                    .arg(guard_ms)
                     .invoke_async(&mut con)
                     .await
             })

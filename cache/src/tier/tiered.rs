@@ -103,7 +103,10 @@ impl TieredCache {
         self.inner.l1_max_ttl.map_or(ttl, |cap| ttl.min(cap))
     }
 
-    async fn promote(&self, key: &Key, hit: &Hit) {
+    /// Copies an L2 hit into L1, unless L1's copy of the key was invalidated since
+    /// `seen` was taken (before the L2 read): a promotion is a fill, and must not
+    /// resurrect a value an invalidation arriving meanwhile removed.
+    async fn promote(&self, key: &Key, hit: &Hit, seen: &FillToken) {
         if !self.l1_on.is_on() {
             return;
         }
@@ -114,7 +117,12 @@ impl TieredCache {
         let Some(ttl) = hit.ttl_left.and_then(|left| cap.clamp_to(left)) else {
             return;
         };
-        if let Err(e) = self.inner.l1.set(key, hit.entry.clone(), ttl).await {
+        let promoted = self
+            .inner
+            .l1
+            .set_if_unchanged(key, hit.entry.clone(), ttl, seen)
+            .await;
+        if let Err(e) = promoted {
             tracing::debug!(key = %key, error = %e, "promotion into L1 failed");
         }
     }
@@ -134,14 +142,15 @@ impl Cache for TieredCache {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
-        if self.l1_on.is_on() {
-            if let Some(hit) = swallow("l1", "get", self.inner.l1.get(key).await) {
-                return Ok(Some(hit));
-            }
+        if self.l1_on.is_on()
+            && let Some(hit) = swallow("l1", "get", self.inner.l1.get(key).await)
+        {
+            return Ok(Some(hit));
         }
+        let seen = swallow("l1", "fill_token", self.inner.l1.fill_token(key).await);
         let hit = swallow("l2", "get", self.inner.l2.get(key).await);
         if let Some(hit) = &hit {
-            self.promote(key, hit).await;
+            self.promote(key, hit, &seen).await;
         }
         Ok(hit)
     }
@@ -158,10 +167,18 @@ impl Cache for TieredCache {
             return Ok(out);
         }
         let wanted: Vec<Key> = missing.iter().map(|&i| keys[i].clone()).collect();
+        let mut seen = Vec::with_capacity(wanted.len());
+        for key in &wanted {
+            seen.push(swallow(
+                "l1",
+                "fill_token",
+                self.inner.l1.fill_token(key).await,
+            ));
+        }
         let found = swallow("l2", "get_many", self.inner.l2.get_many(&wanted).await);
-        for (i, hit) in missing.into_iter().zip(found) {
+        for ((i, hit), seen) in missing.into_iter().zip(found).zip(&seen) {
             if let Some(hit) = &hit {
-                self.promote(&keys[i], hit).await;
+                self.promote(&keys[i], hit, seen).await;
             }
             out[i] = hit;
         }
@@ -236,6 +253,29 @@ impl Cache for TieredCache {
                 .await,
         );
         Ok(local)
+    }
+
+    async fn replace(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        if token.l2.is_some() {
+            match self.inner.l2.replace(key, entry.clone(), ttl, token).await {
+                Ok(false) => return Ok(false),
+                Ok(true) => {}
+                Err(e) => tracing::debug!(key = %key, error = %e, "L2 replace skipped"),
+            }
+        }
+        // L1 follows even when L1 is bypassed: advancing its guard refuses racing fills.
+        let local = self
+            .inner
+            .l1
+            .replace(key, entry, self.l1_ttl(ttl), token)
+            .await;
+        Ok(swallow("l1", "replace", local.map(Some)).unwrap_or(false))
     }
 
     async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {

@@ -5,5 +5,6 @@
 //! bounded in time.
 
 mod faults;
+mod stale;
 mod suite;
 mod support;
