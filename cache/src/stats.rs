@@ -99,6 +99,7 @@ pub(crate) struct LoaderStats {
     pub(crate) coalesced: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
 }
 
 /// Counters of the loaders at one moment.
@@ -114,6 +115,8 @@ pub struct LoaderSnapshot {
     pub timeouts: u64,
     /// Answers served stale because a load failed (see [`crate::StaleConfig`]).
     pub stale_served: u64,
+    /// Background reloads started by refresh-ahead (also counted in `calls`).
+    pub refreshes: u64,
 }
 
 impl LoaderStats {
@@ -124,6 +127,7 @@ impl LoaderStats {
             coalesced: self.coalesced.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             stale_served: self.stale_served.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
         }
     }
 }

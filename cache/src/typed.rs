@@ -93,6 +93,7 @@ pub struct TypedCacheBuilder<C: Codec = Bincode> {
     fill_guard: bool,
     lease: Option<LeaseConfig>,
     stale: Option<StaleConfig>,
+    refresh_ahead: Option<u8>,
 }
 
 /// The distributed loading lease: N instances missing one key cause one load.
@@ -131,6 +132,7 @@ impl<C: Codec> TypedCacheBuilder<C> {
             fill_guard: self.fill_guard,
             lease: self.lease,
             stale: self.stale,
+            refresh_ahead: self.refresh_ahead,
         }
     }
 
@@ -168,6 +170,16 @@ impl<C: Codec> TypedCacheBuilder<C> {
         self
     }
 
+    /// Refresh-ahead (stale-while-revalidate before expiry): a hit through
+    /// [`TypedCache::get_or_refresh`] with less than `percent` % of its TTL left is
+    /// served, and reloaded in the background (once per key at a time, through the
+    /// fill-race guard), so a hot key does not expire under load. Default off; `percent`
+    /// is clamped to 1..=99.
+    pub fn refresh_ahead(mut self, percent: u8) -> Self {
+        self.refresh_ahead = Some(percent.clamp(1, 99));
+        self
+    }
+
     /// The typed cache.
     pub fn build(self) -> TypedCache<C> {
         TypedCache {
@@ -179,6 +191,8 @@ impl<C: Codec> TypedCacheBuilder<C> {
                 fill_guard: self.fill_guard,
                 lease: self.lease,
                 stale: self.stale.and_then(StaleStore::new),
+                refresh_ahead: self.refresh_ahead,
+                refreshing: Mutex::default(),
                 owner: format!("{:016x}", rand::random::<u64>()),
                 flights: Mutex::default(),
                 loader: LoaderStats::default(),
@@ -195,6 +209,9 @@ struct Inner<C> {
     fill_guard: bool,
     lease: Option<LeaseConfig>,
     stale: Option<StaleStore>,
+    refresh_ahead: Option<u8>,
+    /// Keys being refreshed in the background.
+    refreshing: Mutex<std::collections::HashSet<Key>>,
     /// Who this cache is when it holds a lease.
     owner: String,
     flights: Mutex<HashMap<Key, Flight>>,
@@ -265,6 +282,7 @@ impl TypedCache<Bincode> {
             fill_guard: true,
             lease: None,
             stale: None,
+            refresh_ahead: None,
         }
     }
 }
@@ -290,17 +308,89 @@ impl<C: Codec> TypedCache<C> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
+        self.lookup(key).await.map(|(fetched, _)| fetched)
+    }
+
+    /// A hit and how long it has left in the tier that had it, when the tier knows.
+    async fn lookup<T>(&self, key: &Key) -> Option<(Fetched<T>, Option<std::time::Duration>)>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
         match self.inner.cache.get(key).await {
             Ok(Some(hit)) => {
                 if let (Some(stale), TierKind::L2) = (&self.inner.stale, hit.tier) {
                     stale.record(key, hit.entry.clone()).await;
                 }
-                self.decode(key, hit)
+                let left = hit.ttl_left;
+                self.decode(key, hit).map(|fetched| (fetched, left))
             }
             Ok(None) => None,
             Err(e) => {
                 tracing::debug!(key = %key, error = %e, "cache read failed: treated as a miss");
                 None
+            }
+        }
+    }
+
+    /// Like [`TypedCache::get_or_load`]; with [`TypedCacheBuilder::refresh_ahead`], a hit
+    /// close to its expiry is served and reloaded in the background, so readers of a
+    /// hot key never wait for the source. The loader must be callable again and
+    /// `'static` (it may run on a background task).
+    pub async fn get_or_refresh<T, F, Fut, E>(
+        &self,
+        key: &Key,
+        ttl: Ttl,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    {
+        let Some((hit, left)) = self.lookup::<T>(key).await else {
+            return self.get_or_load(key, ttl, loader).await;
+        };
+        if let (Some(percent), Some(left)) = (self.inner.refresh_ahead, left) {
+            let threshold = ttl.as_duration() * u32::from(percent) / 100;
+            if left < threshold && self.refreshing().insert(key.clone()) {
+                let this = self.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    this.refresh(&key, ttl, loader).await;
+                    this.refreshing().remove(&key);
+                });
+            }
+        }
+        Ok(hit)
+    }
+
+    fn refreshing(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Key>> {
+        self.inner
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A background reload: guarded like any fill, so it never overwrites a write.
+    async fn refresh<T, F, Fut, E>(&self, key: &Key, ttl: Ttl, loader: F)
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let token = self.inner.cache.fill_token(key).await.unwrap_or_default();
+        self.inner.loader.calls.fetch_add(1, Relaxed);
+        self.inner.loader.refreshes.fetch_add(1, Relaxed);
+        match loader().await {
+            Ok(value) => {
+                self.fill(key, &value, ttl, Some(&token)).await;
+            }
+            Err(e) => {
+                self.inner.loader.errors.fetch_add(1, Relaxed);
+                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                tracing::warn!(key = %key, error = %e, "background refresh failed: the entry expires as usual");
             }
         }
     }

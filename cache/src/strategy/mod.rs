@@ -119,6 +119,7 @@ pub struct StrategyBuilder<C: Codec = Bincode> {
     negative_ttl: Option<Ttl>,
     jitter_percent: u8,
     stale: Option<StaleConfig>,
+    refresh_ahead: Option<u8>,
     codec: C,
     entities: Vec<(Namespace, Vec<Namespace>)>,
 }
@@ -187,6 +188,7 @@ impl<C: Codec> StrategyBuilder<C> {
             negative_ttl: self.negative_ttl,
             jitter_percent: self.jitter_percent,
             stale: self.stale,
+            refresh_ahead: self.refresh_ahead,
             codec,
             entities: self.entities,
         }
@@ -195,6 +197,13 @@ impl<C: Codec> StrategyBuilder<C> {
     /// Serve-stale when a load fails or is too slow (default off; see [`StaleConfig`]).
     pub fn serve_stale(mut self, config: StaleConfig) -> Self {
         self.stale = Some(config);
+        self
+    }
+
+    /// Refresh-ahead for [`Strategy::get_or_refresh`] reads (default off; see
+    /// [`crate::TypedCacheBuilder::refresh_ahead`]).
+    pub fn refresh_ahead(mut self, percent: u8) -> Self {
+        self.refresh_ahead = Some(percent);
         self
     }
 
@@ -244,6 +253,9 @@ impl<C: Codec> StrategyBuilder<C> {
         }
         if let Some(stale) = self.stale {
             typed = typed.serve_stale(stale);
+        }
+        if let Some(percent) = self.refresh_ahead {
+            typed = typed.refresh_ahead(percent);
         }
         Strategy {
             inner: Arc::new(Inner {
@@ -343,6 +355,7 @@ impl Strategy<Bincode> {
             negative_ttl: None,
             jitter_percent: 0,
             stale: None,
+            refresh_ahead: None,
             codec: Bincode,
             entities: Vec::new(),
         }
@@ -445,6 +458,25 @@ impl<C: Codec> Strategy<C> {
     {
         let key = self.key(ns, part).await?;
         self.inner.typed.get_or_load(&key, ttl, loader).await
+    }
+
+    /// Like [`Strategy::get`], refreshing a hit near its expiry in the background when
+    /// refresh-ahead is on (see [`crate::TypedCache::get_or_refresh`]).
+    pub async fn get_or_refresh<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl: Ttl,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    {
+        let key = self.key(ns, part).await?;
+        self.inner.typed.get_or_refresh(&key, ttl, loader).await
     }
 
     /// A read of one entity by id; "not found" is cached for the negative TTL, if set.

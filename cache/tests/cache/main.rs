@@ -5,6 +5,7 @@
 //! bounded in time.
 
 mod faults;
+mod refresh;
 mod stale;
 mod suite;
 mod support;
