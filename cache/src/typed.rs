@@ -76,6 +76,13 @@ pub struct Fetched<T> {
     pub source: Source,
 }
 
+/// Which conditional store: a reader's fill, or a writer's replace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Guarded {
+    Fill,
+    Replace,
+}
+
 type Shared = Arc<dyn Any + Send + Sync>;
 /// A load's value, where it came from, and whether its fill was refused because the
 /// key was invalidated while it loaded (callers who joined late must not take it).
@@ -498,21 +505,8 @@ impl<C: Codec> TypedCache<C> {
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
-        let entry = self.entry(value)?;
-        let ttl = ttl.jittered(self.inner.jitter_percent);
-        let stored = self
-            .inner
-            .cache
-            .set_if_unchanged(key, entry.clone(), ttl, token)
+        self.store_if_unchanged(key, value, ttl, token, Guarded::Fill)
             .await
-            .unwrap_or_else(|e| {
-                tracing::debug!(key = %key, error = %e, "guarded cache write skipped");
-                false
-            });
-        if stored {
-            self.record_stale(key, entry).await;
-        }
-        Ok(stored)
     }
 
     /// A writer's store of `value` (see [`Cache::replace`]): lands only if `key` was not
@@ -527,21 +521,37 @@ impl<C: Codec> TypedCache<C> {
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
+        self.flights().remove(key);
+        self.store_if_unchanged(key, value, ttl, token, Guarded::Replace)
+            .await
+    }
+
+    async fn store_if_unchanged<T>(
+        &self,
+        key: &Key,
+        value: &T,
+        ttl: Ttl,
+        token: &FillToken,
+        how: Guarded,
+    ) -> Result<bool, CacheError>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
         let entry = self.entry(value)?;
         let ttl = ttl.jittered(self.inner.jitter_percent);
-        self.flights().remove(key);
-        let stored = self
-            .inner
-            .cache
-            .replace(key, entry.clone(), ttl, token)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::debug!(key = %key, error = %e, "cache replace skipped");
-                false
-            });
+        let cache = &self.inner.cache;
+        let stored = match how {
+            Guarded::Fill => cache.set_if_unchanged(key, entry.clone(), ttl, token).await,
+            Guarded::Replace => cache.replace(key, entry.clone(), ttl, token).await,
+        }
+        .unwrap_or_else(|e| {
+            tracing::debug!(key = %key, error = %e, ?how, "guarded cache write skipped");
+            false
+        });
         if stored {
             self.record_stale(key, entry).await;
-        } else {
+        } else if how == Guarded::Replace {
+            // A write whose value did not land: its last value is wrong now.
             self.forget_stale(key).await;
         }
         Ok(stored)

@@ -364,6 +364,45 @@ impl RedisTier {
     }
 }
 
+impl RedisTier {
+    /// Runs one of the guarded-store scripts (`KEYS`: the key, its guard; `ARGV`: the
+    /// guard value seen, the envelope, the TTL and the guard's TTL in ms).
+    async fn store_if_unchanged(
+        &self,
+        op: &'static str,
+        script: &'static redis::Script,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        let Some(seen) = token.l2 else {
+            return Ok(false);
+        };
+        let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
+        let bytes = entry.to_envelope(expires_ms);
+        let (k, g, ms) = (key.as_str().to_owned(), guard_key(key), ttl.as_millis());
+        let guard_ms = u64::try_from(GUARD_TTL.as_millis()).unwrap_or(u64::MAX);
+        let stored: i64 = self
+            .run(op, |mut con| async move {
+                script
+                    .key(&k)
+                    .key(&g)
+                    .arg(seen.to_string())
+                    .arg(bytes)
+                    .arg(ms)
+                    .arg(guard_ms)
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
+        if stored == 1 {
+            self.inner.stats.set();
+        }
+        Ok(stored == 1)
+    }
+}
+
 #[async_trait]
 impl Cache for RedisTier {
     fn name(&self) -> &'static str {
@@ -436,28 +475,15 @@ impl Cache for RedisTier {
         ttl: Ttl,
         token: &FillToken,
     ) -> Result<bool, CacheError> {
-        let Some(seen) = token.l2 else {
-            return Ok(false);
-        };
-        let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
-        let bytes = entry.to_envelope(expires_ms);
-        let (k, g, ms) = (key.as_str().to_owned(), guard_key(key), ttl.as_millis());
-        let stored: i64 = self
-            .run("set_if_unchanged", |mut con| async move {
-                FILL_IF_UNCHANGED
-                    .key(&k)
-                    .key(&g)
-                    .arg(seen.to_string())
-                    .arg(bytes)
-                    .arg(ms)
-                    .invoke_async(&mut con)
-                    .await
-            })
-            .await?;
-        if stored == 1 {
-            self.inner.stats.set();
-        }
-        Ok(stored == 1)
+        self.store_if_unchanged(
+            "set_if_unchanged",
+            &FILL_IF_UNCHANGED,
+            key,
+            entry,
+            ttl,
+            token,
+        )
+        .await
     }
 
     async fn replace(
@@ -467,30 +493,8 @@ impl Cache for RedisTier {
         ttl: Ttl,
         token: &FillToken,
     ) -> Result<bool, CacheError> {
-        let Some(seen) = token.l2 else {
-            return Ok(false);
-        };
-        let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
-        let bytes = entry.to_envelope(expires_ms);
-        let (k, g, ms) = (key.as_str().to_owned(), guard_key(key), ttl.as_millis());
-        let guard_ms = u64::try_from(GUARD_TTL.as_millis()).unwrap_or(u64::MAX);
-        let stored: i64 = self
-            .run("replace", |mut con| async move {
-                REPLACE_IF_UNCHANGED
-                    .key(&k)
-                    .key(&g)
-                    .arg(seen.to_string())
-                    .arg(bytes)
-                    .arg(ms)
-                    .arg(guard_ms)
-                    .invoke_async(&mut con)
-                    .await
-            })
-            .await?;
-        if stored == 1 {
-            self.inner.stats.set();
-        }
-        Ok(stored == 1)
+        self.store_if_unchanged("replace", &REPLACE_IF_UNCHANGED, key, entry, ttl, token)
+            .await
     }
 
     async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {

@@ -7,24 +7,7 @@ use cache::{CacheError, Source, StaleConfig, Ttl, TypedCache};
 
 use crate::support::{Fixture, Pet, Topology, fixture, pet};
 
-macro_rules! per_topology {
-    ($($name:ident),* $(,)?) => {
-        mod l1 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1)).await })*
-        }
-        mod l2 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L2)).await })*
-        }
-        mod l1_l2 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1L2)).await })*
-        }
-    };
-}
-
-per_topology!(
+crate::support::per_topology!(
     a_failed_load_serves_the_last_good_value_flagged_stale,
     a_value_older_than_max_stale_is_not_served,
     an_invalidated_value_is_never_served_stale,

@@ -8,24 +8,7 @@ use cache::{Cache, Entry, Params, Source, TierKind, TieredCache, Ttl};
 
 use crate::support::{Options, Topology, bounded, fixture, fixture_with, pet};
 
-macro_rules! per_topology {
-    ($($name:ident),* $(,)?) => {
-        mod l1 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1)).await })*
-        }
-        mod l2 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L2)).await })*
-        }
-        mod l1_l2 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1L2)).await })*
-        }
-    };
-}
-
-per_topology!(
+crate::support::per_topology!(
     a_value_round_trips_with_bincode,
     a_value_round_trips_with_json,
     an_entry_is_gone_after_its_ttl,

@@ -11,6 +11,25 @@ use cache::{
 };
 use serde::{Deserialize, Serialize};
 
+/// Runs each named `async fn(Topology)` as a bounded test per topology (L1, L2, L1+L2).
+macro_rules! per_topology {
+    ($($name:ident),* $(,)?) => {
+        mod l1 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1)).await })*
+        }
+        mod l2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L2)).await })*
+        }
+        mod l1_l2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1L2)).await })*
+        }
+    };
+}
+pub(crate) use per_topology;
+
 /// The bound on any one test.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
