@@ -556,6 +556,7 @@ impl<C: Codec> Strategy<C> {
     }
 
     /// Empties every tier (Redis: our prefix only) and tells the other instances.
+    /// Namespace version counters are kept, so a version never goes back.
     pub async fn flush(&self) -> Result<(), CacheError> {
         let cleared = self.inner.typed.clear().await;
         self.inner.versions.forget();

@@ -430,3 +430,52 @@ async fn the_no_cache_baseline_bypasses_and_still_coalesces_loads() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_empties_our_prefix_only_and_keeps_version_counters() {
+    bounded(async {
+        let f = fixture(Topology::L1L2);
+        let cache = f.typed();
+        let mut con = f.raw().await;
+        for id in 0..1200 {
+            cache
+                .set(&f.ns.id(id), &pet(id), Ttl::secs(60))
+                .await
+                .unwrap();
+        }
+        let version_key = f.ns.version_key();
+        let _: () = redis::cmd("SET")
+            .arg(&version_key)
+            .arg(7)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("someone-else:key")
+            .arg(1)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+
+        cache.clear().await.unwrap();
+
+        assert!(
+            cache
+                .get::<crate::support::Pet>(&f.ns.id(5))
+                .await
+                .is_none()
+        );
+        let dbsize: u64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
+        assert_eq!(
+            dbsize, 2,
+            "only the version counter and the foreign key are left"
+        );
+        let version: u64 = redis::cmd("GET")
+            .arg(&version_key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(version, 7);
+    })
+    .await;
+}
