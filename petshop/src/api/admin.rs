@@ -1,0 +1,184 @@
+//! `/cache/stats` and `/admin/cache/flush`.
+//!
+//! The flush needs `Authorization: Bearer <ADMIN_TOKEN>`. With `ADMIN_TOKEN` unset the
+//! admin endpoints are disabled and answer **403**; a missing or wrong token is 401.
+//! Tokens are compared in constant time.
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use subtle::ConstantTimeEq;
+
+use crate::api::Tag;
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// The cache endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheApi;
+
+/// Checks `Authorization: Bearer <token>` against `ADMIN_TOKEN`.
+///
+/// Read by hand rather than through a poem-openapi security scheme: the scheme would
+/// answer a missing header with 401 before we could say 403 for "disabled".
+fn authorize(state: &AppState, req: &poem::Request) -> Result<(), ApiError> {
+    let Some(expected) = &state.admin_token else {
+        return Err(ApiError::forbidden(
+            "admin endpoints are disabled: ADMIN_TOKEN is not set",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
+    if bool::from(given.trim().as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        tracing::warn!("admin request refused: wrong token");
+        Err(ApiError::unauthorized("wrong admin token"))
+    }
+}
+
+/// The counters of one tier.
+#[derive(Object, Debug)]
+pub struct TierStatsBody {
+    /// `l1`, `l2` or `none`.
+    pub tier: String,
+    /// Reads answered.
+    pub hits: u64,
+    /// Reads not answered.
+    pub misses: u64,
+    /// Hits over reads.
+    pub hit_ratio: f64,
+    /// Writes.
+    pub sets: u64,
+    /// Deletes.
+    pub deletes: u64,
+    /// Failed operations.
+    pub errors: u64,
+    /// Undecodable entries.
+    pub decode_failures: u64,
+    /// Entries dropped for space.
+    pub evictions: u64,
+    /// Entries dropped by TTL.
+    pub expirations: u64,
+    /// Operations skipped by the open breaker.
+    pub short_circuits: u64,
+}
+
+/// Loader counters.
+#[derive(Object, Debug)]
+pub struct LoaderStatsBody {
+    /// Loader runs (trips to the database).
+    pub calls: u64,
+    /// Failed loader runs.
+    pub errors: u64,
+    /// Callers that waited for another caller's load.
+    pub coalesced: u64,
+}
+
+/// The backplane's counters (`l1+l2` only).
+#[derive(Object, Debug)]
+pub struct BackplaneStatsBody {
+    /// Subscribed: invalidations from other instances arrive and L1 is in use.
+    pub connected: bool,
+    /// Invalidations this instance published.
+    pub published: u64,
+    /// Invalidations received from other instances.
+    pub received: u64,
+    /// Times the subscription dropped (each one flushed L1).
+    pub drops: u64,
+}
+
+/// The cache's counters.
+#[derive(Object, Debug)]
+pub struct CacheStatsBody {
+    /// `none`, `l1`, `l2` or `l1+l2`.
+    pub topology: String,
+    /// `cache-aside`, `write-through` or `versioned`.
+    pub strategy: String,
+    /// Per tier, nearest first.
+    pub tiers: Vec<TierStatsBody>,
+    /// The loaders.
+    pub loader: LoaderStatsBody,
+    /// The backplane, when L1 and L2 are both in use.
+    #[oai(skip_serializing_if_is_none)]
+    pub backplane: Option<BackplaneStatsBody>,
+}
+
+/// The result of a flush.
+#[derive(Object, Debug)]
+pub struct Flushed {
+    /// Always true.
+    pub flushed: bool,
+}
+
+/// A flush.
+#[derive(ApiResponse, Debug)]
+pub enum FlushResponse {
+    /// Every tier is empty.
+    #[oai(status = 200)]
+    Ok(Json<Flushed>),
+}
+
+#[OpenApi(tag = "Tag::Cache")]
+impl CacheApi {
+    /// Per-tier counters, hit ratios and loader counters.
+    #[oai(path = "/cache/stats", method = "get", operation_id = "cache_stats")]
+    async fn stats(&self, state: Data<&AppState>) -> Json<CacheStatsBody> {
+        let stats = state.cache.cache_stats();
+        let s = &stats.cache;
+        Json(CacheStatsBody {
+            topology: state.cache.topology().into(),
+            strategy: state.cache.strategy_name().into(),
+            tiers: s
+                .tiers
+                .iter()
+                .map(|t| TierStatsBody {
+                    tier: t.tier.into(),
+                    hits: t.hits,
+                    misses: t.misses,
+                    hit_ratio: t.hit_ratio(),
+                    sets: t.sets,
+                    deletes: t.deletes,
+                    errors: t.errors,
+                    decode_failures: t.decode_failures,
+                    evictions: t.evictions,
+                    expirations: t.expirations,
+                    short_circuits: t.short_circuits,
+                })
+                .collect(),
+            loader: LoaderStatsBody {
+                calls: s.loader.calls,
+                errors: s.loader.errors,
+                coalesced: s.loader.coalesced,
+            },
+            backplane: stats.backplane.map(|b| BackplaneStatsBody {
+                connected: b.connected,
+                published: b.published,
+                received: b.received,
+                drops: b.drops,
+            }),
+        })
+    }
+
+    /// Empty every cache tier (admin: `Authorization: Bearer <ADMIN_TOKEN>`; 403 while
+    /// `ADMIN_TOKEN` is unset).
+    #[oai(
+        path = "/admin/cache/flush",
+        method = "post",
+        operation_id = "flush_cache"
+    )]
+    async fn flush(
+        &self,
+        state: Data<&AppState>,
+        req: &poem::Request,
+    ) -> Result<FlushResponse, ApiError> {
+        authorize(&state, req)?;
+        state.cache.flush().await?;
+        tracing::info!("cache flushed by admin");
+        Ok(FlushResponse::Ok(Json(Flushed { flushed: true })))
+    }
+}

@@ -1,0 +1,175 @@
+//! The one middleware every request passes through.
+//!
+//! In order: a request id (the caller's `X-Request-Id` when it is sane, else a new one,
+//! echoed back), a tracing span carrying it, the 64 KiB body limit (checked on
+//! `Content-Length` and enforced while reading, so chunked bodies are bounded too),
+//! every error turned into the API's JSON ([`to_json_response`]), and the request
+//! counted in `/metrics` under its route template (`/pets/:id`, never the raw path).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use poem::PathPattern;
+use poem::error::ReadBodyError;
+use poem::http::StatusCode;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem_openapi::OperationId;
+use tracing::Instrument;
+
+use crate::api::error::{json_error, to_json_response};
+use crate::metrics::Metrics;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The request id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// See the module docs.
+#[derive(Clone, Debug)]
+pub struct Observe {
+    metrics: Metrics,
+}
+
+impl Observe {
+    /// Counts into `metrics`.
+    #[must_use]
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Observe {
+    type Output = ObserveEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ObserveEndpoint {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The endpoint [`Observe`] wraps around the app.
+#[derive(Debug)]
+pub struct ObserveEndpoint<E> {
+    inner: E,
+    metrics: Metrics,
+}
+
+fn request_id(req: &Request) -> String {
+    req.header(REQUEST_ID)
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+}
+
+/// The route template of an operation, as the spec writes it (`/pets/{id}`).
+///
+/// poem-openapi registers its routes as `/pets/:param0`, so the router's own pattern
+/// would label metrics with names nobody reads; the spec has the real ones.
+fn route_of(op: &OperationId) -> Option<&'static str> {
+    static ROUTES: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let spec: serde_json::Value =
+            serde_json::from_str(&crate::api::spec_json()).unwrap_or_default();
+        let mut map = HashMap::new();
+        if let Some(paths) = spec["paths"].as_object() {
+            for (path, ops) in paths {
+                for op in ops.as_object().into_iter().flat_map(|o| o.values()) {
+                    if let Some(id) = op["operationId"].as_str() {
+                        map.insert(id.to_owned(), path.clone());
+                    }
+                }
+            }
+        }
+        map
+    });
+    routes.get(op.0).map(String::as_str)
+}
+
+fn route_label(op: Option<&OperationId>, pattern: Option<&PathPattern>) -> String {
+    op.and_then(route_of)
+        .map(str::to_owned)
+        .or_else(|| pattern.map(|p| p.0.to_string()))
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "unmatched".to_owned())
+}
+
+/// Reads the body within the limit and puts it back, or the response refusing it.
+async fn bounded_body(req: &mut Request) -> Result<(), Response> {
+    let declared = req
+        .header("content-length")
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match req.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            req.set_body(bytes);
+            Ok(())
+        }
+        Err(ReadBodyError::PayloadTooLarge) => Err(too_large()),
+        Err(e) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {e}"),
+            None,
+        )),
+    }
+}
+
+fn too_large() -> Response {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body over {} KiB", MAX_BODY_BYTES / 1024),
+        None,
+    )
+}
+
+impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let id = request_id(&req);
+        let method = req.method().as_str().to_owned();
+        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
+        async move {
+            let start = Instant::now();
+            let (route, mut resp) = match bounded_body(&mut req).await {
+                Err(resp) => ("unmatched".to_owned(), resp),
+                Ok(()) => match self.inner.call(req).await {
+                    Ok(out) => {
+                        let resp = out.into_response();
+                        (route_label(resp.data(), resp.data()), resp)
+                    }
+                    Err(err) => {
+                        let route = route_label(err.data(), err.data());
+                        let resp = to_json_response(err, &route);
+                        (route, resp)
+                    }
+                },
+            };
+            let elapsed = start.elapsed();
+            let status = resp.status();
+            self.metrics
+                .http_request(&method, &route, status.as_u16(), elapsed);
+            if let Ok(v) = id.parse() {
+                resp.headers_mut().insert(REQUEST_ID, v);
+            }
+            let ms = elapsed.as_secs_f64() * 1000.0;
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), route = %route, latency_ms = ms, "request failed");
+            } else {
+                tracing::info!(status = status.as_u16(), route = %route, latency_ms = ms, "request");
+            }
+            Ok(resp)
+        }
+        .instrument(span)
+        .await
+    }
+}

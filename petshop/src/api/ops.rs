@@ -1,0 +1,138 @@
+//! `/health`, `/ready`, `/metrics`.
+
+use poem::web::Data;
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use crate::api::Tag;
+use crate::state::AppState;
+
+/// The operational endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct OpsApi;
+
+/// Liveness.
+#[derive(Object, Debug)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// The state of one dependency.
+#[derive(Object, Debug, Clone)]
+pub struct Component {
+    /// `up`, `down`, `degraded` or `disabled`.
+    pub status: String,
+    /// Why it is not `up`.
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
+}
+
+/// Readiness, per dependency.
+#[derive(Object, Debug)]
+pub struct Readiness {
+    /// `ready`, `degraded` (Redis down: served from the database) or `unavailable`.
+    pub status: String,
+    /// The database.
+    pub database: Component,
+    /// The Redis tier.
+    pub redis: Component,
+}
+
+/// Readiness.
+#[derive(ApiResponse, Debug)]
+pub enum ReadyResponse {
+    /// Ready, or degraded but serving.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// The database is unreachable.
+    #[oai(status = 503)]
+    Unavailable(Json<Readiness>),
+}
+
+/// Prometheus metrics.
+#[derive(ApiResponse, Debug)]
+pub enum MetricsResponse {
+    /// Prometheus text exposition format 0.0.4.
+    #[oai(
+        status = 200,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"
+    )]
+    Ok(PlainText<String>),
+}
+
+#[OpenApi(tag = "Tag::Ops")]
+impl OpsApi {
+    /// Liveness: the process answers.
+    #[oai(path = "/health", method = "get", operation_id = "health")]
+    async fn health(&self) -> Json<Health> {
+        Json(Health {
+            status: "ok".into(),
+        })
+    }
+
+    /// Readiness: the database must answer; a Redis that does not makes it `degraded`.
+    #[oai(path = "/ready", method = "get", operation_id = "ready")]
+    async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
+        let database = match state.db.ping().await {
+            Ok(()) => Component {
+                status: "up".into(),
+                detail: None,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: database ping failed");
+                Component {
+                    status: "down".into(),
+                    detail: Some("database ping failed".into()),
+                }
+            }
+        };
+        let redis = match state.cache.redis_health().await {
+            None => Component {
+                status: "disabled".into(),
+                detail: None,
+            },
+            Some(h) if h.is_healthy() => Component {
+                status: "up".into(),
+                detail: None,
+            },
+            Some(h) => Component {
+                status: "degraded".into(),
+                detail: Some(if !h.up {
+                    "redis unreachable: serving from L1 and the database".into()
+                } else if h.breaker_open {
+                    "circuit breaker open: serving from L1 and the database".into()
+                } else {
+                    "backplane not subscribed: L1 bypassed, serving from Redis".into()
+                }),
+            },
+        };
+        let db_up = database.status == "up";
+        let status = if !db_up {
+            "unavailable"
+        } else if redis.status == "degraded" {
+            "degraded"
+        } else {
+            "ready"
+        };
+        let body = Json(Readiness {
+            status: status.into(),
+            database,
+            redis,
+        });
+        if db_up {
+            ReadyResponse::Ready(body)
+        } else {
+            ReadyResponse::Unavailable(body)
+        }
+    }
+
+    /// Prometheus metrics: HTTP, database queries, cache tiers.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self, state: Data<&AppState>) -> MetricsResponse {
+        let breaker = state.cache.redis_breaker_open();
+        MetricsResponse::Ok(PlainText(
+            state.metrics.render(&state.cache.cache_stats(), breaker),
+        ))
+    }
+}

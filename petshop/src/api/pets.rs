@@ -1,0 +1,235 @@
+//! `/pets`: list with filters, read, create, partial update, delete.
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use crate::api::Tag;
+use crate::api::error::ApiError;
+use crate::model::{NewPet, Pet, PetFilter, PetPatch};
+use crate::service::pets;
+use crate::state::AppState;
+
+/// The `/pets` operations.
+#[derive(Debug, Clone, Copy)]
+pub struct PetsApi;
+
+/// One page of pets.
+#[derive(Object, Debug)]
+pub struct PetPage {
+    /// The page, ordered by id.
+    pub pets: Vec<Pet>,
+    /// Every matching pet, not just this page.
+    pub total: u64,
+    /// The page size asked for.
+    pub limit: u64,
+    /// The rows skipped.
+    pub offset: u64,
+    /// True when the page came from the cache.
+    pub cached: bool,
+}
+
+/// A page of pets.
+#[derive(ApiResponse, Debug)]
+pub enum ListResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(
+        Json<PetPage>,
+        /// HIT-L1, HIT-L2, MISS or BYPASS.
+        #[oai(header = "X-Cache")]
+        String,
+        /// cache-aside, write-through or versioned.
+        #[oai(header = "X-Cache-Strategy")]
+        String,
+    ),
+}
+
+/// A pet, with where it came from.
+#[derive(Object, Debug)]
+pub struct CachedPet {
+    /// The pet.
+    #[oai(flatten)]
+    pub pet: Pet,
+    /// True when the pet came from the cache.
+    pub cached: bool,
+}
+
+/// One pet.
+#[derive(ApiResponse, Debug)]
+pub enum PetResponse {
+    /// The pet.
+    #[oai(status = 200)]
+    Ok(
+        Json<CachedPet>,
+        /// HIT-L1, HIT-L2, MISS or BYPASS.
+        #[oai(header = "X-Cache")]
+        String,
+        /// cache-aside, write-through or versioned.
+        #[oai(header = "X-Cache-Strategy")]
+        String,
+    ),
+}
+
+/// A created pet.
+#[derive(ApiResponse, Debug)]
+pub enum CreatedResponse {
+    /// Created.
+    #[oai(status = 201)]
+    Created(
+        Json<Pet>,
+        /// `/pets/{id}` of the new pet.
+        #[oai(header = "Location")]
+        String,
+    ),
+}
+
+/// An updated pet.
+#[derive(ApiResponse, Debug)]
+pub enum UpdatedResponse {
+    /// The pet as stored now.
+    #[oai(status = 200)]
+    Ok(Json<Pet>),
+}
+
+/// A deleted pet.
+#[derive(ApiResponse, Debug)]
+pub enum DeletedResponse {
+    /// Deleted.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+fn default_limit() -> u64 {
+    10
+}
+
+#[OpenApi(tag = "Tag::Pets")]
+impl PetsApi {
+    /// List pets, filtered, ordered by id, paginated.
+    #[oai(path = "/pets", method = "get", operation_id = "list_pets")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        /// Only this species (1–32 lower-case letters).
+        #[oai(validator(pattern = r"^[a-z]{1,32}$"))]
+        species: Query<Option<String>>,
+        /// Only pets at least this old (0–100).
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        min_age: Query<Option<i32>>,
+        /// Only pets at most this old (0–100, at least `min_age`).
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
+        max_age: Query<Option<i32>>,
+        /// Page size, 1–100.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u64>,
+        /// Rows to skip.
+        #[oai(default, validator(maximum(value = "1000000000")))]
+        offset: Query<u64>,
+    ) -> Result<ListResponse, ApiError> {
+        if let (Some(min), Some(max)) = (min_age.0, max_age.0)
+            && min > max
+        {
+            return Err(ApiError::invalid(
+                Some("min_age"),
+                format!("min_age ({min}) must not be above max_age ({max})"),
+            ));
+        }
+        let filter = PetFilter {
+            species: species.0,
+            min_age: min_age.0,
+            max_age: max_age.0,
+            limit: limit.0,
+            offset: offset.0,
+        };
+        let db = &state.db;
+        let fetched = state
+            .cache
+            .list_pets(&filter, || pets::list(db, &filter))
+            .await?;
+        Ok(ListResponse::Ok(
+            Json(PetPage {
+                pets: fetched.value.pets,
+                total: fetched.value.total,
+                limit: filter.limit,
+                offset: filter.offset,
+                cached: fetched.source.is_hit(),
+            }),
+            fetched.source.as_header().to_owned(),
+            state.cache.strategy_name().to_owned(),
+        ))
+    }
+
+    /// Read one pet.
+    #[oai(path = "/pets/:id", method = "get", operation_id = "get_pet")]
+    async fn get(&self, state: Data<&AppState>, id: Path<i64>) -> Result<PetResponse, ApiError> {
+        let db = &state.db;
+        let fetched = state.cache.get_pet(id.0, || pets::get(db, id.0)).await?;
+        let Some(pet) = fetched.value else {
+            return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
+        };
+        Ok(PetResponse::Ok(
+            Json(CachedPet {
+                pet,
+                cached: fetched.source.is_hit(),
+            }),
+            fetched.source.as_header().to_owned(),
+            state.cache.strategy_name().to_owned(),
+        ))
+    }
+
+    /// Create a pet.
+    #[oai(path = "/pets", method = "post", operation_id = "create_pet")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        body: Json<NewPet>,
+    ) -> Result<CreatedResponse, ApiError> {
+        let write = state.cache.begin_write(None).await;
+        let pet = pets::create(&state.db, body.0).await?;
+        state.cache.pet_written(write, &pet).await;
+        let location = format!("/pets/{}", pet.id);
+        Ok(CreatedResponse::Created(Json(pet), location))
+    }
+
+    /// Change some fields of a pet (at least one).
+    #[oai(path = "/pets/:id", method = "patch", operation_id = "update_pet")]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        id: Path<i64>,
+        body: Json<PetPatch>,
+    ) -> Result<UpdatedResponse, ApiError> {
+        if body.0.is_empty() {
+            return Err(ApiError::invalid(
+                None,
+                "nothing to change: give at least one of name, species, age, happiness",
+            ));
+        }
+        let write = state.cache.begin_write(Some(id.0)).await;
+        let Some(pet) = pets::update(&state.db, id.0, body.0).await? else {
+            return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
+        };
+        state.cache.pet_written(write, &pet).await;
+        Ok(UpdatedResponse::Ok(Json(pet)))
+    }
+
+    /// Delete a pet.
+    #[oai(path = "/pets/:id", method = "delete", operation_id = "delete_pet")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        id: Path<i64>,
+    ) -> Result<DeletedResponse, ApiError> {
+        let write = state.cache.begin_write(Some(id.0)).await;
+        if !pets::delete(&state.db, id.0).await? {
+            return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
+        }
+        state.cache.pet_deleted(write, id.0).await;
+        Ok(DeletedResponse::NoContent)
+    }
+}

@@ -1,0 +1,281 @@
+//! The only place the service touches the cache: a thin shell over the cache library's
+//! [`cache::Strategy`].
+//!
+//! Handlers ask this module for a pet, a page of pets or the stats, handing it a loader
+//! that queries the database, and wrap every write in [`CacheLayer::begin_write`] /
+//! [`CacheLayer::pet_written`] (or [`CacheLayer::pet_deleted`]). The tiers come from
+//! `CACHE_TIERS`, the strategy from `CACHE_STRATEGY`; what they do is the library's:
+//!
+//! | `CACHE_STRATEGY` | a write of pet `id` | the next read of `/pets/{id}` |
+//! |---|---|---|
+//! | `cache-aside` | invalidates `petshop:pet:id:{id}` in every tier (and every instance's L1) | a miss, loaded and filled |
+//! | `write-through` | invalidates the key before the database write, stores the new pet in every tier after it (a delete stores "not found") | a hit |
+//! | `versioned` | bumps the `pet` namespace version: every `petshop:pet:v{n}:…` key is unreachable at once | a miss under the new version |
+//!
+//! Lists (`petshop:pets:v{n}:q:{hash of the filter}`) and the stats
+//! (`petshop:stats:v{n}:f:all`) are the pet entity's *groups*: every write bumps their
+//! versions (`INCR`s in one pipelined round trip when Redis is a tier, in memory
+//! otherwise), so no write has to find the pages it made stale; old entries expire by TTL.
+//!
+//! With `l1+l2`, invalidations and version bumps travel to the other instances over the
+//! library's Redis pub/sub backplane; while it is disconnected L1 is flushed and bypassed,
+//! so a write on another instance is never hidden by a stale local copy. Loads fill
+//! through the library's fill guard (a read that loaded the old row before a write
+//! cannot store it after the write's invalidation), concurrent misses of one key in one
+//! process run the loader once, and `CACHE_LEASE=on` adds a Redis lease so concurrent
+//! misses across instances do too. A "not found" pet is cached for [`NOT_FOUND_TTL`] so
+//! probing unknown ids does not hammer the database; every strategy replaces it when the
+//! id is created.
+//!
+//! Redis down or slow is never an error: the library counts it, skips Redis (circuit
+//! breaker) and the service serves from L1 and the database. With no tiers
+//! (`CACHE_TIERS=none`) the library passes every read through (`X-Cache: BYPASS`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache::{
+    CacheError, Fetched, KeyBuilder, LeaseConfig, MokaTier, Namespace, Params, Part, RedisTier,
+    Strategy, StrategyKind, StrategyStats, Ttl, WriteTicket,
+};
+use sea_orm::DbErr;
+
+use crate::config::{CacheTiers, Config};
+use crate::model::{Pet, PetFilter, PetList, StatsData};
+
+/// The prefix of every key the service writes.
+pub const KEY_PREFIX: &str = "petshop";
+/// How long a "no such pet" answer is cached.
+pub const NOT_FOUND_TTL: Ttl = Ttl::secs(5);
+
+/// The state of the Redis tier, for `/ready`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisHealth {
+    /// `PING` answered.
+    pub up: bool,
+    /// The circuit breaker is open: Redis is being skipped.
+    pub breaker_open: bool,
+    /// `None` without a backplane (`l2` alone); otherwise whether it is subscribed.
+    pub backplane_connected: Option<bool>,
+    /// Why `PING` failed.
+    pub error: Option<String>,
+}
+
+impl RedisHealth {
+    /// Redis answers, its breaker is closed and the backplane (if any) is up.
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.up && !self.breaker_open && self.backplane_connected != Some(false)
+    }
+}
+
+struct Inner {
+    strategy: Strategy,
+    tiers: CacheTiers,
+    redis: Option<RedisTier>,
+    pet: Namespace,
+    pets: Namespace,
+    stats: Namespace,
+    pet_ttl: Ttl,
+    list_ttl: Ttl,
+    stats_ttl: Ttl,
+}
+
+/// The service's cache: cheap to clone, shared by every handler.
+#[derive(Clone)]
+pub struct CacheLayer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("tiers", &self.inner.tiers.as_str())
+            .field("strategy", &self.inner.strategy.kind().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write in progress: from [`CacheLayer::begin_write`], consumed by
+/// [`CacheLayer::pet_written`] or [`CacheLayer::pet_deleted`]. Dropping it (the write
+/// did not happen) is harmless.
+#[derive(Debug)]
+#[must_use = "finish the write once the database has acknowledged it"]
+pub struct PetWrite(WriteTicket);
+
+impl CacheLayer {
+    /// The tiers and strategy `config` asks for. Redis is connected lazily: a server that
+    /// is down now does not stop the service. Must run inside a Tokio runtime.
+    pub fn new(config: &Config) -> Result<Self, CacheError> {
+        let keys = KeyBuilder::new(KEY_PREFIX)?;
+        let (pet, pets, stats) = (
+            keys.namespace("pet")?,
+            keys.namespace("pets")?,
+            keys.namespace("stats")?,
+        );
+        let redis = match (&config.redis_url, config.cache_tiers.uses_redis()) {
+            (Some(url), true) => Some(
+                RedisTier::builder(url.as_str())
+                    .prefix(KEY_PREFIX)
+                    .op_timeout(config.redis_op_timeout)
+                    .connect_timeout(config.redis_op_timeout.max(Duration::from_millis(250)))
+                    .build()?,
+            ),
+            (None, true) => {
+                return Err(CacheError::Config(
+                    "CACHE_TIERS with l2 needs REDIS_URL".into(),
+                ));
+            }
+            _ => None,
+        };
+        let mut builder = Strategy::builder(config.cache_strategy, &keys)
+            .entity(&pet, &[&pets, &stats])
+            .negative_ttl(NOT_FOUND_TTL)
+            .jitter_percent(config.cache_jitter_percent);
+        if matches!(config.cache_tiers, CacheTiers::L1 | CacheTiers::L1L2) {
+            builder = builder.l1(MokaTier::builder().max_bytes(config.l1_max_bytes).build()?);
+        }
+        if let Some(l2) = &redis {
+            builder = builder.l2(l2.clone());
+            if config.cache_lease {
+                builder = builder.lease(LeaseConfig::default());
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                strategy: builder.build(),
+                tiers: config.cache_tiers,
+                redis,
+                pet,
+                pets,
+                stats,
+                pet_ttl: config.pet_ttl,
+                list_ttl: config.pets_list_ttl,
+                stats_ttl: config.stats_ttl,
+            }),
+        })
+    }
+
+    /// `cache-aside`, `write-through` or `versioned` (the `X-Cache-Strategy` header).
+    #[must_use]
+    pub fn strategy_name(&self) -> &'static str {
+        self.inner.strategy.kind().as_str()
+    }
+
+    /// The strategy.
+    #[must_use]
+    pub fn strategy_kind(&self) -> StrategyKind {
+        self.inner.strategy.kind()
+    }
+
+    /// `none`, `l1`, `l2` or `l1+l2`.
+    #[must_use]
+    pub fn topology(&self) -> &'static str {
+        self.inner.tiers.as_str()
+    }
+
+    /// Pet `id` (`None`: no such pet), from the cache or `loader`.
+    pub async fn get_pet<F, Fut>(
+        &self,
+        id: i64,
+        loader: F,
+    ) -> Result<Fetched<Option<Pet>>, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Pet>, DbErr>>,
+    {
+        let i = &self.inner;
+        i.strategy.get_entity(&i.pet, id, i.pet_ttl, loader).await
+    }
+
+    /// A page of pets matching `filter`, from the cache or `loader`.
+    pub async fn list_pets<F, Fut>(
+        &self,
+        filter: &PetFilter,
+        loader: F,
+    ) -> Result<Fetched<PetList>, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<PetList, DbErr>>,
+    {
+        let params = Params::new()
+            .with("species", filter.species.clone())
+            .with("min_age", filter.min_age)
+            .with("max_age", filter.max_age)
+            .with("limit", filter.limit)
+            .with("offset", filter.offset);
+        let i = &self.inner;
+        i.strategy
+            .get(&i.pets, &Part::Query(params), i.list_ttl, loader)
+            .await
+    }
+
+    /// The stats, from the cache or `loader`.
+    pub async fn stats<F, Fut>(&self, loader: F) -> Result<Fetched<StatsData>, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<StatsData, DbErr>>,
+    {
+        let i = &self.inner;
+        i.strategy
+            .get(&i.stats, &Part::Fixed("all"), i.stats_ttl, loader)
+            .await
+    }
+
+    /// Call before writing pet `id` to the database (`None` for a create).
+    pub async fn begin_write(&self, id: Option<i64>) -> PetWrite {
+        PetWrite(self.inner.strategy.begin_write(&self.inner.pet, id).await)
+    }
+
+    /// After a create or an update: `pet` is what the database now holds.
+    pub async fn pet_written(&self, write: PetWrite, pet: &Pet) {
+        let i = &self.inner;
+        i.strategy
+            .finish_write(write.0, pet.id, Some(pet), i.pet_ttl)
+            .await;
+    }
+
+    /// After pet `id` was deleted.
+    pub async fn pet_deleted(&self, write: PetWrite, id: i64) {
+        let i = &self.inner;
+        i.strategy
+            .finish_write(write.0, id, None::<&Pet>, i.pet_ttl)
+            .await;
+    }
+
+    /// Empties every tier (Redis: our prefix only) and tells the other instances.
+    pub async fn flush(&self) -> Result<(), CacheError> {
+        self.inner.strategy.flush().await
+    }
+
+    /// Counters of every tier, the loaders and the backplane.
+    #[must_use]
+    pub fn cache_stats(&self) -> StrategyStats {
+        self.inner.strategy.stats()
+    }
+
+    /// Waits up to `timeout` for the backplane (only `l1+l2` has one) to subscribe;
+    /// until it does, L1 is bypassed. True if it did or there is none.
+    pub async fn wait_for_backplane(&self, timeout: Duration) -> bool {
+        self.inner.strategy.wait_for_backplane(timeout).await
+    }
+
+    /// Whether the Redis tier's breaker is open (no round trip); `None` without Redis.
+    #[must_use]
+    pub fn redis_breaker_open(&self) -> Option<bool> {
+        self.inner.redis.as_ref().map(RedisTier::is_degraded)
+    }
+
+    /// The Redis tier's health; `None` when Redis is not a tier.
+    pub async fn redis_health(&self) -> Option<RedisHealth> {
+        let redis = self.inner.redis.as_ref()?;
+        let ping = redis.ping().await;
+        Some(RedisHealth {
+            up: ping.is_ok(),
+            breaker_open: redis.is_degraded(),
+            backplane_connected: self.inner.strategy.backplane_connected(),
+            error: ping.err().map(|e| e.to_string()),
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! Building the app from a [`Config`] and running it.
+//!
+//! [`build_state`] connects the database (running migrations) and the cache; [`app`]
+//! wraps the routes in the middleware; [`Application`] binds the listener (port 0 in
+//! tests) and serves until a shutdown signal, letting requests in flight finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::CatchPanic;
+use poem::{Endpoint, EndpointExt, Route, Server};
+
+use crate::api::{self, error::json_error, middleware::Observe};
+use crate::cache_layer::CacheLayer;
+use crate::config::{Config, redact_url};
+use crate::metrics::Metrics;
+use crate::service::db;
+use crate::state::AppState;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long start-up waits for the cache backplane (`l1+l2`) when Redis answers.
+pub const BACKPLANE_WAIT: Duration = Duration::from_secs(2);
+
+/// Connects the database (migrating it) and builds the cache.
+pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
+    let metrics = Metrics::new();
+    let counter = metrics.clone();
+    let db = db::connect(&config.database_url, move |info| {
+        counter.db_query(info.elapsed, info.failed);
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the database {}: {e}",
+            redact_url(&config.database_url)
+        )
+    })?;
+    let cache = CacheLayer::new(config)?;
+    match cache.redis_health().await {
+        Some(health) if !health.up => tracing::warn!(
+            redis = %config.redis_url.as_deref().map(redact_url).unwrap_or_default(),
+            "redis is not answering: serving from L1 and the database until it does"
+        ),
+        // L1 stays bypassed until the backplane has subscribed: give it a moment so the
+        // first reads already use L1.
+        Some(_) if !cache.wait_for_backplane(BACKPLANE_WAIT).await => {
+            tracing::warn!("backplane not subscribed yet: L1 is bypassed until it is");
+        }
+        _ => {}
+    }
+    Ok(AppState {
+        db,
+        cache,
+        metrics,
+        admin_token: config.admin_token.as_deref().map(Arc::from),
+    })
+}
+
+/// Every route, behind the middleware, with `state` attached.
+pub fn app(state: AppState) -> impl Endpoint<Output = poem::Response> + use<> {
+    let service = api::service();
+    let docs = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    let metrics = state.metrics.clone();
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", service)
+        .data(state)
+        .with(CatchPanic::new().with_handler(|_| {
+            json_error(
+                poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error",
+                None,
+            )
+        }))
+        .with(Observe::new(metrics))
+}
+
+/// A bound, not yet serving, app.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Builds the state and binds `config.bind` (port 0 picks a free port).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let state = build_state(config).await?;
+        let acceptor = TcpListener::bind(config.bind.to_string())
+            .into_acceptor()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))?;
+        Ok(Self {
+            acceptor,
+            addr,
+            state,
+        })
+    }
+
+    /// The address actually bound.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (database, cache, metrics).
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        tracing::info!(addr = %self.addr, "listening");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app(self.state), shutdown, Some(SHUTDOWN_GRACE))
+            .await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received: finishing requests in flight");
+}

@@ -1,0 +1,21 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::cache_layer::CacheLayer;
+use crate::metrics::Metrics;
+
+/// The database, the cache, the metrics and the admin token. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The only way to the cache.
+    pub cache: CacheLayer,
+    /// This instance's metrics.
+    pub metrics: Metrics,
+    /// `ADMIN_TOKEN`; `None` disables the admin endpoints.
+    pub admin_token: Option<Arc<str>>,
+}

@@ -1,0 +1,145 @@
+//! Configuration: defaults, and every bad value stopping start-up with a message that
+//! names the variable and what it accepts.
+
+use std::time::Duration;
+
+use petshop::config::{CacheTiers, Config, DEFAULT_BIND, StrategyKind};
+
+fn from(vars: &[(&str, &str)]) -> Result<Config, petshop::config::ConfigError> {
+    Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+#[test]
+fn defaults_need_no_services() {
+    let c = from(&[]).unwrap();
+    assert!(c.database_url.starts_with("sqlite:"), "{}", c.database_url);
+    assert_eq!(c.redis_url, None);
+    assert_eq!(c.cache_tiers, CacheTiers::L1);
+    assert_eq!(c.cache_strategy, StrategyKind::CacheAside);
+    assert!(!c.cache_lease);
+    assert_eq!(c.pets_list_ttl.as_duration(), Duration::from_secs(5));
+    assert_eq!(c.pet_ttl.as_duration(), Duration::from_secs(60));
+    assert_eq!(c.stats_ttl.as_duration(), Duration::from_secs(10));
+    assert_eq!(c.l1_max_bytes, 64 << 20);
+    assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+    assert_eq!(c.admin_token, None);
+}
+
+#[test]
+fn redis_url_turns_on_both_tiers_by_default() {
+    let c = from(&[("REDIS_URL", "redis://127.0.0.1:1")]).unwrap();
+    assert_eq!(c.cache_tiers, CacheTiers::L1L2);
+}
+
+#[test]
+fn every_setting_is_read() {
+    let c = from(&[
+        ("DATABASE_URL", "postgres://u:p@db/petshop"),
+        ("REDIS_URL", "redis://r:6379/0"),
+        ("CACHE_TIERS", "l2"),
+        ("CACHE_STRATEGY", "versioned"),
+        ("CACHE_LEASE", "on"),
+        ("PETS_LIST_TTL", "2s"),
+        ("PET_TTL", "5m"),
+        ("STATS_TTL", "1500ms"),
+        ("L1_MAX_BYTES", "16MiB"),
+        ("REDIS_OP_TIMEOUT", "20ms"),
+        ("CACHE_JITTER_PERCENT", "0"),
+        ("BIND", "0.0.0.0:9000"),
+        ("ADMIN_TOKEN", "0123456789abcdef"),
+        ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "debug"),
+    ])
+    .unwrap();
+    assert_eq!(c.cache_tiers, CacheTiers::L2);
+    assert_eq!(c.cache_strategy, StrategyKind::Versioned);
+    assert!(c.cache_lease);
+    assert_eq!(c.pets_list_ttl.as_duration(), Duration::from_secs(2));
+    assert_eq!(c.pet_ttl.as_duration(), Duration::from_secs(300));
+    assert_eq!(c.stats_ttl.as_duration(), Duration::from_millis(1500));
+    assert_eq!(c.l1_max_bytes, 16 << 20);
+    assert_eq!(c.redis_op_timeout, Duration::from_millis(20));
+    assert_eq!(c.cache_jitter_percent, 0);
+    assert_eq!(c.bind.port(), 9000);
+    assert!(c.log_json);
+    // Secrets stay out of logs.
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("0123456789abcdef") && !shown.contains(":p@"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn empty_values_count_as_unset() {
+    let c = from(&[("REDIS_URL", ""), ("CACHE_TIERS", " "), ("ADMIN_TOKEN", "")]).unwrap();
+    assert_eq!(
+        (c.redis_url, c.cache_tiers, c.admin_token),
+        (None, CacheTiers::L1, None)
+    );
+}
+
+#[test]
+fn bad_values_name_the_variable_and_the_allowed_values() {
+    /// Variables, the one at fault, words its message must contain.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static [&'static str],
+    );
+    let cases: &[Case] = &[
+        (
+            &[("CACHE_TIERS", "l3")],
+            "CACHE_TIERS",
+            &["none", "l1", "l2", "l1+l2"],
+        ),
+        (&[("CACHE_TIERS", "l2")], "CACHE_TIERS", &["REDIS_URL"]),
+        (&[("CACHE_TIERS", "l1+l2")], "CACHE_TIERS", &["REDIS_URL"]),
+        (
+            &[("CACHE_STRATEGY", "write-back")],
+            "CACHE_STRATEGY",
+            &["cache-aside", "write-through", "versioned"],
+        ),
+        (&[("CACHE_LEASE", "yes")], "CACHE_LEASE", &["off", "on"]),
+        (&[("CACHE_LEASE", "on")], "CACHE_LEASE", &["l2", "l1+l2"]),
+        (&[("PETS_LIST_TTL", "5")], "PETS_LIST_TTL", &["5s"]),
+        (&[("PET_TTL", "soon")], "PET_TTL", &["5s"]),
+        (&[("STATS_TTL", "0s")], "STATS_TTL", &["1ms", "30 days"]),
+        (&[("PET_TTL", "31days")], "PET_TTL", &["1ms", "30 days"]),
+        (&[("L1_MAX_BYTES", "0")], "L1_MAX_BYTES", &["MiB"]),
+        (&[("L1_MAX_BYTES", "lots")], "L1_MAX_BYTES", &["MiB"]),
+        (
+            &[("REDIS_OP_TIMEOUT", "0ms")],
+            "REDIS_OP_TIMEOUT",
+            &["1ms", "60s"],
+        ),
+        (
+            &[("CACHE_JITTER_PERCENT", "101")],
+            "CACHE_JITTER_PERCENT",
+            &["0 to 100"],
+        ),
+        (&[("BIND", "localhost")], "BIND", &["127.0.0.1:8000"]),
+        (&[("ADMIN_TOKEN", "short")], "ADMIN_TOKEN", &["16"]),
+        (&[("LOG_FORMAT", "xml")], "LOG_FORMAT", &["text", "json"]),
+        (
+            &[("DATABASE_URL", "mysql://u:secret@h/db")],
+            "DATABASE_URL",
+            &["sqlite:", "postgres://"],
+        ),
+        (
+            &[("REDIS_URL", "http://r:6379")],
+            "REDIS_URL",
+            &["redis://"],
+        ),
+    ];
+    for (vars, var, allowed) in cases {
+        let e = from(vars).expect_err(&format!("{vars:?} must be refused"));
+        assert_eq!(e.var, *var, "{vars:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(var), "{vars:?}: {msg}");
+        for a in *allowed {
+            assert!(msg.contains(a), "{vars:?}: {msg:?} should mention {a:?}");
+        }
+        assert!(!msg.contains("secret"), "a password leaked: {msg}");
+    }
+}

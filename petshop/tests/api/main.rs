@@ -1,0 +1,13 @@
+//! Integration tests of the pet shop API: one binary, one module per area.
+
+mod admin;
+mod bad_input;
+mod compose;
+mod config;
+mod helpers;
+mod matrix;
+mod metrics;
+mod openapi;
+mod postgres;
+mod redis_outage;
+mod server;

@@ -1,0 +1,140 @@
+//! `/metrics` (Prometheus text) and `/cache/stats` (JSON).
+
+use crate::helpers::{bounded, new_pet, spawn, spawn_with};
+
+/// The value of the sample `line_start …` in `text`.
+fn sample(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_http_requests_by_route_template_and_the_cache_per_tier() {
+    bounded(async {
+        let app = spawn_with("cache-aside", "l1+l2").await;
+        let id = app.insert("Rex", "dog", 3, 50).await;
+        for _ in 0..3 {
+            app.get(&format!("/pets/{id}")).await;
+        }
+        app.get("/pets/999").await;
+        app.post("/pets", &new_pet("Tom", "cat", 1, 1)).await;
+        app.get("/nowhere").await;
+
+        let r = app.get("/metrics").await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.header("content-type").unwrap().starts_with("text/plain"),
+            "{:?}",
+            r.header("content-type")
+        );
+        let m = &r.text;
+        // HTTP: by method, route template (never the raw id) and status.
+        assert_eq!(
+            sample(
+                m,
+                r#"petshop_http_requests_total{method="GET",route="/pets/{id}",status="200"}"#
+            ),
+            Some(3.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                m,
+                r#"petshop_http_requests_total{method="GET",route="/pets/{id}",status="404"}"#
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                m,
+                r#"petshop_http_requests_total{method="POST",route="/pets",status="201"}"#
+            ),
+            Some(1.0)
+        );
+        assert!(m.contains(r#"route="unmatched""#), "{m}");
+        assert!(
+            !m.contains(&format!("/pets/{id}\"")),
+            "a raw path became a label: {m}"
+        );
+        assert!(
+            m.contains("petshop_http_request_duration_seconds_bucket{"),
+            "{m}"
+        );
+        // Database queries.
+        assert!(sample(m, "petshop_db_queries_total").unwrap() >= 3.0, "{m}");
+        // Cache, per tier.
+        assert_eq!(
+            sample(m, r#"petshop_cache_hits_total{tier="l1"}"#),
+            Some(2.0),
+            "{m}"
+        );
+        assert!(
+            sample(m, r#"petshop_cache_misses_total{tier="l2"}"#).unwrap() >= 1.0,
+            "{m}"
+        );
+        assert!(m.contains(r#"petshop_cache_hit_ratio{tier="l1"}"#));
+        assert!(sample(m, "petshop_cache_loader_calls_total").unwrap() >= 2.0);
+        assert_eq!(sample(m, "petshop_cache_redis_breaker_open"), Some(0.0));
+        assert_eq!(sample(m, "petshop_cache_backplane_connected"), Some(1.0));
+        for family in [
+            "petshop_http_requests_total",
+            "petshop_db_queries_total",
+            "petshop_cache_hits_total",
+        ] {
+            assert!(
+                m.contains(&format!("# TYPE {family} counter")),
+                "{family}: {m}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cache_hit_costs_no_database_query() {
+    bounded(async {
+        let app = spawn(&[]).await;
+        let id = app.insert("Rex", "dog", 3, 50).await;
+        let queries = || app.state.metrics.db_queries();
+        app.get(&format!("/pets/{id}")).await;
+        let before = queries();
+        for _ in 0..5 {
+            assert!(app.get(&format!("/pets/{id}")).await.cached());
+        }
+        assert_eq!(queries(), before);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cache_stats_report_hit_ratios_per_tier() {
+    bounded(async {
+        let app = spawn(&[]).await;
+        let id = app.insert("Rex", "dog", 3, 50).await;
+        for _ in 0..4 {
+            app.get(&format!("/pets/{id}")).await;
+        }
+        let r = app.get("/cache/stats").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            (r.json["topology"].as_str(), r.json["strategy"].as_str()),
+            (Some("l1"), Some("cache-aside"))
+        );
+        let l1 = &r.json["tiers"][0];
+        assert_eq!(
+            (
+                l1["tier"].as_str(),
+                l1["hits"].as_u64(),
+                l1["misses"].as_u64()
+            ),
+            (Some("l1"), Some(3), Some(1))
+        );
+        assert_eq!(l1["hit_ratio"].as_f64(), Some(0.75));
+        assert_eq!(r.json["loader"]["calls"], 1);
+        assert!(r.json.get("backplane").is_none(), "{}", r.text);
+    })
+    .await;
+}

@@ -1,0 +1,113 @@
+//! The CRUD + seed-sequence suite on PostgreSQL, in a uniquely named database created
+//! from `PETSHOP_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`)
+//! and dropped afterwards, even when the test fails. Skipped, loudly, when it is unset.
+
+use std::future::Future;
+
+use sea_orm::{ConnectionTrait, Database};
+
+use crate::helpers::{bounded, spawn_with_extra};
+use crate::matrix::{Expect, seed_sequence};
+
+const VAR: &str = "PETSHOP_TEST_POSTGRES_URL";
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{db}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Runs `test` against the URL of a fresh database, then drops the database.
+async fn with_fresh_database<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(admin_url) = std::env::var(VAR) else {
+        eprintln!(
+            "\n*** SKIPPED: PostgreSQL tests need {VAR} (e.g. postgres://postgres@127.0.0.1:5432/postgres) ***\n"
+        );
+        return;
+    };
+    let name = format!(
+        "petshop_test_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let admin = Database::connect(admin_url.as_str())
+        .await
+        .expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create the test database");
+    let outcome = tokio::spawn(test(with_database(&admin_url, &name))).await;
+    let dropped = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    dropped.expect("drop the test database");
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/postgres", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
+}
+
+#[tokio::test]
+async fn crud_and_the_seed_sequence_hold_on_postgres() {
+    bounded(with_fresh_database(|url| async move {
+        for (strategy, tiers) in [
+            ("cache-aside", "l1"),
+            ("write-through", "l1+l2"),
+            ("versioned", "l2"),
+        ] {
+            let app = spawn_with_extra(strategy, tiers, &[("DATABASE_URL", url.as_str())]).await;
+            // Each configuration starts from an empty table.
+            app.state
+                .db
+                .execute_unprepared("TRUNCATE pet RESTART IDENTITY")
+                .await
+                .unwrap();
+            seed_sequence(&app, &Expect::new(strategy, tiers)).await;
+        }
+        // The seed command works on PostgreSQL too, and the stats agree with it.
+        let app = spawn_with_extra("cache-aside", "none", &[("DATABASE_URL", url.as_str())]).await;
+        app.state
+            .db
+            .execute_unprepared("TRUNCATE pet RESTART IDENTITY")
+            .await
+            .unwrap();
+        let n = petshop::service::seed::seed(&app.state.db, 2_500, 42)
+            .await
+            .unwrap();
+        assert_eq!(n, 2_500);
+        let stats = app.get("/stats").await;
+        assert_eq!(stats.json["total_pets"], 2_500, "{}", stats.text);
+        let page = app.get("/pets?species=cat&limit=5&offset=3").await;
+        assert_eq!(page.status, 200);
+        assert_eq!(page.json["pets"].as_array().unwrap().len(), 5);
+    }))
+    .await;
+}
