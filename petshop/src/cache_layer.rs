@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use cache::{
     CacheError, Fetched, KeyBuilder, LeaseConfig, MokaTier, Namespace, Params, Part, RedisTier,
-    Strategy, StrategyKind, StrategyStats, Ttl, WriteTicket,
+    StaleConfig, Strategy, StrategyKind, StrategyStats, Ttl, WriteTicket,
 };
 use sea_orm::DbErr;
 
@@ -142,6 +142,16 @@ impl CacheLayer {
                 builder = builder.lease(LeaseConfig::default());
             }
         }
+        if let Some(max_stale) = config.cache_max_stale {
+            builder = builder.serve_stale(StaleConfig {
+                max_stale,
+                max_bytes: (config.l1_max_bytes / 4).max(1),
+                load_timeout: config.cache_load_timeout,
+            });
+        }
+        if let Some(percent) = config.stats_refresh_ahead {
+            builder = builder.refresh_ahead(percent);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 strategy: builder.build(),
@@ -211,15 +221,16 @@ impl CacheLayer {
             .await
     }
 
-    /// The stats, from the cache or `loader`.
+    /// The stats, from the cache or `loader`; with `STATS_REFRESH_AHEAD`, a hit close to
+    /// its expiry is served and recomputed in the background (hence a `'static` loader).
     pub async fn stats<F, Fut>(&self, loader: F) -> Result<Fetched<StatsData>, CacheError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<StatsData, DbErr>>,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<StatsData, DbErr>> + Send + 'static,
     {
         let i = &self.inner;
         i.strategy
-            .get(&i.stats, &Part::Fixed("all"), i.stats_ttl, loader)
+            .get_or_refresh(&i.stats, &Part::Fixed("all"), i.stats_ttl, loader)
             .await
     }
 

@@ -72,6 +72,14 @@ pub struct Config {
     pub cache_strategy: StrategyKind,
     /// `CACHE_LEASE`: coalesce misses across instances with a Redis lease.
     pub cache_lease: bool,
+    /// `CACHE_MAX_STALE`: when the database fails (or exceeds `CACHE_LOAD_TIMEOUT`),
+    /// answer with the last good value up to this old (`X-Cache: STALE`); `None`: off.
+    pub cache_max_stale: Option<Duration>,
+    /// `CACHE_LOAD_TIMEOUT`: a database load slower than this is answered stale.
+    pub cache_load_timeout: Option<Duration>,
+    /// `STATS_REFRESH_AHEAD`: refresh `/stats` in the background when less than this
+    /// share (percent) of its TTL is left; `None`: off.
+    pub stats_refresh_ahead: Option<u8>,
     /// `PETS_LIST_TTL`.
     pub pets_list_ttl: Ttl,
     /// `PET_TTL`.
@@ -205,6 +213,56 @@ impl Config {
                 ),
             ));
         }
+        let optional_duration = |var: &'static str,
+                                 min: Duration,
+                                 max: Duration|
+         -> Result<Option<Duration>, ConfigError> {
+            match get(var).as_deref() {
+                None | Some("off") => Ok(None),
+                Some(v) => {
+                    let d = parse_duration(var, v).map_err(|_| {
+                        err(
+                            var,
+                            format!("{v:?} is not off or a duration such as 500ms, 30s, 5m"),
+                        )
+                    })?;
+                    if d < min || d > max {
+                        return Err(err(
+                            var,
+                            format!("{v:?} is out of range: off, or between {min:?} and {max:?}"),
+                        ));
+                    }
+                    Ok(Some(d))
+                }
+            }
+        };
+        let cache_max_stale = optional_duration(
+            "CACHE_MAX_STALE",
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        )?;
+        let cache_load_timeout = optional_duration(
+            "CACHE_LOAD_TIMEOUT",
+            Duration::from_millis(1),
+            Duration::from_secs(60),
+        )?;
+        if cache_load_timeout.is_some() && cache_max_stale.is_none() {
+            return Err(err(
+                "CACHE_LOAD_TIMEOUT",
+                "needs CACHE_MAX_STALE (a slow load is answered with the last good value); set both or neither",
+            ));
+        }
+        let stats_refresh_ahead = match get("STATS_REFRESH_AHEAD").as_deref() {
+            None | Some("off") => None,
+            Some(v) => Some(v.parse::<u8>().ok().filter(|p| (1..=99).contains(p)).ok_or_else(
+                || {
+                    err(
+                        "STATS_REFRESH_AHEAD",
+                        format!("{v:?} is not off or an integer from 1 to 99 (percent of STATS_TTL left)"),
+                    )
+                },
+            )?),
+        };
         let ttl = |var: &'static str, default: Duration| -> Result<Ttl, ConfigError> {
             let d = match get(var) {
                 None => default,
@@ -285,6 +343,9 @@ impl Config {
             cache_tiers,
             cache_strategy,
             cache_lease,
+            cache_max_stale,
+            cache_load_timeout,
+            stats_refresh_ahead,
             pets_list_ttl,
             pet_ttl,
             stats_ttl,
@@ -307,6 +368,9 @@ impl fmt::Debug for Config {
             .field("cache_tiers", &self.cache_tiers.as_str())
             .field("cache_strategy", &self.cache_strategy.as_str())
             .field("cache_lease", &self.cache_lease)
+            .field("cache_max_stale", &self.cache_max_stale)
+            .field("cache_load_timeout", &self.cache_load_timeout)
+            .field("stats_refresh_ahead", &self.stats_refresh_ahead)
             .field("pets_list_ttl", &self.pets_list_ttl.as_duration())
             .field("pet_ttl", &self.pet_ttl.as_duration())
             .field("stats_ttl", &self.stats_ttl.as_duration())

@@ -235,6 +235,21 @@ fn render_cache(out: &mut String, stats: &CacheStats) {
             "Callers that waited for another caller's load.",
             stats.loader.coalesced,
         ),
+        (
+            "timeouts",
+            "Loads cut short by CACHE_LOAD_TIMEOUT.",
+            stats.loader.timeouts,
+        ),
+        (
+            "stale_served",
+            "Answers served stale because the database failed.",
+            stats.loader.stale_served,
+        ),
+        (
+            "refreshes",
+            "Background refreshes started by STATS_REFRESH_AHEAD.",
+            stats.loader.refreshes,
+        ),
     ] {
         let metric = format!("petshop_cache_loader_{name}_total");
         family(out, &metric, "counter", help);

@@ -77,6 +77,12 @@ pub struct LoaderStatsBody {
     pub errors: u64,
     /// Callers that waited for another caller's load.
     pub coalesced: u64,
+    /// Loads cut short by `CACHE_LOAD_TIMEOUT` (also counted in `errors`).
+    pub timeouts: u64,
+    /// Answers served stale because the database failed (`CACHE_MAX_STALE`).
+    pub stale_served: u64,
+    /// Background refreshes of `/stats` (`STATS_REFRESH_AHEAD`; also in `calls`).
+    pub refreshes: u64,
 }
 
 /// The backplane's counters (`l1+l2` only).
@@ -154,6 +160,9 @@ impl CacheApi {
                 calls: s.loader.calls,
                 errors: s.loader.errors,
                 coalesced: s.loader.coalesced,
+                timeouts: s.loader.timeouts,
+                stale_served: s.loader.stale_served,
+                refreshes: s.loader.refreshes,
             },
             backplane: stats.backplane.map(|b| BackplaneStatsBody {
                 connected: b.connected,

@@ -36,7 +36,7 @@ pub fn service()
     )
     .description(
         "A pet shop whose reads go through a tiered cache (moka L1, Redis L2). Cached reads \
-         say where they came from in `X-Cache` (HIT-L1, HIT-L2, MISS, BYPASS) and the write \
+         say where they came from in `X-Cache` (HIT-L1, HIT-L2, MISS, BYPASS, STALE) and the write \
          strategy in `X-Cache-Strategy`. Errors are JSON: `{\"error\": …, \"field\": …}`.",
     )
 }

@@ -37,7 +37,7 @@ pub enum ListResponse {
     #[oai(status = 200)]
     Ok(
         Json<PetPage>,
-        /// HIT-L1, HIT-L2, MISS or BYPASS.
+        /// HIT-L1, HIT-L2, MISS, BYPASS, or STALE (the database failed and `CACHE_MAX_STALE` allowed the last good value).
         #[oai(header = "X-Cache")]
         String,
         /// cache-aside, write-through or versioned.
@@ -63,7 +63,7 @@ pub enum PetResponse {
     #[oai(status = 200)]
     Ok(
         Json<CachedPet>,
-        /// HIT-L1, HIT-L2, MISS or BYPASS.
+        /// HIT-L1, HIT-L2, MISS, BYPASS, or STALE (the database failed and `CACHE_MAX_STALE` allowed the last good value).
         #[oai(header = "X-Cache")]
         String,
         /// cache-aside, write-through or versioned.

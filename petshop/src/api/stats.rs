@@ -34,7 +34,7 @@ pub enum StatsResponse {
     #[oai(status = 200)]
     Ok(
         Json<Stats>,
-        /// HIT-L1, HIT-L2, MISS or BYPASS.
+        /// HIT-L1, HIT-L2, MISS, BYPASS, or STALE (the database failed and `CACHE_MAX_STALE` allowed the last good value).
         #[oai(header = "X-Cache")]
         String,
         /// cache-aside, write-through or versioned.
@@ -48,8 +48,14 @@ impl StatsApi {
     /// Pet counts and mean happiness, overall and per species.
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
     async fn stats(&self, state: Data<&AppState>) -> Result<StatsResponse, ApiError> {
-        let db = &state.db;
-        let fetched = state.cache.stats(|| stats::compute(db)).await?;
+        let db = state.db.clone();
+        let fetched = state
+            .cache
+            .stats(move || {
+                let db = db.clone();
+                async move { stats::compute(&db).await }
+            })
+            .await?;
         let s = fetched.value;
         Ok(StatsResponse::Ok(
             Json(Stats {

@@ -23,6 +23,29 @@ fn defaults_need_no_services() {
     assert_eq!(c.l1_max_bytes, 64 << 20);
     assert_eq!(c.bind.to_string(), DEFAULT_BIND);
     assert_eq!(c.admin_token, None);
+    assert_eq!(
+        (
+            c.cache_max_stale,
+            c.cache_load_timeout,
+            c.stats_refresh_ahead
+        ),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn serve_stale_and_refresh_ahead_are_read() {
+    let c = from(&[
+        ("CACHE_MAX_STALE", "5m"),
+        ("CACHE_LOAD_TIMEOUT", "250ms"),
+        ("STATS_REFRESH_AHEAD", "20"),
+    ])
+    .unwrap();
+    assert_eq!(c.cache_max_stale, Some(Duration::from_secs(300)));
+    assert_eq!(c.cache_load_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(c.stats_refresh_ahead, Some(20));
+    let off = from(&[("CACHE_MAX_STALE", "off"), ("STATS_REFRESH_AHEAD", "off")]).unwrap();
+    assert_eq!((off.cache_max_stale, off.stats_refresh_ahead), (None, None));
 }
 
 #[test]
@@ -121,6 +144,26 @@ fn bad_values_name_the_variable_and_the_allowed_values() {
         (&[("BIND", "localhost")], "BIND", &["127.0.0.1:8000"]),
         (&[("ADMIN_TOKEN", "short")], "ADMIN_TOKEN", &["16"]),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT", &["text", "json"]),
+        (
+            &[("CACHE_MAX_STALE", "forever")],
+            "CACHE_MAX_STALE",
+            &["off", "30s"],
+        ),
+        (
+            &[("CACHE_MAX_STALE", "10ms")],
+            "CACHE_MAX_STALE",
+            &["off", "1s"],
+        ),
+        (
+            &[("CACHE_LOAD_TIMEOUT", "200ms")],
+            "CACHE_LOAD_TIMEOUT",
+            &["CACHE_MAX_STALE"],
+        ),
+        (
+            &[("STATS_REFRESH_AHEAD", "100")],
+            "STATS_REFRESH_AHEAD",
+            &["off", "1 to 99"],
+        ),
         (
             &[("DATABASE_URL", "mysql://u:secret@h/db")],
             "DATABASE_URL",

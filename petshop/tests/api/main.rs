@@ -11,3 +11,4 @@ mod openapi;
 mod postgres;
 mod redis_outage;
 mod server;
+mod stale;
