@@ -98,6 +98,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
+    /// `BENCH_BARE`: serve `GET /bench/bare`, the benchmarks' ceiling (default off).
+    pub bench_bare: bool,
 }
 
 /// A variable with a value the service cannot use.
@@ -327,6 +329,16 @@ impl Config {
                 "is too short: use at least 16 characters (or leave it unset to disable admin endpoints)",
             ));
         }
+        let bench_bare = match get("BENCH_BARE").as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                return Err(err(
+                    "BENCH_BARE",
+                    format!("{other:?} is not one of: off, on"),
+                ));
+            }
+        };
         let log_json = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -355,6 +367,7 @@ impl Config {
             bind,
             admin_token,
             log_json,
+            bench_bare,
         })
     }
 }
@@ -383,6 +396,7 @@ impl fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("log_json", &self.log_json)
+            .field("bench_bare", &self.bench_bare)
             .finish()
     }
 }

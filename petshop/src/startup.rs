@@ -58,6 +58,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         cache,
         metrics,
         admin_token: config.admin_token.as_deref().map(Arc::from),
+        bench_bare: config.bench_bare.then(Arc::default),
     })
 }
 
