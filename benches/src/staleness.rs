@@ -1,0 +1,186 @@
+//! Stale-read detection for the mixed workloads.
+//!
+//! Every acknowledged `PATCH` is logged with the `updated_at` the service returned, the
+//! instant it was sent and the instant its response arrived. A `GET /pets/{id}` is
+//! **stale** when the version it returned was certainly overwritten before the read
+//! began: some write `W` was acknowledged before the read was sent, and `W` was itself
+//! sent after the write that produced the returned version had been acknowledged.
+//!
+//! Writes that overlap in time may commit in either order (and their `updated_at`s,
+//! taken before the commit, need not follow the commit order), so a read returning
+//! either of two overlapping writes is never counted: the checker only flags what no
+//! ordering of the database could explain. A version not in the log is the seeded one
+//! (older than everything logged, so any acknowledged write makes it stale) or one from
+//! a write still in flight (newer: fresh). Timestamps are compared numerically (seconds,
+//! then fraction), so `2025-01-01T00:00:00Z`, `...00.5Z` and `2025-01-01 00:00:00.123`
+//! order correctly; writes that share a timestamp count as the latest of them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Writes kept per pet: enough for reads in flight while newer writes land.
+const KEPT_PER_ID: usize = 16;
+
+/// A comparable form of an RFC 3339 / SQL timestamp: the text up to whole seconds and
+/// the fraction in nanoseconds. `None` for text that is not a timestamp.
+#[must_use]
+pub fn timestamp_key(s: &str) -> Option<(String, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    // Normalise the date/time separator ('T', 't' or ' ').
+    let secs = format!("{}T{}", &s[..10], &s[11..19]);
+    let mut nanos = 0u32;
+    if b.get(19) == Some(&b'.') {
+        let digits: String = s[20..].chars().take_while(char::is_ascii_digit).collect();
+        let padded = format!("{digits:0<9}");
+        nanos = padded[..9].parse().ok()?;
+    }
+    Some((secs, nanos))
+}
+
+#[derive(Debug)]
+struct Write {
+    sent: Instant,
+    acked: Instant,
+    key: (String, u32),
+}
+
+/// What a checked read turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// No acknowledged write certainly replaced what it returned before it began.
+    Fresh,
+    /// It returned a version replaced by a write acknowledged before it began.
+    Stale,
+    /// No write to this pet had been acknowledged, or the timestamp did not parse.
+    Unchecked,
+}
+
+/// The acknowledged writes of one run, shared by its workers.
+#[derive(Debug, Default)]
+pub struct WriteLog {
+    writes: Mutex<HashMap<i64, Vec<Write>>>,
+}
+
+impl WriteLog {
+    /// An empty log.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Logs a write to `id`, sent at `sent` and acknowledged at `acked`, with the
+    /// service's `updated_at`.
+    pub fn record(&self, id: i64, updated_at: &str, sent: Instant, acked: Instant) {
+        let Some(key) = timestamp_key(updated_at) else {
+            return;
+        };
+        let mut writes = self.writes.lock().expect("write log poisoned");
+        let list = writes.entry(id).or_default();
+        list.push(Write { sent, acked, key });
+        if list.len() > KEPT_PER_ID {
+            list.remove(0);
+        }
+    }
+
+    /// Checks a read of `id` sent at `started` that returned `updated_at`.
+    pub fn check(&self, id: i64, started: Instant, updated_at: &str) -> Freshness {
+        let Some(read) = timestamp_key(updated_at) else {
+            return Freshness::Unchecked;
+        };
+        let writes = self.writes.lock().expect("write log poisoned");
+        let Some(list) = writes.get(&id) else {
+            return Freshness::Unchecked;
+        };
+        let before: Vec<&Write> = list.iter().filter(|w| w.acked < started).collect();
+        if before.is_empty() {
+            return Freshness::Unchecked;
+        }
+        // When the version read was acknowledged: `None` for the seeded version.
+        let produced = list.iter().filter(|w| w.key == read).map(|w| w.acked).max();
+        let produced = match produced {
+            Some(at) => Some(at),
+            None if list.iter().all(|w| read < w.key) => None,
+            None => return Freshness::Fresh, // a write still in flight
+        };
+        let replaced = before.iter().any(|w| produced.is_none_or(|at| w.sent > at));
+        if replaced {
+            Freshness::Stale
+        } else {
+            Freshness::Fresh
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_of_different_precision_order_numerically() {
+        let a = timestamp_key("2025-01-01T00:00:00Z").unwrap();
+        let b = timestamp_key("2025-01-01T00:00:00.1Z").unwrap();
+        let c = timestamp_key("2025-01-01 00:00:00.123456").unwrap();
+        let d = timestamp_key("2025-01-01T00:00:01+00:00").unwrap();
+        assert!(a < b && b < c && c < d);
+        assert!(timestamp_key("yesterday").is_none());
+    }
+
+    const T1: &str = "2025-01-01T00:00:01Z";
+    const T2: &str = "2025-01-01T00:00:02Z";
+    const T3: &str = "2025-01-01T00:00:03Z";
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_version_replaced_before_the_read_began_is_stale() {
+        // Arrange: W1 (T1) done at 1 ms, then W2 (T2) sent at 2 ms, done at 3 ms.
+        let log = WriteLog::new();
+        let t0 = Instant::now();
+        log.record(1, T1, t0, ms(t0, 1));
+        log.record(1, T2, ms(t0, 2), ms(t0, 3));
+
+        // Act / Assert: a read sent at 4 ms must see T2.
+        assert_eq!(log.check(1, ms(t0, 4), T1), Freshness::Stale);
+        assert_eq!(log.check(1, ms(t0, 4), T2), Freshness::Fresh);
+        assert_eq!(log.check(1, ms(t0, 4), T3), Freshness::Fresh); // in flight
+    }
+
+    #[test]
+    fn the_seeded_version_is_stale_once_any_write_was_acknowledged() {
+        let log = WriteLog::new();
+        let t0 = Instant::now();
+        log.record(1, T2, t0, ms(t0, 1));
+        assert_eq!(log.check(1, ms(t0, 2), T1), Freshness::Stale);
+    }
+
+    #[test]
+    fn either_of_two_overlapping_writes_may_be_read() {
+        // Arrange: W1 (T2) and W2 (T1) overlap; the database may commit W1 first, so the
+        // final row can carry the *older* timestamp.
+        let log = WriteLog::new();
+        let t0 = Instant::now();
+        log.record(1, T2, t0, ms(t0, 3));
+        log.record(1, T1, ms(t0, 1), ms(t0, 2));
+
+        // Act / Assert
+        assert_eq!(log.check(1, ms(t0, 4), T1), Freshness::Fresh);
+        assert_eq!(log.check(1, ms(t0, 4), T2), Freshness::Fresh);
+    }
+
+    #[test]
+    fn writes_acknowledged_after_the_read_began_do_not_make_it_stale() {
+        let log = WriteLog::new();
+        let t0 = Instant::now();
+        log.record(1, T2, t0, ms(t0, 5));
+        assert_eq!(log.check(1, t0, T1), Freshness::Unchecked);
+        assert_eq!(log.check(2, t0, T1), Freshness::Unchecked);
+    }
+}
