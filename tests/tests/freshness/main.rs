@@ -129,9 +129,12 @@ async fn with_the_guard_the_racing_fill_is_refused_and_the_next_read_is_fresh() 
     .await;
 }
 
-/// B reads (fills its L1), A writes, then B reads until it sees the write.
-async fn cross_instance(kind: StrategyKind, backplane: bool) -> (Duration, Option<u64>) {
-    let redis = RedisServer::spawn();
+/// Two L1+L2 instances of `kind` sharing `redis`, their backplanes (if on) subscribed.
+async fn two_instances(
+    kind: StrategyKind,
+    backplane: bool,
+    redis: &RedisServer,
+) -> (Keys, Vec<cache::Strategy>) {
     let mut setup = Setup::new(kind, Topology::L1L2);
     setup.instances = 2;
     setup.backplane = backplane;
@@ -140,6 +143,13 @@ async fn cross_instance(kind: StrategyKind, backplane: bool) -> (Duration, Optio
     for c in &caches {
         assert!(c.wait_for_backplane(Duration::from_secs(5)).await);
     }
+    (keys, caches)
+}
+
+/// B reads (fills its L1), A writes, then B reads until it sees the write.
+async fn cross_instance(kind: StrategyKind, backplane: bool) -> (Duration, Option<u64>) {
+    let redis = RedisServer::spawn();
+    let (keys, caches) = two_instances(kind, backplane, &redis).await;
     let (a, b) = (&caches[0], &caches[1]);
     let source = MemorySource::new(1, Duration::ZERO);
     let ttl = Ttl::secs(600);
@@ -277,13 +287,7 @@ async fn without_the_lease_a_stampede_loads_at_most_once_per_instance() {
 async fn a_dropped_backplane_flushes_and_bypasses_l1_until_it_is_back() {
     bounded(async {
         let redis = RedisServer::spawn();
-        let mut setup = Setup::new(StrategyKind::CacheAside, Topology::L1L2);
-        setup.instances = 2;
-        let keys = Keys::unique();
-        let caches = instances(&setup, &keys, Some(&redis.url()));
-        for c in &caches {
-            assert!(c.wait_for_backplane(Duration::from_secs(5)).await);
-        }
+        let (keys, caches) = two_instances(StrategyKind::CacheAside, true, &redis).await;
         let (a, b) = (&caches[0], &caches[1]);
         let source = MemorySource::new(1, Duration::ZERO);
         let ttl = Ttl::secs(600);
