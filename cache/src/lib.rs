@@ -13,6 +13,13 @@
 //! ([`Bincode`] by default, [`Json`]), TTL jitter and single-flight
 //! [`TypedCache::get_or_load`].
 //!
+//! On top, a [`Strategy`] ([`StrategyKind`]: cache-aside, write-through, versioned keys)
+//! puts a source of truth behind the cache: group invalidation by version counters, the
+//! fill-race guard ([`FillToken`]), a Redis pub/sub backplane that keeps every instance's
+//! L1 coherent, an optional distributed loading lease ([`LeaseConfig`]), negative
+//! caching, serve-stale ([`StaleConfig`]) and refresh-ahead
+//! ([`TypedCache::get_or_refresh`]).
+//!
 //! The database stays the source of truth: a tier that fails, hangs or holds garbage is
 //! logged, counted and skipped, never an error to the caller. Every entry has a [`Ttl`];
 //! there is no way to store one without. Keys come from one [`KeyBuilder`], whose format
