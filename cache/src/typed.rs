@@ -406,37 +406,37 @@ impl<C: Codec> TypedCache<C> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let source = Source::from(hit.tier);
-        let decoded = if hit.entry.codec_id() == C::ID {
-            if let Some(v) = hit.entry.memo::<T>() {
-                return Some(Fetched {
-                    value: T::clone(&v),
-                    source,
-                });
-            }
-            self.inner.codec.decode::<T>(hit.entry.payload())
-        } else {
-            Err(CacheError::Decode(format!(
-                "entry written by codec {} read with codec {}",
-                hit.entry.codec_id(),
-                C::ID
-            )))
-        };
-        match decoded {
-            Ok(v) => {
-                let v = Arc::new(v);
-                hit.entry.set_memo(v.clone());
-                Some(Fetched {
-                    value: T::clone(&v),
-                    source,
-                })
-            }
+        match self.value_of::<T>(&hit.entry) {
+            Ok(value) => Some(Fetched {
+                value,
+                source: Source::from(hit.tier),
+            }),
             Err(e) => {
                 self.inner.cache.record_decode_failure(hit.tier);
                 tracing::warn!(key = %key, tier = ?hit.tier, error = %e, "cached entry does not decode: treated as a miss");
                 None
             }
         }
+    }
+
+    /// The value in `entry`: its memo when it has one, else decoded once and memoised.
+    fn value_of<T>(&self, entry: &Entry) -> Result<T, CacheError>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if entry.codec_id() != C::ID {
+            return Err(CacheError::Decode(format!(
+                "entry written by codec {} read with codec {}",
+                entry.codec_id(),
+                C::ID
+            )));
+        }
+        if let Some(v) = entry.memo::<T>() {
+            return Ok(T::clone(&v));
+        }
+        let v = Arc::new(self.inner.codec.decode::<T>(entry.payload())?);
+        entry.set_memo(v.clone());
+        Ok(T::clone(&v))
     }
 
     fn entry<T>(&self, value: &T) -> Result<Entry, CacheError>
@@ -538,23 +538,37 @@ impl<C: Codec> TypedCache<C> {
         T: Serialize + Clone + Send + Sync + 'static,
     {
         let entry = self.entry(value)?;
+        Ok(self
+            .guarded_store(key, entry, ttl, token, how)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(key = %key, error = %e, ?how, "guarded cache write skipped");
+                false
+            }))
+    }
+
+    /// Stores `entry` through the guard (`how`), keeping the serve-stale copy in step:
+    /// recorded when it landed, forgotten when a write's value did not.
+    async fn guarded_store(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+        how: Guarded,
+    ) -> Result<bool, CacheError> {
         let ttl = ttl.jittered(self.inner.jitter_percent);
         let cache = &self.inner.cache;
         let stored = match how {
             Guarded::Fill => cache.set_if_unchanged(key, entry.clone(), ttl, token).await,
             Guarded::Replace => cache.replace(key, entry.clone(), ttl, token).await,
+        };
+        match stored {
+            Ok(true) => self.record_stale(key, entry).await,
+            Ok(false) | Err(_) if how == Guarded::Replace => self.forget_stale(key).await,
+            _ => {}
         }
-        .unwrap_or_else(|e| {
-            tracing::debug!(key = %key, error = %e, ?how, "guarded cache write skipped");
-            false
-        });
-        if stored {
-            self.record_stale(key, entry).await;
-        } else if how == Guarded::Replace {
-            // A write whose value did not land: its last value is wrong now.
-            self.forget_stale(key).await;
-        }
-        Ok(stored)
+        stored
     }
 
     /// Empties every tier (Redis: this cache's prefix only) and the serve-stale copies.
@@ -588,13 +602,7 @@ impl<C: Codec> TypedCache<C> {
             .as_ref()?
             .lookup(key, self.inner.clock.as_ref())
             .await?;
-        if entry.codec_id() != C::ID {
-            return None;
-        }
-        if let Some(v) = entry.memo::<T>() {
-            return Some(T::clone(&v));
-        }
-        self.inner.codec.decode::<T>(entry.payload()).ok()
+        self.value_of::<T>(&entry).ok()
     }
 
     /// The cached value under `key`, or the loader's, stored for `ttl`.
@@ -832,17 +840,11 @@ impl<C: Codec> TypedCache<C> {
             self.store(key, entry, ttl).await;
             return true;
         };
-        let ttl = ttl.jittered(self.inner.jitter_percent);
         match self
-            .inner
-            .cache
-            .set_if_unchanged(key, entry.clone(), ttl, token)
+            .guarded_store(key, entry, ttl, token, Guarded::Fill)
             .await
         {
-            Ok(true) => {
-                self.record_stale(key, entry).await;
-                true
-            }
+            Ok(true) => true,
             Ok(false) => {
                 tracing::debug!(key = %key, "fill refused: the key was invalidated while loading");
                 false

@@ -313,10 +313,7 @@ impl Cache for MokaTier {
         self.inner.stripe(key).fetch_add(1, Ordering::SeqCst);
         self.inner.cache.invalidate(key).await;
         self.inner.stats.delete();
-        Ok(FillToken {
-            l1: Some(self.inner.token(key)),
-            l2: None,
-        })
+        self.fill_token(key).await
     }
 
     async fn clear(&self) -> Result<(), CacheError> {

@@ -575,10 +575,9 @@ impl Cache for RedisTier {
             // Namespace version counters (`{prefix}:{namespace}:ver`) survive: a counter
             // that restarted could hand out a version whose old keys a slow fill in
             // flight is about to write.
-            let colons = prefix.matches(':').count() + 2;
             let keys: Vec<String> = keys
                 .into_iter()
-                .filter(|k| !(k.ends_with(":ver") && k.matches(':').count() == colons))
+                .filter(|k| !crate::Namespace::is_version_key(&prefix, k))
                 .collect();
             if !keys.is_empty() {
                 self.run("clear", |mut con| async move {

@@ -146,26 +146,33 @@ async fn two_instances(
     (keys, caches)
 }
 
+/// Row 0 of `source` through `cache` (TTL 600 s: only invalidations can drop it).
+async fn read_row0(
+    cache: &cache::Strategy,
+    keys: &Keys,
+    source: &MemorySource,
+) -> cache::Fetched<Option<Row>> {
+    cache
+        .get_entity(&keys.rows, 0, Ttl::secs(600), || async {
+            Ok::<_, Infallible>(source.read(0).await)
+        })
+        .await
+        .expect("loader cannot fail")
+}
+
 /// B reads (fills its L1), A writes, then B reads until it sees the write.
 async fn cross_instance(kind: StrategyKind, backplane: bool) -> (Duration, Option<u64>) {
     let redis = RedisServer::spawn();
     let (keys, caches) = two_instances(kind, backplane, &redis).await;
     let (a, b) = (&caches[0], &caches[1]);
     let source = MemorySource::new(1, Duration::ZERO);
-    let ttl = Ttl::secs(600);
-    let read_b = || async {
-        b.get_entity(&keys.rows, 0, ttl, || async {
-            Ok::<_, Infallible>(source.read(0).await)
-        })
-        .await
-        .expect("loader cannot fail")
-    };
+    let read_b = || read_row0(b, &keys, &source);
     assert_eq!(read_b().await.source, Source::Miss);
     assert_eq!(read_b().await.source, Source::HitL1);
 
     let ticket = a.begin_write(&keys.rows, Some(0)).await;
     let row = source.write(0);
-    a.finish_write(ticket, 0, Some(&row), ttl).await;
+    a.finish_write(ticket, 0, Some(&row), Ttl::secs(600)).await;
     let acked = Instant::now();
 
     // Poll B for a bounded time, far below the TTL.
@@ -290,14 +297,7 @@ async fn a_dropped_backplane_flushes_and_bypasses_l1_until_it_is_back() {
         let (keys, caches) = two_instances(StrategyKind::CacheAside, true, &redis).await;
         let (a, b) = (&caches[0], &caches[1]);
         let source = MemorySource::new(1, Duration::ZERO);
-        let ttl = Ttl::secs(600);
-        let read_b = || async {
-            b.get_entity(&keys.rows, 0, ttl, || async {
-                Ok::<_, Infallible>(source.read(0).await)
-            })
-            .await
-            .expect("loader cannot fail")
-        };
+        let read_b = || read_row0(b, &keys, &source);
         read_b().await;
         assert_eq!(read_b().await.source, Source::HitL1);
 
@@ -318,7 +318,7 @@ async fn a_dropped_backplane_flushes_and_bypasses_l1_until_it_is_back() {
         // A writes; whatever B's backplane is doing, B must not serve the old value.
         let ticket = a.begin_write(&keys.rows, Some(0)).await;
         let row = source.write(0);
-        a.finish_write(ticket, 0, Some(&row), ttl).await;
+        a.finish_write(ticket, 0, Some(&row), Ttl::secs(600)).await;
         for _ in 0..20 {
             let got = read_b().await;
             assert_eq!(
