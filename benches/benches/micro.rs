@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use benches::pet::{Pet, sample_page, sample_pet};
+use cache::codec::{Bincode, Codec, Json};
 use cache::testing::RedisServer;
-use cache::{
-    Bincode, Cache, Codec, ENVELOPE_HEADER, Json, Key, KeyBuilder, MokaTier, RedisTier,
-    TieredCache, Ttl, TypedCache,
-};
+use cache::tier::{Cache, ENVELOPE_HEADER, MokaTier, RedisTier, TieredCache};
+use cache::typed::TypedCache;
+use cache::{Key, KeyBuilder, Ttl};
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use redis::aio::ConnectionManager;
 use serde::Serialize;

@@ -14,7 +14,6 @@ use anyhow::{Context, Result};
 use cache::testing::RedisServer;
 use futures::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 
 use crate::loadgen::{self, LoadSpec, MixState, Target};
 use crate::metrics::Snapshot;
@@ -35,60 +34,7 @@ pub fn bare_path() -> String {
     )
 }
 
-/// Where the cache lives (`CACHE_TIERS`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Topology {
-    /// No cache.
-    None,
-    /// In-process only.
-    L1,
-    /// Redis only.
-    L2,
-    /// Both.
-    L1L2,
-}
-
-impl Topology {
-    /// All four.
-    pub const ALL: [Self; 4] = [Self::None, Self::L1, Self::L2, Self::L1L2];
-
-    /// The `CACHE_TIERS` value.
-    #[must_use]
-    pub fn env(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::L1 => "l1",
-            Self::L2 => "l2",
-            Self::L1L2 => "l1+l2",
-        }
-    }
-}
-
-/// How writes meet the cache (`CACHE_STRATEGY`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Strategy {
-    /// Invalidate on write, fill on read.
-    CacheAside,
-    /// Write the new value into the cache.
-    WriteThrough,
-    /// Bump a namespace version on write.
-    Versioned,
-}
-
-impl Strategy {
-    /// All three.
-    pub const ALL: [Self; 3] = [Self::CacheAside, Self::WriteThrough, Self::Versioned];
-
-    /// The `CACHE_STRATEGY` value.
-    #[must_use]
-    pub fn env(self) -> &'static str {
-        match self {
-            Self::CacheAside => "cache-aside",
-            Self::WriteThrough => "write-through",
-            Self::Versioned => "versioned",
-        }
-    }
-}
+pub use cache::{Strategy, Topology};
 
 /// A running service and whatever keeps it alive.
 pub struct Running {
@@ -230,8 +176,8 @@ fn env_of(
     let mut env = vec![
         ("DATABASE_URL".to_owned(), db.url().to_owned()),
         ("REDIS_URL".to_owned(), redis.to_owned()),
-        ("CACHE_TIERS".to_owned(), t.env().to_owned()),
-        ("CACHE_STRATEGY".to_owned(), s.env().to_owned()),
+        ("CACHE_TIERS".to_owned(), t.as_str().to_owned()),
+        ("CACHE_STRATEGY".to_owned(), s.as_str().to_owned()),
         ("BENCH_BARE".to_owned(), "on".to_owned()),
     ];
     env.extend(config.extra_env.iter().cloned());
@@ -362,7 +308,11 @@ pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Repo
                 .await
                 .context("flush redis between configurations")?;
             let env = env_of(config, &db, &redis.url(), topology, strategy);
-            let name = format!("{}-{}", topology.env().replace('+', "-"), strategy.env());
+            let name = format!(
+                "{}-{}",
+                topology.as_str().replace('+', "-"),
+                strategy.as_str()
+            );
             let service = launcher
                 .start(&env, &log_dir, &name)
                 .await
@@ -380,10 +330,15 @@ pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Repo
                     state: state.clone(),
                 };
                 let before = Snapshot::read(service.addr).await;
-                let label = format!("{}/{} {workload}", topology.env(), strategy.env());
+                let label = format!("{}/{} {workload}", topology.as_str(), strategy.as_str());
                 let r = progress.measure(&label, config.load, &target).await;
                 let after = Snapshot::read(service.addr).await;
-                let mut row = Row::new(topology.env(), strategy.env(), &workload.to_string(), &r);
+                let mut row = Row::new(
+                    topology.as_str(),
+                    strategy.as_str(),
+                    &workload.to_string(),
+                    &r,
+                );
                 row.hit_ratio = before.hit_ratios(&after);
                 row.db_queries_per_request = before
                     .db_queries(&after)

@@ -99,7 +99,7 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
+    use crate::clock::ManualClock;
 
     fn breaker() -> (Breaker, ManualClock) {
         let clock = ManualClock::new();

@@ -31,7 +31,7 @@ pub trait Codec: Clone + Default + Send + Sync + 'static {
 /// bincode 2 with its standard configuration (varint integers), over serde.
 ///
 /// ```
-/// use cache::{Bincode, Codec};
+/// use cache::codec::{Bincode, Codec};
 /// let bytes = Bincode.encode(&("rex", 3u8)).unwrap();
 /// assert_eq!(Bincode.decode::<(String, u8)>(&bytes).unwrap(), ("rex".to_owned(), 3));
 /// ```
@@ -63,7 +63,7 @@ impl Codec for Bincode {
 /// JSON via `serde_json`.
 ///
 /// ```
-/// use cache::{Codec, Json};
+/// use cache::codec::{Codec, Json};
 /// let bytes = Json.encode(&vec![1, 2]).unwrap();
 /// assert_eq!(bytes, b"[1,2]");
 /// ```

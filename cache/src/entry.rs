@@ -37,7 +37,7 @@ type Memo = Arc<OnceLock<Arc<dyn Any + Send + Sync>>>;
 /// An encoded value with its codec id and creation time.
 ///
 /// Clones are cheap (the payload is shared `Bytes`). An entry also carries a shared,
-/// type-erased memo of its decoded value: [`crate::TypedCache`] decodes an L1 entry at
+/// type-erased memo of its decoded value: [`crate::typed::TypedCache`] decodes an L1 entry at
 /// most once, and later L1 hits clone the decoded value instead of decoding again.
 #[derive(Clone)]
 pub struct Entry {

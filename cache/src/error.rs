@@ -5,10 +5,9 @@ use std::time::Duration;
 
 /// Everything that can go wrong inside the cache.
 ///
-/// Reads and writes through [`crate::TypedCache`] never surface tier errors to the
-/// caller (a failing tier is logged, counted and skipped); these variants reach the
-/// caller only from builders, codecs used directly, and loaders of
-/// [`crate::TypedCache::get_or_load`].
+/// Reads through [`crate::CacheClient`] never surface tier errors to the caller (a
+/// failing tier is logged, counted and skipped); these variants reach the caller from
+/// builders, codecs used directly and loaders.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {

@@ -142,21 +142,6 @@ impl Namespace {
         &self.root
     }
 
-    /// Where the namespace's version counter lives in Redis: `{prefix}:{namespace}:ver`.
-    #[must_use]
-    pub fn version_key(&self) -> String {
-        format!("{}:ver", self.root)
-    }
-
-    /// Whether `key`, a Redis key under `prefix`, is a namespace's [version
-    /// key](Self::version_key).
-    pub(crate) fn is_version_key(prefix: &str, key: &str) -> bool {
-        key.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix(':'))
-            .and_then(|rest| rest.strip_suffix(":ver"))
-            .is_some_and(|namespace| !namespace.is_empty() && !namespace.contains(':'))
-    }
-
     /// The common start of every key of this namespace (at this version), ending in `:`.
     #[must_use]
     pub fn key_prefix(&self) -> String {

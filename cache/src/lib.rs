@@ -1,106 +1,103 @@
-//! A tiered cache for services that put a cache in front of a database.
+//! A cache in front of a database that proves its freshness, across instances and
+//! across Redis faults.
 //!
-//! * **L1** ([`MokaTier`]): in-process, on `moka`, bounded by bytes, a TTL per entry. A
-//!   hit costs no network trip and, through [`TypedCache`], no decode after the first.
-//! * **L2** ([`RedisTier`]): shared, on Redis, with a per-operation timeout and a circuit
-//!   breaker; reconnects by itself.
-//! * **L1 → L2** ([`TieredCache`]): L2 hits are promoted into L1 for no longer than the
-//!   shared entry has left.
-//! * **None** ([`NoCache`]): the pass-through baseline, with the same metrics.
+//! One front door: [`CacheClient`]. It puts a [`Strategy`] (cache-aside, write-through,
+//! versioned keys) between a service and its source of truth, over the tiers of a
+//! [`Topology`]:
 //!
-//! All of them implement the object-safe [`Cache`] trait, so the tiers can be picked at
-//! run time (`Arc<dyn Cache>`). [`TypedCache`] adds serde values, pluggable [`Codec`]s
-//! ([`Bincode`] by default, [`Json`]), TTL jitter and single-flight
-//! [`TypedCache::get_or_load`].
+//! * **L1**: in-process, on `moka`, bounded by bytes, a TTL per entry;
+//! * **L2**: shared, on Redis, every call bounded by a timeout, a circuit breaker in front;
+//! * **L1 + L2**: L2 hits promoted into L1, and a pub/sub backplane that keeps every
+//!   instance's L1 coherent (L1 is bypassed whenever the backplane cannot vouch for it).
 //!
-//! On top, a [`Strategy`] ([`StrategyKind`]: cache-aside, write-through, versioned keys)
-//! puts a source of truth behind the cache: group invalidation by version counters, the
-//! fill-race guard ([`FillToken`]), a Redis pub/sub backplane that keeps every instance's
-//! L1 coherent, an optional distributed loading lease ([`LeaseConfig`]), negative
-//! caching, serve-stale ([`StaleConfig`]) and refresh-ahead
-//! ([`TypedCache::get_or_refresh`]).
+//! Reads coalesce concurrent misses (single-flight) and fill through a fill-race guard,
+//! so a slow reader never stores a value a writer has replaced. Writes follow
+//! `begin_write` → write the source → `finish_write`. A Redis that fails, hangs or
+//! holds garbage is logged, counted and skipped, never an error to a reader.
 //!
-//! The database stays the source of truth: a tier that fails, hangs or holds garbage is
-//! logged, counted and skipped, never an error to the caller. Every entry has a [`Ttl`];
-//! there is no way to store one without. Keys come from one [`KeyBuilder`], whose format
-//! is documented in [`key`](crate::KeyBuilder).
+//! The low-level pieces live in modules for those who compose their own cache:
+//! [`tier`] (the [`tier::Cache`] trait and its tiers), [`typed`] (serde values,
+//! single-flight, the guard), [`codec`], [`policy`] (lease, serve-stale), [`stats`],
+//! [`clock`] and [`key`].
 //!
-//! # Example: L1 only
-//! ```
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use cache::{KeyBuilder, MokaTier, Params, Ttl, TypedCache};
-//!
-//! let cache = TypedCache::builder(MokaTier::builder().max_bytes(16 << 20).build().unwrap())
-//!     .jitter_percent(10)
-//!     .build();
-//! let pets = KeyBuilder::new("petshop").unwrap().namespace("pets").unwrap();
-//! let key = pets.query(&Params::new().with("species", "cat").with("limit", 10));
-//!
-//! cache.set(&key, &vec!["Tom".to_string()], Ttl::secs(5)).await.unwrap();
-//! let hit = cache.get::<Vec<String>>(&key).await.unwrap();
-//! assert_eq!(hit.value, ["Tom"]);
-//! assert!(hit.source.is_hit());
-//! # });
-//! ```
-//!
-//! # Example: L1 in front of Redis, with a loader
+//! # Example
+//! Two instances of a service, each with an L1 in front of one Redis; a write through
+//! one is seen at once through the other.
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::time::Duration;
-//! use cache::testing::RedisServer;
-//! use cache::{KeyBuilder, MokaTier, RedisTier, Source, TieredCache, Ttl, TypedCache};
+//! use cache::tier::{MokaTier, RedisTier};
+//! use cache::{CacheClient, KeyBuilder, Source, Strategy, Ttl};
+//! # let redis = cache::testing::RedisServer::spawn(); // a throwaway server
+//! # let url = redis.url();
 //!
-//! let redis = RedisServer::spawn(); // a throwaway server for this example
 //! let keys = KeyBuilder::new("petshop").unwrap();
-//! let l2 = RedisTier::builder(redis.url())
-//!     .prefix(keys.prefix())
-//!     .op_timeout(Duration::from_millis(50))
-//!     .build()
-//!     .unwrap();
-//! let tiers = TieredCache::builder(MokaTier::builder().build().unwrap(), l2).build();
-//! let cache = TypedCache::builder(tiers).build();
+//! let (pet, pets) = (keys.namespace("pet").unwrap(), keys.namespace("pets").unwrap());
+//! let instance = || {
+//!     CacheClient::builder(&keys)
+//!         .strategy(Strategy::CacheAside)
+//!         .l1(MokaTier::builder().max_bytes(64 << 20))
+//!         .l2(RedisTier::builder(url.as_str()).op_timeout(Duration::from_millis(50)))
+//!         .entity(&pet, &[&pets]) // a write of a pet invalidates the lists too
+//!         .build()
+//!         .unwrap()
+//! };
+//! let (a, b) = (instance(), instance());
+//! # assert!(a.wait_for_backplane(Duration::from_secs(10)).await);
+//! # assert!(b.wait_for_backplane(Duration::from_secs(10)).await);
 //!
-//! let key = keys.namespace("pet").unwrap().id(1);
-//! let load = || async { Ok::<_, std::io::Error>(("Rex".to_string(), 3u8)) };
-//! assert_eq!(cache.get_or_load(&key, Ttl::secs(60), load).await.unwrap().source, Source::Miss);
-//! assert_eq!(cache.get_or_load(&key, Ttl::secs(60), load).await.unwrap().source, Source::HitL1);
+//! let load = |name: &'static str| move || async move { Ok::<_, std::io::Error>(Some(name.to_string())) };
+//! assert_eq!(b.get_entity(&pet, 1, Ttl::secs(60), load("Rex")).await.unwrap().source, Source::Miss);
+//! assert_eq!(b.get_entity(&pet, 1, Ttl::secs(60), load("Rex")).await.unwrap().source, Source::HitL1);
+//!
+//! // A writes pet 1: begin, write the database, finish.
+//! let ticket = a.begin_write(&pet, Some(1)).await;
+//! /* UPDATE pets SET name = 'Max' WHERE id = 1 */
+//! a.finish_write(ticket, 1, Some(&"Max".to_string()), Ttl::secs(60)).await;
+//!
+//! // B's L1 copy is gone (the backplane is asynchronous: wait for it).
+//! # for _ in 0..200 {
+//! #     if b.stats().backplane.unwrap().received > 0 { break }
+//! #     tokio::time::sleep(Duration::from_millis(10)).await;
+//! # }
+//! let read = b.get_entity(&pet, 1, Ttl::secs(60), load("Max")).await.unwrap();
+//! assert_eq!((read.value.as_deref(), read.source), (Some("Max"), Source::Miss));
 //! # });
 //! ```
 #![warn(missing_docs)]
 
 mod breaker;
-mod clock;
-mod codec;
+mod client;
+pub mod clock;
+pub mod codec;
 mod entry;
 mod error;
-mod key;
+pub mod key;
 mod stale;
-mod stats;
+pub mod stats;
 mod strategy;
-mod tier;
+pub mod tier;
+mod topology;
 mod ttl;
-mod typed;
+pub mod typed;
 
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{Bincode, Codec, Json};
-pub use entry::{ENVELOPE_HEADER, Entry};
+/// Policies a client can switch on: the distributed lease and serve-stale.
+pub mod policy {
+    pub use crate::stale::StaleConfig;
+    pub use crate::typed::LeaseConfig;
+}
+
+pub use client::{CacheClient, CacheClientBuilder, ClientStats, Part, WriteTicket};
 pub use error::CacheError;
-pub use key::{Key, KeyBuilder, Namespace, ParamValue, Params};
-pub use stale::StaleConfig;
-pub use stats::{CacheStats, LoaderSnapshot, TierSnapshot, TierStats};
-pub use strategy::backplane::BackplaneSnapshot;
-pub use strategy::{Part, Strategy, StrategyBuilder, StrategyKind, StrategyStats, WriteTicket};
-pub use tier::moka::DEFAULT_L1_MAX_BYTES;
-pub use tier::redis::{
-    DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_OP_TIMEOUT, GUARD_TTL,
-};
-pub use tier::{
-    Cache, FillToken, Hit, L1Switch, MokaTier, MokaTierBuilder, NoCache, RedisTier,
-    RedisTierBuilder, TierKind, TieredCache, TieredCacheBuilder,
-};
+pub use key::{Key, KeyBuilder, Namespace, Params};
+pub use strategy::Strategy;
+pub use topology::Topology;
 pub use ttl::Ttl;
-pub use typed::{Fetched, LeaseConfig, Source, TypedCache, TypedCacheBuilder};
+pub use typed::{Fetched, Source};
+
+use clock::Clock;
+use entry::Entry;
+use stats::{TierSnapshot, TierStats};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::{Clock, Entry, Key};
 
-/// Serve-stale settings (see [`crate::TypedCacheBuilder::serve_stale`]).
+/// Serve-stale settings (see [`crate::typed::TypedCacheBuilder::serve_stale`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StaleConfig {
     /// The oldest a stale answer may be, counted from when the value was loaded.

@@ -1,8 +1,10 @@
-//! Counters per tier and for loaders, and the snapshots other crates export.
+//! Counters per tier, loaders and the backplane, and the snapshots other crates export.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
+
+pub use crate::client::backplane::BackplaneSnapshot;
 
 /// Live counters of one tier. Cheap to update from any thread.
 #[derive(Debug, Default)]
@@ -91,7 +93,7 @@ impl TierSnapshot {
     }
 }
 
-/// Live counters of the loaders run by [`crate::TypedCache::get_or_load`].
+/// Live counters of the loaders run by [`crate::typed::TypedCache::get_or_load`].
 #[derive(Debug, Default)]
 pub(crate) struct LoaderStats {
     pub(crate) calls: AtomicU64,
@@ -113,7 +115,7 @@ pub struct LoaderSnapshot {
     pub coalesced: u64,
     /// Loads abandoned after the serve-stale load timeout (also counted in `errors`).
     pub timeouts: u64,
-    /// Answers served stale because a load failed (see [`crate::StaleConfig`]).
+    /// Answers served stale because a load failed (see [`crate::policy::StaleConfig`]).
     pub stale_served: u64,
     /// Background reloads started by refresh-ahead (also counted in `calls`).
     pub refreshes: u64,
@@ -132,7 +134,7 @@ impl LoaderStats {
     }
 }
 
-/// Everything counted by a [`crate::TypedCache`]: each tier, then the loaders.
+/// Everything counted by a [`crate::typed::TypedCache`]: each tier, then the loaders.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CacheStats {
     /// One snapshot per tier, nearest first.

@@ -7,8 +7,8 @@ use crate::CacheError;
 
 /// A time to live: at least one millisecond, at most [`Ttl::MAX`].
 ///
-/// There is no way to store an entry without one: every write of [`crate::Cache`]
-/// and [`crate::TypedCache`] takes a `Ttl`, and a `Ttl` cannot be zero or infinite.
+/// There is no way to store an entry without one: every write of [`crate::tier::Cache`]
+/// and [`crate::typed::TypedCache`] takes a `Ttl`, and a `Ttl` cannot be zero or infinite.
 ///
 /// ```
 /// use std::time::Duration;

@@ -1,8 +1,9 @@
 //! The only place the service touches the cache: a thin shell over the cache library's
-//! [`cache::Strategy`].
+//! [`cache::CacheClient`].
 //!
-//! Handlers ask this module for a pet, a page of pets or the stats, handing it a loader
-//! that queries the database, and wrap every write in [`CacheLayer::begin_write`] /
+//! Reads ask this module for a pet, a page of pets or the stats, handing it a loader
+//! that queries the database. Writes go through [`crate::service::pets::PetService`],
+//! the one place that wraps the database write in [`CacheLayer::begin_write`] and
 //! [`CacheLayer::pet_written`] (or [`CacheLayer::pet_deleted`]). The tiers come from
 //! `CACHE_TIERS`, the strategy from `CACHE_STRATEGY`; what they do is the library's:
 //!
@@ -35,13 +36,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cache::policy::{LeaseConfig, StaleConfig};
+use cache::tier::{MokaTier, RedisTier};
 use cache::{
-    CacheError, Fetched, KeyBuilder, LeaseConfig, MokaTier, Namespace, Params, Part, RedisTier,
-    StaleConfig, Strategy, StrategyKind, StrategyStats, Ttl, WriteTicket,
+    CacheClient, CacheError, ClientStats, Fetched, KeyBuilder, Namespace, Params, Part, Strategy,
+    Topology, Ttl, WriteTicket,
 };
 use sea_orm::DbErr;
 
-use crate::config::{CacheTiers, Config};
+use crate::config::Config;
 use crate::model::{Pet, PetFilter, PetList, StatsData};
 
 /// The prefix of every key the service writes.
@@ -71,9 +74,7 @@ impl RedisHealth {
 }
 
 struct Inner {
-    strategy: Strategy,
-    tiers: CacheTiers,
-    redis: Option<RedisTier>,
+    client: CacheClient,
     pet: Namespace,
     pets: Namespace,
     stats: Namespace,
@@ -91,8 +92,8 @@ pub struct CacheLayer {
 impl std::fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheLayer")
-            .field("tiers", &self.inner.tiers.as_str())
-            .field("strategy", &self.inner.strategy.kind().as_str())
+            .field("tiers", &self.inner.client.topology().as_str())
+            .field("strategy", &self.inner.client.strategy().as_str())
             .finish_non_exhaustive()
     }
 }
@@ -114,30 +115,23 @@ impl CacheLayer {
             keys.namespace("pets")?,
             keys.namespace("stats")?,
         );
-        let redis = match (&config.redis_url, config.cache_tiers.uses_redis()) {
-            (Some(url), true) => Some(
-                RedisTier::builder(url.as_str())
-                    .prefix(KEY_PREFIX)
-                    .op_timeout(config.redis_op_timeout)
-                    .connect_timeout(config.redis_op_timeout.max(Duration::from_millis(250)))
-                    .build()?,
-            ),
-            (None, true) => {
-                return Err(CacheError::Config(
-                    "CACHE_TIERS with l2 needs REDIS_URL".into(),
-                ));
-            }
-            _ => None,
-        };
-        let mut builder = Strategy::builder(config.cache_strategy, &keys)
+        let mut builder = CacheClient::builder(&keys)
+            .strategy(config.cache_strategy)
             .entity(&pet, &[&pets, &stats])
             .negative_ttl(NOT_FOUND_TTL)
             .jitter_percent(config.cache_jitter_percent);
-        if matches!(config.cache_tiers, CacheTiers::L1 | CacheTiers::L1L2) {
-            builder = builder.l1(MokaTier::builder().max_bytes(config.l1_max_bytes).build()?);
+        if config.cache_tiers.has_l1() {
+            builder = builder.l1(MokaTier::builder().max_bytes(config.l1_max_bytes));
         }
-        if let Some(l2) = &redis {
-            builder = builder.l2(l2.clone());
+        if config.cache_tiers.has_l2() {
+            let Some(url) = &config.redis_url else {
+                return Err(CacheError::Config(
+                    "CACHE_TIERS with l2 needs REDIS_URL".into(),
+                ));
+            };
+            builder = builder.l2(RedisTier::builder(url.as_str())
+                .op_timeout(config.redis_op_timeout)
+                .connect_timeout(config.redis_op_timeout.max(Duration::from_millis(250))));
             if config.cache_lease {
                 builder = builder.lease(LeaseConfig::default());
             }
@@ -154,9 +148,7 @@ impl CacheLayer {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                strategy: builder.build(),
-                tiers: config.cache_tiers,
-                redis,
+                client: builder.build()?,
                 pet,
                 pets,
                 stats,
@@ -170,19 +162,19 @@ impl CacheLayer {
     /// `cache-aside`, `write-through` or `versioned` (the `X-Cache-Strategy` header).
     #[must_use]
     pub fn strategy_name(&self) -> &'static str {
-        self.inner.strategy.kind().as_str()
+        self.inner.client.strategy().as_str()
     }
 
     /// The strategy.
     #[must_use]
-    pub fn strategy_kind(&self) -> StrategyKind {
-        self.inner.strategy.kind()
+    pub fn strategy(&self) -> Strategy {
+        self.inner.client.strategy()
     }
 
-    /// `none`, `l1`, `l2` or `l1+l2`.
+    /// The tiers.
     #[must_use]
-    pub fn topology(&self) -> &'static str {
-        self.inner.tiers.as_str()
+    pub fn topology(&self) -> Topology {
+        self.inner.client.topology()
     }
 
     /// Pet `id` (`None`: no such pet), from the cache or `loader`.
@@ -196,7 +188,7 @@ impl CacheLayer {
         Fut: Future<Output = Result<Option<Pet>, DbErr>>,
     {
         let i = &self.inner;
-        i.strategy.get_entity(&i.pet, id, i.pet_ttl, loader).await
+        i.client.get_entity(&i.pet, id, i.pet_ttl, loader).await
     }
 
     /// A page of pets matching `filter`, from the cache or `loader`.
@@ -216,7 +208,7 @@ impl CacheLayer {
             .with("limit", filter.limit)
             .with("offset", filter.offset);
         let i = &self.inner;
-        i.strategy
+        i.client
             .get(&i.pets, &Part::Query(params), i.list_ttl, loader)
             .await
     }
@@ -229,63 +221,64 @@ impl CacheLayer {
         Fut: Future<Output = Result<StatsData, DbErr>> + Send + 'static,
     {
         let i = &self.inner;
-        i.strategy
+        i.client
             .get_or_refresh(&i.stats, &Part::Fixed("all"), i.stats_ttl, loader)
             .await
     }
 
     /// Call before writing pet `id` to the database (`None` for a create).
-    pub async fn begin_write(&self, id: Option<i64>) -> PetWrite {
-        PetWrite(self.inner.strategy.begin_write(&self.inner.pet, id).await)
+    pub(crate) async fn begin_write(&self, id: Option<i64>) -> PetWrite {
+        let i = &self.inner;
+        PetWrite(i.client.begin_write(&i.pet, id).await)
     }
 
     /// After a create or an update: `pet` is what the database now holds.
-    pub async fn pet_written(&self, write: PetWrite, pet: &Pet) {
+    pub(crate) async fn pet_written(&self, write: PetWrite, pet: &Pet) {
         let i = &self.inner;
-        i.strategy
+        i.client
             .finish_write(write.0, pet.id, Some(pet), i.pet_ttl)
             .await;
     }
 
     /// After pet `id` was deleted.
-    pub async fn pet_deleted(&self, write: PetWrite, id: i64) {
+    pub(crate) async fn pet_deleted(&self, write: PetWrite, id: i64) {
         let i = &self.inner;
-        i.strategy
+        i.client
             .finish_write(write.0, id, None::<&Pet>, i.pet_ttl)
             .await;
     }
 
     /// Empties every tier (Redis: our prefix only) and tells the other instances.
     pub async fn flush(&self) -> Result<(), CacheError> {
-        self.inner.strategy.flush().await
+        self.inner.client.flush().await
     }
 
     /// Counters of every tier, the loaders and the backplane.
     #[must_use]
-    pub fn cache_stats(&self) -> StrategyStats {
-        self.inner.strategy.stats()
+    pub fn cache_stats(&self) -> ClientStats {
+        self.inner.client.stats()
     }
 
     /// Waits up to `timeout` for the backplane (only `l1+l2` has one) to subscribe;
     /// until it does, L1 is bypassed. True if it did or there is none.
     pub async fn wait_for_backplane(&self, timeout: Duration) -> bool {
-        self.inner.strategy.wait_for_backplane(timeout).await
+        self.inner.client.wait_for_backplane(timeout).await
     }
 
     /// Whether the Redis tier's breaker is open (no round trip); `None` without Redis.
     #[must_use]
     pub fn redis_breaker_open(&self) -> Option<bool> {
-        self.inner.redis.as_ref().map(RedisTier::is_degraded)
+        self.inner.client.l2().map(RedisTier::is_degraded)
     }
 
     /// The Redis tier's health; `None` when Redis is not a tier.
     pub async fn redis_health(&self) -> Option<RedisHealth> {
-        let redis = self.inner.redis.as_ref()?;
+        let redis = self.inner.client.l2()?;
         let ping = redis.ping().await;
         Some(RedisHealth {
             up: ping.is_ok(),
             breaker_open: redis.is_degraded(),
-            backplane_connected: self.inner.strategy.backplane_connected(),
+            backplane_connected: self.inner.client.backplane_connected(),
             error: ping.err().map(|e| e.to_string()),
         })
     }

@@ -11,8 +11,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use cache::StrategyKind;
-use cache::{DEFAULT_L1_MAX_BYTES, DEFAULT_OP_TIMEOUT, Ttl};
+use cache::Ttl;
+use cache::tier::{DEFAULT_L1_MAX_BYTES, DEFAULT_OP_TIMEOUT};
+pub use cache::{Strategy, Topology};
 
 /// The default database: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = migrations::DEFAULT_DATABASE_URL;
@@ -27,38 +28,6 @@ pub const DEFAULT_STATS_TTL: Duration = Duration::from_secs(10);
 /// The default TTL jitter, in percent.
 pub const DEFAULT_JITTER_PERCENT: u8 = 10;
 
-/// Which cache tiers sit in front of the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheTiers {
-    /// No cache: every read goes to the database (`X-Cache: BYPASS`).
-    None,
-    /// The in-process tier only.
-    L1,
-    /// The Redis tier only.
-    L2,
-    /// In-process in front of Redis.
-    L1L2,
-}
-
-impl CacheTiers {
-    /// The value as written in `CACHE_TIERS`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::L1 => "l1",
-            Self::L2 => "l2",
-            Self::L1L2 => "l1+l2",
-        }
-    }
-
-    /// True when Redis is one of the tiers.
-    #[must_use]
-    pub fn uses_redis(self) -> bool {
-        matches!(self, Self::L2 | Self::L1L2)
-    }
-}
-
 /// The validated settings of the service.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -67,9 +36,9 @@ pub struct Config {
     /// `REDIS_URL`: the shared tier's server, if any.
     pub redis_url: Option<String>,
     /// `CACHE_TIERS`.
-    pub cache_tiers: CacheTiers,
+    pub cache_tiers: Topology,
     /// `CACHE_STRATEGY`.
-    pub cache_strategy: StrategyKind,
+    pub cache_strategy: Strategy,
     /// `CACHE_LEASE`: coalesce misses across instances with a Redis lease.
     pub cache_lease: bool,
     /// `CACHE_MAX_STALE`: when the database fails (or exceeds `CACHE_LOAD_TIMEOUT`),
@@ -164,21 +133,17 @@ impl Config {
                 ),
             ));
         }
-        let cache_tiers = match get("CACHE_TIERS").as_deref() {
-            None if redis_url.is_some() => CacheTiers::L1L2,
-            None => CacheTiers::L1,
-            Some("none") => CacheTiers::None,
-            Some("l1") => CacheTiers::L1,
-            Some("l2") => CacheTiers::L2,
-            Some("l1+l2") => CacheTiers::L1L2,
-            Some(other) => {
-                return Err(err(
+        let cache_tiers = match get("CACHE_TIERS") {
+            None if redis_url.is_some() => Topology::L1L2,
+            None => Topology::L1,
+            Some(v) => v.parse::<Topology>().map_err(|_| {
+                err(
                     "CACHE_TIERS",
-                    format!("{other:?} is not one of: none, l1, l2, l1+l2"),
-                ));
-            }
+                    format!("{v:?} is not one of: none, l1, l2, l1+l2"),
+                )
+            })?,
         };
-        if cache_tiers.uses_redis() && redis_url.is_none() {
+        if cache_tiers.has_l2() && redis_url.is_none() {
             return Err(err(
                 "CACHE_TIERS",
                 format!(
@@ -188,8 +153,8 @@ impl Config {
             ));
         }
         let cache_strategy = match get("CACHE_STRATEGY") {
-            None => StrategyKind::CacheAside,
-            Some(v) => v.parse::<StrategyKind>().map_err(|_| {
+            None => Strategy::CacheAside,
+            Some(v) => v.parse::<Strategy>().map_err(|_| {
                 err(
                     "CACHE_STRATEGY",
                     format!("{v:?} is not one of: cache-aside, write-through, versioned"),
@@ -206,7 +171,7 @@ impl Config {
                 ));
             }
         };
-        if cache_lease && !cache_tiers.uses_redis() {
+        if cache_lease && !cache_tiers.has_l2() {
             return Err(err(
                 "CACHE_LEASE",
                 format!(

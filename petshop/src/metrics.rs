@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache::{CacheStats, StrategyStats};
+use cache::ClientStats;
+use cache::stats::CacheStats;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
@@ -133,7 +134,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything, cache counters included.
     #[must_use]
-    pub fn render(&self, cache: &StrategyStats, redis_breaker_open: Option<bool>) -> String {
+    pub fn render(&self, cache: &ClientStats, redis_breaker_open: Option<bool>) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.inner.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "cannot encode metrics");
@@ -184,7 +185,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn render_cache(out: &mut String, stats: &CacheStats) {
-    type Field = fn(&cache::TierSnapshot) -> u64;
+    type Field = fn(&cache::stats::TierSnapshot) -> u64;
     let tier_counters: [(&str, &str, Field); 9] = [
         ("hits", "Reads answered by the tier.", |t| t.hits),
         ("misses", "Reads the tier could not answer.", |t| t.misses),

@@ -18,6 +18,7 @@ use crate::cache_layer::CacheLayer;
 use crate::config::{Config, redact_url};
 use crate::metrics::Metrics;
 use crate::service::db;
+use crate::service::pets::PetService;
 use crate::state::AppState;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -54,6 +55,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         _ => {}
     }
     Ok(AppState {
+        pets: PetService::new(db.clone(), cache.clone()),
         db,
         cache,
         metrics,

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::cache_layer::CacheLayer;
 use crate::metrics::Metrics;
 use crate::model::PetList;
+use crate::service::pets::PetService;
 
 /// The database, the cache, the metrics and the admin token. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -15,6 +16,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The only way to the cache.
     pub cache: CacheLayer,
+    /// Pets, read through the cache and written with its write protocol.
+    pub pets: PetService,
     /// This instance's metrics.
     pub metrics: Metrics,
     /// `ADMIN_TOKEN`; `None` disables the admin endpoints.

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cache::{KeyBuilder, LeaseConfig, MokaTier, Namespace, RedisTier, Strategy, StrategyKind, Ttl};
+use cache::policy::LeaseConfig;
+use cache::tier::{MokaTier, RedisTier};
+use cache::{CacheClient, KeyBuilder, Namespace, Strategy, Ttl};
 use serde::{Deserialize, Serialize};
 
 /// One row of the source: its id and how many times it was written.
@@ -74,34 +76,13 @@ impl MemorySource {
     }
 }
 
-/// Where the cache lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Topology {
-    /// In-process only.
-    L1,
-    /// Redis only.
-    L2,
-    /// Both.
-    L1L2,
-}
-
-impl Topology {
-    /// `l1`, `l2` or `l1+l2`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::L1 => "l1",
-            Self::L2 => "l2",
-            Self::L1L2 => "l1+l2",
-        }
-    }
-}
+pub use cache::Topology;
 
 /// How the cache instances are built.
 #[derive(Clone, Debug)]
 pub struct Setup {
     /// The strategy.
-    pub kind: StrategyKind,
+    pub kind: Strategy,
     /// The tiers.
     pub topology: Topology,
     /// Cache instances sharing one Redis (1 or more).
@@ -117,7 +98,7 @@ pub struct Setup {
 impl Setup {
     /// One instance with the backplane and the guard, no lease.
     #[must_use]
-    pub fn new(kind: StrategyKind, topology: Topology) -> Self {
+    pub fn new(kind: Strategy, topology: Topology) -> Self {
         Self {
             kind,
             topology,
@@ -177,28 +158,25 @@ impl Keys {
 /// # Panics
 /// When the topology needs Redis and `redis_url` is `None`.
 #[must_use]
-pub fn instances(setup: &Setup, keys: &Keys, redis_url: Option<&str>) -> Vec<Strategy> {
+pub fn instances(setup: &Setup, keys: &Keys, redis_url: Option<&str>) -> Vec<CacheClient> {
     (0..setup.instances)
         .map(|_| {
-            let mut b = Strategy::builder(setup.kind, &keys.builder)
+            let mut b = CacheClient::builder(&keys.builder)
+                .strategy(setup.kind)
                 .entity(&keys.rows, &[&keys.lists])
                 .backplane(setup.backplane)
                 .fill_guard(setup.fill_guard);
-            if matches!(setup.topology, Topology::L1 | Topology::L1L2) {
-                b = b.l1(MokaTier::builder().build().expect("l1"));
+            if setup.topology.has_l1() {
+                b = b.l1(MokaTier::builder());
             }
-            if matches!(setup.topology, Topology::L2 | Topology::L1L2) {
+            if setup.topology.has_l2() {
                 let url = redis_url.expect("this topology needs a redis url");
-                b = b.l2(RedisTier::builder(url)
-                    .prefix(keys.builder.prefix())
-                    .op_timeout(Duration::from_millis(500))
-                    .build()
-                    .expect("l2"));
+                b = b.l2(RedisTier::builder(url).op_timeout(Duration::from_millis(500)));
             }
             if setup.lease {
                 b = b.lease(LeaseConfig::default());
             }
-            b.build()
+            b.build().expect("a valid client")
         })
         .collect()
 }

@@ -119,8 +119,8 @@ async fn main() -> Result<()> {
     }
     config.progress = !args.no_progress;
     config.ceilings = !args.no_ceilings;
-    config.topologies = pick(&Topology::ALL, &args.topologies, |t| t.env().to_owned())?;
-    config.strategies = pick(&Strategy::ALL, &args.strategies, |s| s.env().to_owned())?;
+    config.topologies = pick(&Topology::ALL, &args.topologies, |t| t.as_str().to_owned())?;
+    config.strategies = pick(&Strategy::ALL, &args.strategies, |s| s.as_str().to_owned())?;
     config.workloads = pick(&Workload::ALL, &args.workloads, |w| w.to_string())?;
     let launcher = ProcessLauncher {
         petshop: PetshopCommand::find(args.petshop.as_deref())?,

@@ -54,9 +54,15 @@ fn assert_complete_and_error_free(report: &Report, config: &CompareConfig) {
             let rows = report
                 .rows
                 .iter()
-                .filter(|r| r.topology == t.env() && r.strategy == s.env())
+                .filter(|r| r.topology == t.as_str() && r.strategy == s.as_str())
                 .count();
-            assert_eq!(rows, config.workloads.len(), "{}/{}", t.env(), s.env());
+            assert_eq!(
+                rows,
+                config.workloads.len(),
+                "{}/{}",
+                t.as_str(),
+                s.as_str()
+            );
         }
     }
     for r in report.ceilings.iter().chain(&report.rows) {

@@ -5,11 +5,15 @@
 //! replaced) is closed by the fill guard: the invalidation advances the key's guard, so
 //! the slow reader's fill is refused.
 
-use crate::strategy::{Part, Strategy};
-use crate::{Codec, Namespace};
+use crate::Namespace;
+use crate::client::effect::Effect;
 
-pub(super) async fn after<C: Codec>(s: &Strategy<C>, entity: &Namespace, id: i64) {
-    if let Ok(key) = s.key(entity, &Part::Id(id)).await {
-        s.invalidate_everywhere(&key).await;
-    }
+/// Invalidate the entity's key (when the id is known), bump its groups.
+pub(crate) fn effects(entity: &Namespace, id: Option<i64>, groups: Vec<Namespace>) -> Vec<Effect> {
+    let mut effects: Vec<Effect> = id
+        .map(|id| Effect::Invalidate(entity.id(id)))
+        .into_iter()
+        .collect();
+    effects.push(Effect::Bump(groups));
+    effects
 }

@@ -1,5 +1,5 @@
 //! Write-through: a write stores the new value in every tier at once, so the next read
-//! of the entity is a hit.
+//! of the entity is a hit. Its groups are bumped as in cache-aside.
 //!
 //! Two writers of one entity can reach the cache in the opposite order from the source,
 //! so the store is conditional: the writer invalidates the key *before* writing the
@@ -11,57 +11,46 @@
 
 use serde::Serialize;
 
-use crate::strategy::{Part, Strategy};
-use crate::{Codec, FillToken, Namespace, Ttl};
+use crate::client::CacheClient;
+use crate::codec::Codec;
+use crate::tier::FillToken;
+use crate::{CacheError, Key, Ttl};
 
-pub(super) async fn before<C: Codec>(s: &Strategy<C>, entity: &Namespace, id: i64) -> FillToken {
-    match s.key(entity, &Part::Id(id)).await {
-        Ok(key) => s.invalidate_everywhere(&key).await,
-        Err(_) => FillToken::default(),
-    }
-}
-
-pub(super) async fn after<C: Codec, T>(
-    s: &Strategy<C>,
-    entity: &Namespace,
-    id: i64,
+/// Stores the written `value` (or "not found" for a delete, with a negative TTL) under
+/// `key`, guarded by `token`. `Err`: Redis was not reached, the key must be invalidated
+/// once it answers.
+pub(crate) async fn store<C: Codec, T>(
+    client: &CacheClient<C>,
+    key: &Key,
     token: Option<FillToken>,
     value: Option<&T>,
     ttl: Ttl,
-) where
+    negative_ttl: Option<Ttl>,
+) -> Result<(), CacheError>
+where
     T: Serialize + Clone + Send + Sync + 'static,
 {
-    let Ok(key) = s.key(entity, &Part::Id(id)).await else {
-        return;
-    };
     // A create has no earlier token: nobody can have read an id that did not exist,
-    // except as "not found", which this invalidation replaces.
+    // except as "not found", which this invalidation replaces. Neither has a write whose
+    // first invalidation failed.
     let token = match token {
         Some(token) => token,
-        None => s.invalidate_everywhere(&key).await,
+        None => client.invalidate_everywhere(key).await?,
     };
-    let stored = match value {
-        // Entities are read as `Option<T>` (see `Strategy::get_entity`): store the same type.
-        Some(v) => s
-            .cache()
-            .replace(&key, &Some(v.clone()), ttl, &token)
-            .await
-            .unwrap_or(false),
-        None => match s.inner.negative_ttl {
-            Some(neg) => s
-                .cache()
-                .replace(&key, &None::<T>, neg, &token)
-                .await
-                .unwrap_or(false),
-            None => true,
-        },
+    let typed = client.typed();
+    // Entities are read as `Option<T>` (see `CacheClient::get_entity`): store the same type.
+    let stored = match (value, negative_ttl) {
+        (Some(v), _) => typed.replace(key, &Some(v.clone()), ttl, &token).await?,
+        (None, Some(negative)) => typed.replace(key, &None::<T>, negative, &token).await?,
+        // A delete with nothing to store: a reader may have refilled the old value
+        // since the first invalidation, so invalidate again.
+        (None, None) => return client.invalidate_everywhere(key).await.map(|_| ()),
     };
     if stored {
         // Other instances drop their L1 copy and re-read the new value from L2.
-        if let Some(bp) = &s.inner.backplane {
-            bp.publish_evict(&key).await;
-        }
+        client.publish_evict(key).await
     } else {
-        s.invalidate_everywhere(&key).await;
+        // Another write overtook this one: let the next read load what the source kept.
+        client.invalidate_everywhere(key).await.map(|_| ())
     }
 }

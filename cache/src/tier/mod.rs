@@ -1,4 +1,7 @@
-//! The object-safe [`Cache`] trait and its tiers.
+//! The low-level pieces: the object-safe [`Cache`] trait and its tiers.
+//!
+//! Most users never touch these: [`crate::CacheClient`] builds and wires them. They are
+//! here for those who compose their own cache.
 //!
 //! | tier | type | where the data lives |
 //! |------|------|----------------------|
@@ -13,16 +16,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
+pub use crate::entry::{ENVELOPE_HEADER, Entry};
+use crate::{CacheError, Key, TierSnapshot, Ttl};
 
 pub(crate) mod moka;
 pub(crate) mod none;
 pub(crate) mod redis;
 pub(crate) mod tiered;
 
-pub use self::moka::{MokaTier, MokaTierBuilder};
+pub use self::moka::{DEFAULT_L1_MAX_BYTES, MokaTier, MokaTierBuilder};
 pub use self::none::NoCache;
-pub use self::redis::{RedisTier, RedisTierBuilder};
+pub use self::redis::{
+    DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_OP_TIMEOUT, GUARD_TTL, RedisTier, RedisTierBuilder,
+};
 pub use self::tiered::{L1Switch, TieredCache, TieredCacheBuilder};
 
 /// Which tier answered a read.
@@ -64,8 +71,10 @@ pub struct FillToken {
 ///
 /// Object-safe, so the tiers can be chosen at run time as `Arc<dyn Cache>`. Every write
 /// takes a [`Ttl`]. Tiers report their own failures as `Err`; [`TieredCache`] and
-/// [`crate::TypedCache`] log, count and swallow them, so a failing tier never fails the
-/// caller's read or write.
+/// [`crate::typed::TypedCache`] log, count and swallow them on reads, so a failing tier
+/// never fails the caller's read. The guard methods (tokens, guarded stores,
+/// invalidation, the lease) have no default body: a tier that ignored the token would
+/// switch the fill-race guard off without a word.
 #[async_trait]
 pub trait Cache: Send + Sync + Debug + 'static {
     /// A short name: `"l1"`, `"l2"`, `"l1+l2"` or `"none"`.
@@ -93,10 +102,7 @@ pub trait Cache: Send + Sync + Debug + 'static {
     async fn clear(&self) -> Result<(), CacheError>;
 
     /// A token recording the key's invalidation state, taken before a load.
-    async fn fill_token(&self, key: &Key) -> Result<FillToken, CacheError> {
-        let _ = key;
-        Ok(FillToken::default())
-    }
+    async fn fill_token(&self, key: &Key) -> Result<FillToken, CacheError>;
 
     /// Stores `entry` only if `key` was not invalidated since `token` was taken.
     /// Returns whether it was stored.
@@ -106,44 +112,35 @@ pub trait Cache: Send + Sync + Debug + 'static {
         entry: Entry,
         ttl: Ttl,
         token: &FillToken,
-    ) -> Result<bool, CacheError> {
-        let _ = token;
-        self.set(key, entry, ttl).await.map(|()| true)
-    }
+    ) -> Result<bool, CacheError>;
 
     /// A writer's store: lands only if `key` was not invalidated since `token`, and
     /// advances the key's invalidation state, so that readers' fills based on loads that
     /// began before it are refused (they may have read the source before the write).
+    ///
+    /// `Err` when a tier that holds shared state could not be reached: the caller must
+    /// assume the shared tier still holds what it held before.
     async fn replace(
         &self,
         key: &Key,
         entry: Entry,
         ttl: Ttl,
         token: &FillToken,
-    ) -> Result<bool, CacheError> {
-        let _ = token;
-        self.set(key, entry, ttl).await.map(|()| true)
-    }
+    ) -> Result<bool, CacheError>;
 
     /// Removes `key` and advances its invalidation state, so fills based on older tokens
     /// are refused. Returns the state after the invalidation.
-    async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
-        self.delete(key).await?;
-        Ok(FillToken::default())
-    }
+    ///
+    /// `Err` when a tier that holds shared state could not be reached (the local tiers
+    /// are invalidated all the same): the caller must retry it later.
+    async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError>;
 
-    /// Tries to take the loading lease of `key` for `ttl` on behalf of `owner` (shared
-    /// tiers only; tiers with nothing shared always grant it).
-    async fn try_lease(&self, key: &Key, owner: &str, ttl: Ttl) -> Result<bool, CacheError> {
-        let _ = (key, owner, ttl);
-        Ok(true)
-    }
+    /// Tries to take the loading lease of `key` for `ttl` on behalf of `owner`. Tiers with
+    /// nothing shared grant it at once.
+    async fn try_lease(&self, key: &Key, owner: &str, ttl: Ttl) -> Result<bool, CacheError>;
 
     /// Gives the lease of `key` back, if `owner` still holds it.
-    async fn release_lease(&self, key: &Key, owner: &str) -> Result<(), CacheError> {
-        let _ = (key, owner);
-        Ok(())
-    }
+    async fn release_lease(&self, key: &Key, owner: &str) -> Result<(), CacheError>;
 
     /// The counters of each tier, nearest first.
     fn stats(&self) -> Vec<TierSnapshot>;

@@ -68,7 +68,7 @@ impl MokaTierBuilder {
         self
     }
 
-    /// The clock expiry is checked against (tests pass a [`crate::ManualClock`]).
+    /// The clock expiry is checked against (tests pass a [`crate::clock::ManualClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -151,7 +151,8 @@ impl Inner {
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use cache::{Cache, Entry, KeyBuilder, MokaTier, Ttl};
+/// use cache::tier::{Cache, Entry, MokaTier};
+/// use cache::{KeyBuilder, Ttl};
 ///
 /// let l1 = MokaTier::builder().max_bytes(1 << 20).build().unwrap();
 /// let key = KeyBuilder::new("app").unwrap().namespace("pet").unwrap().id(1);
@@ -201,20 +202,6 @@ impl MokaTier {
     /// Runs moka's pending maintenance (evictions, expirations) now.
     pub async fn run_pending_tasks(&self) {
         self.inner.cache.run_pending_tasks().await;
-    }
-
-    /// Drops every entry whose key starts with `prefix` (a namespace or a version of one).
-    pub async fn invalidate_prefix(&self, prefix: &str) {
-        let doomed: Vec<Key> = self
-            .inner
-            .cache
-            .iter()
-            .filter(|(k, _)| k.as_str().starts_with(prefix))
-            .map(|(k, _)| (*k).clone())
-            .collect();
-        for key in doomed {
-            self.inner.cache.invalidate(&key).await;
-        }
     }
 }
 
@@ -314,6 +301,15 @@ impl Cache for MokaTier {
         self.inner.cache.invalidate(key).await;
         self.inner.stats.delete();
         self.fill_token(key).await
+    }
+
+    /// Nothing is shared in-process: single-flight already makes one load per key.
+    async fn try_lease(&self, _key: &Key, _owner: &str, _ttl: Ttl) -> Result<bool, CacheError> {
+        Ok(true)
+    }
+
+    async fn release_lease(&self, _key: &Key, _owner: &str) -> Result<(), CacheError> {
+        Ok(())
     }
 
     async fn clear(&self) -> Result<(), CacheError> {

@@ -64,7 +64,8 @@ impl L1Switch {
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use cache::testing::RedisServer;
-/// use cache::{Cache, Entry, KeyBuilder, MokaTier, RedisTier, TierKind, TieredCache, Ttl};
+/// use cache::tier::{Cache, Entry, MokaTier, RedisTier, TierKind, TieredCache};
+/// use cache::{KeyBuilder, Ttl};
 ///
 /// let redis = RedisServer::spawn(); // a throwaway redis-server, killed on drop
 /// let l1 = MokaTier::builder().build().unwrap();
@@ -262,12 +263,16 @@ impl Cache for TieredCache {
         ttl: Ttl,
         token: &FillToken,
     ) -> Result<bool, CacheError> {
-        if token.l2.is_some() {
-            match self.inner.l2.replace(key, entry.clone(), ttl, token).await {
-                Ok(false) => return Ok(false),
-                Ok(true) => {}
-                Err(e) => tracing::debug!(key = %key, error = %e, "L2 replace skipped"),
-            }
+        // Without an L2 token the shared tier was not reached when the write began: its
+        // state is unknown, so the store cannot be guarded there.
+        let shared = match token.l2 {
+            Some(_) => self.inner.l2.replace(key, entry.clone(), ttl, token).await,
+            None => Err(CacheError::Config(
+                "no shared fill token: the shared tier was unreachable".into(),
+            )),
+        };
+        if let Ok(false) = shared {
+            return Ok(false);
         }
         // L1 follows even when L1 is bypassed: advancing its guard refuses racing fills.
         let local = self
@@ -275,15 +280,13 @@ impl Cache for TieredCache {
             .l1
             .replace(key, entry, self.l1_ttl(ttl), token)
             .await;
-        Ok(swallow("l1", "replace", local.map(Some)).unwrap_or(false))
+        let local = swallow("l1", "replace", local.map(Some)).unwrap_or(false);
+        shared.map(|_| local)
     }
 
     async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
-        let l2 = swallow(
-            "l2",
-            "invalidate",
-            self.inner.l2.invalidate(key).await.map(Some),
-        );
+        let shared = self.inner.l2.invalidate(key).await;
+        // L1 is invalidated whatever happened to L2: this instance never serves the old copy.
         let l1 = swallow(
             "l1",
             "invalidate",
@@ -291,7 +294,7 @@ impl Cache for TieredCache {
         );
         Ok(FillToken {
             l1: l1.and_then(|t| t.l1),
-            l2: l2.and_then(|t| t.l2),
+            l2: shared?.l2,
         })
     }
 

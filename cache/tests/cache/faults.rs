@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use cache::testing::BlackHole;
-use cache::{Cache, MokaTier, RedisTier, Source, TieredCache, Ttl, TypedCache};
+use cache::tier::{Cache, MokaTier, RedisTier, TieredCache};
+use cache::typed::TypedCache;
+use cache::{Source, Ttl};
 
 use crate::support::{Options, Pet, Topology, bounded, fixture, fixture_with, pet};
 
@@ -91,7 +93,7 @@ async fn garbage(t: Topology) {
     let mut raw = f.raw().await;
     let (a, b, c) = (f.ns.id(4), f.ns.id(5), f.ns.id(6));
     let future_format = {
-        let mut e = cache::Entry::new(&b"x"[..], 1, 0).to_envelope(u64::MAX);
+        let mut e = cache::tier::Entry::new(&b"x"[..], 1, 0).to_envelope(u64::MAX);
         e[2] = 99;
         e
     };
@@ -133,12 +135,14 @@ async fn garbage(t: Topology) {
                 .unwrap()
                 .expect("overwritten in L2");
         assert_eq!(
-            cache::Bincode.decode::<Pet>(l2.entry.payload()).unwrap(),
+            cache::codec::Bincode
+                .decode::<Pet>(l2.entry.payload())
+                .unwrap(),
             pet(i as i64)
         );
         assert!(cache.get::<Pet>(key).await.unwrap().source.is_hit());
     }
-    use cache::Codec as _;
+    use cache::codec::Codec as _;
     let l2 = cache.stats().tier("l2").cloned().unwrap();
     assert!(l2.decode_failures >= 3, "{l2:?}");
     assert_eq!(l2.short_circuits, 0, "garbage must not open the breaker");

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache::{Source, Ttl, TypedCache};
+use cache::typed::TypedCache;
+use cache::{Source, Ttl};
 use tokio::sync::Notify;
 
 use crate::support::{Fixture, Pet, Topology, fixture, pet};
@@ -141,7 +142,7 @@ async fn a_refresh_overtaken_by_a_write_does_not_land(t: Topology) {
         .unwrap();
     assert_eq!(hit.value, pet(1));
     started.notified().await;
-    let _ = cache.invalidate(&key).await;
+    cache.invalidate(&key).await.unwrap();
     release.notify_one();
     // The refused fill never shows, however long we look.
     for _ in 0..30 {

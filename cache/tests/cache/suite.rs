@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cache::{Cache, Entry, Params, Source, TierKind, TieredCache, Ttl};
+use cache::tier::{Cache, Entry, TierKind, TieredCache};
+use cache::{Params, Source, Ttl};
 
 use crate::support::{Options, Topology, bounded, fixture, fixture_with, pet};
 
@@ -73,7 +74,7 @@ async fn a_value_round_trips_with_json(t: Topology) {
             .await
             .unwrap();
         let json: serde_json::Value =
-            serde_json::from_slice(&raw[cache::ENVELOPE_HEADER..]).unwrap();
+            serde_json::from_slice(&raw[cache::tier::ENVELOPE_HEADER..]).unwrap();
         assert_eq!(json["name"], "pet-2");
     }
 }
@@ -382,12 +383,12 @@ async fn an_l1_hit_after_the_first_decodes_nothing() {
             .unwrap()
             .set(
                 &key,
-                Entry::new(cache::Bincode.encode(&5u32).unwrap(), 1, 0),
+                Entry::new(cache::codec::Bincode.encode(&5u32).unwrap(), 1, 0),
                 Ttl::secs(60),
             )
             .await
             .unwrap();
-        use cache::Codec as _;
+        use cache::codec::Codec as _;
         for _ in 0..10 {
             assert_eq!(cache.get::<Counted>(&key).await.unwrap().value, Counted(5));
         }
@@ -403,7 +404,7 @@ async fn an_l1_hit_after_the_first_decodes_nothing() {
 #[tokio::test]
 async fn the_no_cache_baseline_bypasses_and_still_coalesces_loads() {
     bounded(async {
-        let cache = cache::TypedCache::builder(cache::NoCache::new()).build();
+        let cache = cache::typed::TypedCache::builder(cache::tier::NoCache::new()).build();
         let key = cache::KeyBuilder::new("t")
             .unwrap()
             .namespace("pet")
@@ -443,7 +444,7 @@ async fn clear_empties_our_prefix_only_and_keeps_version_counters() {
                 .await
                 .unwrap();
         }
-        let version_key = f.ns.version_key();
+        let version_key = format!("{}:ver", f.ns.root());
         let _: () = redis::cmd("SET")
             .arg(&version_key)
             .arg(7)

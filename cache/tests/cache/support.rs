@@ -4,11 +4,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cache::clock::ManualClock;
+use cache::codec::Json;
 use cache::testing::RedisServer;
-use cache::{
-    Cache, Json, KeyBuilder, ManualClock, MokaTier, Namespace, NoCache, RedisTier, TieredCache,
-    TypedCache,
-};
+use cache::tier::{Cache, MokaTier, NoCache, RedisTier, TieredCache};
+use cache::typed::TypedCache;
+use cache::{KeyBuilder, Namespace};
 use serde::{Deserialize, Serialize};
 
 /// Runs each named `async fn(Topology)` as a bounded test per topology (L1, L2, L1+L2).
@@ -40,21 +41,7 @@ pub async fn bounded<F: Future<Output = ()>>(f: F) {
         .expect("test exceeded its time bound");
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Topology {
-    L1,
-    L2,
-    L1L2,
-}
-
-impl Topology {
-    pub fn has_l1(self) -> bool {
-        matches!(self, Self::L1 | Self::L1L2)
-    }
-    pub fn has_l2(self) -> bool {
-        matches!(self, Self::L2 | Self::L1L2)
-    }
-}
+pub use cache::Topology;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pet {

@@ -137,7 +137,7 @@ impl CacheApi {
         let stats = state.cache.cache_stats();
         let s = &stats.cache;
         Json(CacheStatsBody {
-            topology: state.cache.topology().into(),
+            topology: state.cache.topology().as_str().into(),
             strategy: state.cache.strategy_name().into(),
             tiers: s
                 .tiers

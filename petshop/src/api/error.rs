@@ -99,6 +99,17 @@ impl From<cache::CacheError> for ApiError {
     }
 }
 
+impl From<crate::service::pets::ServiceError> for ApiError {
+    fn from(e: crate::service::pets::ServiceError) -> Self {
+        use crate::service::pets::ServiceError;
+        match e {
+            ServiceError::Database(e) => e.into(),
+            ServiceError::Cache(e) => e.into(),
+            ServiceError::Task(e) => Self::internal(format_args!("write task: {e}")),
+        }
+    }
+}
+
 /// A JSON error response.
 #[must_use]
 pub fn json_error(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> Response {

@@ -177,11 +177,7 @@ impl PetsApi {
         offset: Query<u64>,
     ) -> Result<ListResponse, ApiError> {
         let filter = filter(species.0, min_age.0, max_age.0, limit.0, offset.0)?;
-        let db = &state.db;
-        let fetched = state
-            .cache
-            .list_pets(&filter, || pets::list(db, &filter))
-            .await?;
+        let fetched = state.pets.list(&filter).await?;
         Ok(page(
             &state,
             fetched.value,
@@ -225,8 +221,7 @@ impl PetsApi {
     /// Read one pet.
     #[oai(path = "/pets/:id", method = "get", operation_id = "get_pet")]
     async fn get(&self, state: Data<&AppState>, id: Path<i64>) -> Result<PetResponse, ApiError> {
-        let db = &state.db;
-        let fetched = state.cache.get_pet(id.0, || pets::get(db, id.0)).await?;
+        let fetched = state.pets.get(id.0).await?;
         let Some(pet) = fetched.value else {
             return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
         };
@@ -247,9 +242,7 @@ impl PetsApi {
         state: Data<&AppState>,
         body: Json<NewPet>,
     ) -> Result<CreatedResponse, ApiError> {
-        let write = state.cache.begin_write(None).await;
-        let pet = pets::create(&state.db, body.0).await?;
-        state.cache.pet_written(write, &pet).await;
+        let pet = state.pets.create(body.0).await?;
         let location = format!("/pets/{}", pet.id);
         Ok(CreatedResponse::Created(Json(pet), location))
     }
@@ -268,11 +261,9 @@ impl PetsApi {
                 "nothing to change: give at least one of name, species, age, happiness",
             ));
         }
-        let write = state.cache.begin_write(Some(id.0)).await;
-        let Some(pet) = pets::update(&state.db, id.0, body.0).await? else {
+        let Some(pet) = state.pets.update(id.0, body.0).await? else {
             return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
         };
-        state.cache.pet_written(write, &pet).await;
         Ok(UpdatedResponse::Ok(Json(pet)))
     }
 
@@ -283,11 +274,9 @@ impl PetsApi {
         state: Data<&AppState>,
         id: Path<i64>,
     ) -> Result<DeletedResponse, ApiError> {
-        let write = state.cache.begin_write(Some(id.0)).await;
-        if !pets::delete(&state.db, id.0).await? {
+        if !state.pets.delete(id.0).await? {
             return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
         }
-        state.cache.pet_deleted(write, id.0).await;
         Ok(DeletedResponse::NoContent)
     }
 }

@@ -1,13 +1,128 @@
 //! Pets: list with filters, get, create, partial update, delete.
+//!
+//! [`PetService`] is the one way the API reads and writes pets: reads go through the
+//! cache with a database loader, and every write runs the cache's write protocol
+//! (begin → database write → finish) as one unit that a handler cannot cut short. The
+//! plain queries below it are the database half.
 
+use std::future::Future;
+
+use cache::{CacheError, Fetched};
 use chrono::{SubsecRound, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
+use crate::cache_layer::CacheLayer;
 use crate::entity::pet;
 use crate::model::{NewPet, Pet, PetFilter, PetList, PetPatch};
+
+/// What can go wrong in a pet operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    /// A loader failed through the cache.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The write task ended without an answer (it panicked).
+    #[error("write task failed: {0}")]
+    Task(String),
+}
+
+/// Pets through the cache. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PetService {
+    db: DatabaseConnection,
+    cache: CacheLayer,
+}
+
+impl PetService {
+    /// Pets in `db`, cached by `cache`.
+    #[must_use]
+    pub fn new(db: DatabaseConnection, cache: CacheLayer) -> Self {
+        Self { db, cache }
+    }
+
+    /// A page of pets matching `filter`.
+    pub async fn list(&self, filter: &PetFilter) -> Result<Fetched<PetList>, ServiceError> {
+        let db = &self.db;
+        Ok(self.cache.list_pets(filter, || list(db, filter)).await?)
+    }
+
+    /// Pet `id` (`None`: no such pet).
+    pub async fn get(&self, id: i64) -> Result<Fetched<Option<Pet>>, ServiceError> {
+        let db = &self.db;
+        Ok(self.cache.get_pet(id, || get(db, id)).await?)
+    }
+
+    /// Stores a new pet.
+    pub async fn create(&self, new: NewPet) -> Result<Pet, ServiceError> {
+        self.write(
+            None,
+            move |db| async move { create(&db, new).await.map(Some) },
+        )
+        .await?
+        .ok_or_else(|| ServiceError::Database(DbErr::RecordNotInserted))
+    }
+
+    /// Applies `patch` to pet `id`; `None` when it does not exist.
+    pub async fn update(&self, id: i64, patch: PetPatch) -> Result<Option<Pet>, ServiceError> {
+        self.write(
+            Some(id),
+            move |db| async move { update(&db, id, patch).await },
+        )
+        .await
+    }
+
+    /// Deletes pet `id`; false when it did not exist.
+    pub async fn delete(&self, id: i64) -> Result<bool, ServiceError> {
+        let cache = self.cache.clone();
+        let db = self.db.clone();
+        self.detached(async move {
+            let write = cache.begin_write(Some(id)).await;
+            if !delete(&db, id).await? {
+                return Ok(false);
+            }
+            cache.pet_deleted(write, id).await;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The write protocol around `db_write` (which returns the pet as stored, or `None`
+    /// when there was nothing to write).
+    async fn write<F, Fut>(&self, id: Option<i64>, db_write: F) -> Result<Option<Pet>, ServiceError>
+    where
+        F: FnOnce(DatabaseConnection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<Pet>, DbErr>> + Send,
+    {
+        let cache = self.cache.clone();
+        let db = self.db.clone();
+        self.detached(async move {
+            let write = cache.begin_write(id).await;
+            let Some(pet) = db_write(db).await? else {
+                return Ok(None);
+            };
+            cache.pet_written(write, &pet).await;
+            Ok(Some(pet))
+        })
+        .await
+    }
+
+    /// Runs `work` on its own task: a request that is cancelled (its client went away)
+    /// after the database write still finishes the cache's half of the write.
+    async fn detached<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, ServiceError>> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        tokio::spawn(work)
+            .await
+            .map_err(|e| ServiceError::Task(e.to_string()))?
+    }
+}
 
 fn condition(filter: &PetFilter) -> Condition {
     let mut cond = Condition::all();
@@ -24,7 +139,7 @@ fn condition(filter: &PetFilter) -> Condition {
 }
 
 /// One page of the pets matching `filter`, ordered by id, and how many match in all
-/// (two queries).
+/// (two queries, no cache).
 pub async fn list(db: &DatabaseConnection, filter: &PetFilter) -> Result<PetList, DbErr> {
     let query = pet::Entity::find().filter(condition(filter));
     let total = query.clone().count(db).await?;
@@ -40,12 +155,13 @@ pub async fn list(db: &DatabaseConnection, filter: &PetFilter) -> Result<PetList
     })
 }
 
-/// The pet `id`, if it exists (one query).
+/// The pet `id`, if it exists (one query, no cache).
 pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<Pet>, DbErr> {
     Ok(pet::Entity::find_by_id(id).one(db).await?.map(Pet::from))
 }
 
-/// Stores a new pet (one `INSERT … RETURNING`).
+/// Stores a new pet (one `INSERT … RETURNING`), behind the cache's back: only
+/// [`PetService`] and tests that want exactly that call it.
 pub async fn create(db: &DatabaseConnection, new: NewPet) -> Result<Pet, DbErr> {
     let now = Utc::now().trunc_subsecs(3);
     let row = pet::ActiveModel {
@@ -63,11 +179,7 @@ pub async fn create(db: &DatabaseConnection, new: NewPet) -> Result<Pet, DbErr> 
 }
 
 /// Applies `patch` to pet `id` (one `UPDATE … RETURNING`); `None` when it does not exist.
-pub async fn update(
-    db: &DatabaseConnection,
-    id: i64,
-    patch: PetPatch,
-) -> Result<Option<Pet>, DbErr> {
+async fn update(db: &DatabaseConnection, id: i64, patch: PetPatch) -> Result<Option<Pet>, DbErr> {
     let mut row = pet::ActiveModel {
         id: sea_orm::Unchanged(id),
         updated_at: Set(Utc::now().trunc_subsecs(3)),
@@ -93,7 +205,7 @@ pub async fn update(
 }
 
 /// Deletes pet `id` (one query); false when it did not exist.
-pub async fn delete(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
+async fn delete(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
     let res = pet::Entity::delete_by_id(id).exec(db).await?;
     Ok(res.rows_affected > 0)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use petshop::config::{CacheTiers, Config, DEFAULT_BIND, StrategyKind};
+use petshop::config::{Config, DEFAULT_BIND, Strategy, Topology};
 
 fn from(vars: &[(&str, &str)]) -> Result<Config, petshop::config::ConfigError> {
     Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -14,8 +14,8 @@ fn defaults_need_no_services() {
     let c = from(&[]).unwrap();
     assert!(c.database_url.starts_with("sqlite:"), "{}", c.database_url);
     assert_eq!(c.redis_url, None);
-    assert_eq!(c.cache_tiers, CacheTiers::L1);
-    assert_eq!(c.cache_strategy, StrategyKind::CacheAside);
+    assert_eq!(c.cache_tiers, Topology::L1);
+    assert_eq!(c.cache_strategy, Strategy::CacheAside);
     assert!(!c.cache_lease);
     assert_eq!(c.pets_list_ttl.as_duration(), Duration::from_secs(5));
     assert_eq!(c.pet_ttl.as_duration(), Duration::from_secs(60));
@@ -51,7 +51,7 @@ fn serve_stale_and_refresh_ahead_are_read() {
 #[test]
 fn redis_url_turns_on_both_tiers_by_default() {
     let c = from(&[("REDIS_URL", "redis://127.0.0.1:1")]).unwrap();
-    assert_eq!(c.cache_tiers, CacheTiers::L1L2);
+    assert_eq!(c.cache_tiers, Topology::L1L2);
 }
 
 #[test]
@@ -74,8 +74,8 @@ fn every_setting_is_read() {
         ("RUST_LOG", "debug"),
     ])
     .unwrap();
-    assert_eq!(c.cache_tiers, CacheTiers::L2);
-    assert_eq!(c.cache_strategy, StrategyKind::Versioned);
+    assert_eq!(c.cache_tiers, Topology::L2);
+    assert_eq!(c.cache_strategy, Strategy::Versioned);
     assert!(c.cache_lease);
     assert_eq!(c.pets_list_ttl.as_duration(), Duration::from_secs(2));
     assert_eq!(c.pet_ttl.as_duration(), Duration::from_secs(300));
@@ -98,7 +98,7 @@ fn empty_values_count_as_unset() {
     let c = from(&[("REDIS_URL", ""), ("CACHE_TIERS", " "), ("ADMIN_TOKEN", "")]).unwrap();
     assert_eq!(
         (c.redis_url, c.cache_tiers, c.admin_token),
-        (None, CacheTiers::L1, None)
+        (None, Topology::L1, None)
     );
 }
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use cache::StrategyKind;
+use cache::Strategy;
 use cache::testing::RedisServer;
 use clap::Parser;
 use e2e::freshness::{Setup, Topology, Workload, markdown, run};
@@ -31,7 +31,7 @@ struct Args {
 
 fn configurations() -> Vec<Setup> {
     let mut all = Vec::new();
-    for kind in StrategyKind::ALL {
+    for kind in Strategy::ALL {
         for topology in [Topology::L1, Topology::L2, Topology::L1L2] {
             all.push(Setup::new(kind, topology));
         }
@@ -46,10 +46,10 @@ fn configurations() -> Vec<Setup> {
     for topology in [Topology::L1, Topology::L1L2] {
         all.push(Setup {
             fill_guard: false,
-            ..Setup::new(StrategyKind::CacheAside, topology)
+            ..Setup::new(Strategy::CacheAside, topology)
         });
     }
-    for kind in StrategyKind::ALL {
+    for kind in Strategy::ALL {
         all.push(Setup {
             instances: 2,
             backplane: false,

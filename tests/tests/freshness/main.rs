@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cache::testing::RedisServer;
-use cache::{Source, StrategyKind, Ttl};
+use cache::{Source, Strategy, Ttl};
 use e2e::freshness::{Keys, MemorySource, Row, Setup, Topology, Workload, instances, run};
 
 const BOUND: Duration = Duration::from_secs(90);
@@ -26,7 +26,7 @@ fn short() -> Workload {
     }
 }
 
-async fn assert_never_stale(kind: StrategyKind, topology: Topology, instances: usize) {
+async fn assert_never_stale(kind: Strategy, topology: Topology, instances: usize) {
     let redis = (topology != Topology::L1).then(RedisServer::spawn);
     let mut setup = Setup::new(kind, topology);
     setup.instances = instances;
@@ -42,7 +42,7 @@ macro_rules! never_stale {
     ($($name:ident: $kind:ident, $topology:ident, $n:expr;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            bounded(assert_never_stale(StrategyKind::$kind, Topology::$topology, $n)).await;
+            bounded(assert_never_stale(Strategy::$kind, Topology::$topology, $n)).await;
         }
     )*};
 }
@@ -65,7 +65,7 @@ never_stale! {
 /// classic race, made deterministic by holding the reader's loader until the write is done.
 async fn fill_race(guard: bool) -> Option<Row> {
     let redis = RedisServer::spawn();
-    let mut setup = Setup::new(StrategyKind::CacheAside, Topology::L1L2);
+    let mut setup = Setup::new(Strategy::CacheAside, Topology::L1L2);
     setup.fill_guard = guard;
     let keys = Keys::unique();
     let cache = instances(&setup, &keys, Some(&redis.url())).remove(0);
@@ -131,10 +131,10 @@ async fn with_the_guard_the_racing_fill_is_refused_and_the_next_read_is_fresh() 
 
 /// Two L1+L2 instances of `kind` sharing `redis`, their backplanes (if on) subscribed.
 async fn two_instances(
-    kind: StrategyKind,
+    kind: Strategy,
     backplane: bool,
     redis: &RedisServer,
-) -> (Keys, Vec<cache::Strategy>) {
+) -> (Keys, Vec<cache::CacheClient>) {
     let mut setup = Setup::new(kind, Topology::L1L2);
     setup.instances = 2;
     setup.backplane = backplane;
@@ -148,7 +148,7 @@ async fn two_instances(
 
 /// Row 0 of `source` through `cache` (TTL 600 s: only invalidations can drop it).
 async fn read_row0(
-    cache: &cache::Strategy,
+    cache: &cache::CacheClient,
     keys: &Keys,
     source: &MemorySource,
 ) -> cache::Fetched<Option<Row>> {
@@ -161,7 +161,7 @@ async fn read_row0(
 }
 
 /// B reads (fills its L1), A writes, then B reads until it sees the write.
-async fn cross_instance(kind: StrategyKind, backplane: bool) -> (Duration, Option<u64>) {
+async fn cross_instance(kind: Strategy, backplane: bool) -> (Duration, Option<u64>) {
     let redis = RedisServer::spawn();
     let (keys, caches) = two_instances(kind, backplane, &redis).await;
     let (a, b) = (&caches[0], &caches[1]);
@@ -192,7 +192,7 @@ async fn cross_instance(kind: StrategyKind, backplane: bool) -> (Duration, Optio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_backplane_a_write_on_a_reaches_b_within_the_backplane_delay() {
     bounded(async {
-        for kind in StrategyKind::ALL {
+        for kind in Strategy::ALL {
             let (seen_after, stale) = cross_instance(kind, true).await;
             assert_eq!(stale, None, "{kind}: B still served the old value");
             eprintln!("{kind}: B saw A's write {seen_after:?} after it was acknowledged");
@@ -204,7 +204,7 @@ async fn with_the_backplane_a_write_on_a_reaches_b_within_the_backplane_delay() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_backplane_b_keeps_serving_its_old_l1_copy() {
     bounded(async {
-        let (_, stale) = cross_instance(StrategyKind::CacheAside, false).await;
+        let (_, stale) = cross_instance(Strategy::CacheAside, false).await;
         assert_eq!(
             stale,
             Some(1),
@@ -218,7 +218,7 @@ async fn without_the_backplane_b_keeps_serving_its_old_l1_copy() {
 async fn two_instances_with_the_backplane_stay_fresh_under_concurrent_load() {
     bounded(async {
         let redis = RedisServer::spawn();
-        for kind in StrategyKind::ALL {
+        for kind in Strategy::ALL {
             let mut setup = Setup::new(kind, Topology::L1L2);
             setup.instances = 2;
             let report = run(&setup, &short(), Some(&redis.url())).await;
@@ -236,7 +236,7 @@ async fn two_instances_with_the_backplane_stay_fresh_under_concurrent_load() {
 
 async fn stampede(lease: bool) -> usize {
     let redis = RedisServer::spawn();
-    let mut setup = Setup::new(StrategyKind::CacheAside, Topology::L1L2);
+    let mut setup = Setup::new(Strategy::CacheAside, Topology::L1L2);
     setup.instances = 2;
     setup.lease = lease;
     let keys = Keys::unique();
@@ -294,7 +294,7 @@ async fn without_the_lease_a_stampede_loads_at_most_once_per_instance() {
 async fn a_dropped_backplane_flushes_and_bypasses_l1_until_it_is_back() {
     bounded(async {
         let redis = RedisServer::spawn();
-        let (keys, caches) = two_instances(StrategyKind::CacheAside, true, &redis).await;
+        let (keys, caches) = two_instances(Strategy::CacheAside, true, &redis).await;
         let (a, b) = (&caches[0], &caches[1]);
         let source = MemorySource::new(1, Duration::ZERO);
         let read_b = || read_row0(b, &keys, &source);
@@ -344,13 +344,15 @@ async fn a_dropped_backplane_flushes_and_bypasses_l1_until_it_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_found_is_cached_for_the_negative_ttl_and_a_create_replaces_it() {
     bounded(async {
-        for kind in StrategyKind::ALL {
+        for kind in Strategy::ALL {
             let keys = Keys::unique();
-            let cache = cache::Strategy::builder(kind, &keys.builder)
-                .l1(cache::MokaTier::builder().build().expect("l1"))
+            let cache = cache::CacheClient::builder(&keys.builder)
+                .strategy(kind)
+                .l1(cache::tier::MokaTier::builder())
                 .entity(&keys.rows, &[&keys.lists])
                 .negative_ttl(Ttl::secs(5))
-                .build();
+                .build()
+                .expect("a valid client");
             let source = MemorySource::new(0, Duration::ZERO);
             let read = || async {
                 cache

@@ -1,11 +1,15 @@
-//! Version (generation) counters per namespace: in Redis (`INCR`) when there is a shared
-//! tier, in memory otherwise, with a local copy that the backplane keeps current.
+//! Version (generation) counters per namespace: in Redis when there is a shared tier,
+//! in memory otherwise, with a local copy that the backplane keeps current.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::{Namespace, RedisTier};
+use crate::Namespace;
+use crate::tier::RedisTier;
+
+/// A namespace root and its version after a bump.
+pub(crate) type Bumped = Vec<(String, u64)>;
 
 #[derive(Debug)]
 pub(crate) struct Versions {
@@ -46,18 +50,9 @@ impl Versions {
         let Some(l2) = &self.l2 else {
             return self.known(ns.root()).unwrap_or(0);
         };
-        let key = ns.version_key();
-        let read = l2
-            .run("version", |mut con| async move {
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async::<Option<u64>>(&mut con)
-                    .await
-            })
-            .await;
-        match read {
-            Ok(v) => {
-                let v = v.unwrap_or(0);
+        match l2.read_counters(&[ns.root()]).await {
+            Ok(read) => {
+                let v = read.first().copied().unwrap_or_default();
                 self.learn(ns.root(), v);
                 v
             }
@@ -69,29 +64,20 @@ impl Versions {
     }
 
     /// Advances the versions of `namespaces` and returns `(root, new version)` for each.
-    pub(crate) async fn bump(&self, namespaces: &[&Namespace]) -> Vec<(String, u64)> {
+    pub(crate) async fn bump(&self, namespaces: &[Namespace]) -> Bumped {
         if namespaces.is_empty() {
             return Vec::new();
         }
+        let roots: Vec<&str> = namespaces.iter().map(Namespace::root).collect();
         if let Some(l2) = &self.l2 {
-            let keys: Vec<String> = namespaces.iter().map(|ns| ns.version_key()).collect();
-            let res = l2
-                .run("bump", |mut con| async move {
-                    let mut pipe = redis::pipe();
-                    for k in &keys {
-                        pipe.incr(k, 1u64);
-                    }
-                    pipe.query_async::<Vec<u64>>(&mut con).await
-                })
-                .await;
-            match res {
+            match l2.bump_counters(&roots).await {
                 Ok(values) => {
-                    return namespaces
-                        .iter()
+                    return roots
+                        .into_iter()
                         .zip(values)
-                        .map(|(ns, v)| {
-                            self.learn(ns.root(), v);
-                            (ns.root().to_owned(), v)
+                        .map(|(root, v)| {
+                            self.learn(root, v);
+                            (root.to_owned(), v)
                         })
                         .collect();
                 }
@@ -101,12 +87,12 @@ impl Versions {
             }
         }
         let mut map = self.map();
-        namespaces
-            .iter()
-            .map(|ns| {
-                let v = map.entry(ns.root().to_owned()).or_insert(0);
+        roots
+            .into_iter()
+            .map(|root| {
+                let v = map.entry(root.to_owned()).or_insert(0);
                 *v += 1;
-                (ns.root().to_owned(), *v)
+                (root.to_owned(), *v)
             })
             .collect()
     }
@@ -142,10 +128,13 @@ mod tests {
         let (a, b) = (keys.namespace("a").unwrap(), keys.namespace("b").unwrap());
         assert_eq!(v.current(&a).await, 0);
         assert_eq!(
-            v.bump(&[&a, &b]).await,
+            v.bump(&[a.clone(), b.clone()]).await,
             vec![("t:a".into(), 1), ("t:b".into(), 1)]
         );
-        assert_eq!(v.bump(&[&a]).await, vec![("t:a".into(), 2)]);
+        assert_eq!(
+            v.bump(std::slice::from_ref(&a)).await,
+            vec![("t:a".into(), 2)]
+        );
         assert_eq!((v.current(&a).await, v.current(&b).await), (2, 1));
         v.learn("t:a", 1);
         assert_eq!(v.current(&a).await, 2, "versions never go back");

@@ -1,23 +1,23 @@
 //! The backplane: invalidations travel between instances over Redis pub/sub.
 //!
 //! Every invalidation (a delete, a write-through store, a version bump, a flush) is
-//! published on `{prefix}:backplane` with the sender's instance id. Every other
-//! instance evicts the key from its L1 (advancing the key's fill guard), or learns the
-//! new version. Pub/sub delivers at most once and only to connected subscribers, so
-//! while the subscription is down this instance cannot hear invalidations: it flushes
-//! its L1 and bypasses it (reads and writes go to L2 only) until it has resubscribed,
-//! and forgets its copy of the versions (they are read from Redis meanwhile). This is
-//! the rule Redis documents for client-side caching.
+//! published with the sender's instance id. Every other instance evicts the key from
+//! its L1 (advancing the key's fill guard), or learns the new versions. Pub/sub
+//! delivers at most once and only to connected subscribers, so while the subscription
+//! is down this instance cannot hear invalidations: it flushes its L1 and bypasses it
+//! (reads and writes go to L2 only) until it has resubscribed, and forgets its copy of
+//! the versions (they are read from Redis meanwhile). This is the rule Redis documents
+//! for client-side caching.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::Serialize;
 
-use crate::strategy::versions::Versions;
-use crate::{Cache, Key, L1Switch, MokaTier, RedisTier};
+use crate::client::versions::{Bumped, Versions};
+use crate::tier::{Cache, L1Switch, RedisTier};
+use crate::{CacheError, Key};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -37,9 +37,8 @@ pub struct BackplaneSnapshot {
 
 struct Inner {
     instance: String,
-    channel: String,
     l2: RedisTier,
-    l1: MokaTier,
+    l1: Arc<dyn Cache>,
     switch: L1Switch,
     versions: Arc<Versions>,
     connected: AtomicBool,
@@ -70,17 +69,15 @@ impl std::fmt::Debug for Backplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backplane")
             .field("instance", &self.inner.instance)
-            .field("channel", &self.inner.channel)
             .field("connected", &self.inner.connected.load(SeqCst))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Backplane {
     /// Starts subscribing in the background. L1 stays bypassed until the subscription is up.
     pub(crate) fn start(
-        prefix: &str,
-        l1: MokaTier,
+        l1: Arc<dyn Cache>,
         l2: RedisTier,
         switch: L1Switch,
         versions: Arc<Versions>,
@@ -89,7 +86,6 @@ impl Backplane {
         versions.set_trusted(false);
         let inner = Arc::new(Inner {
             instance: format!("{:016x}", rand::random::<u64>()),
-            channel: format!("{prefix}:backplane"),
             l2,
             l1,
             switch,
@@ -100,11 +96,7 @@ impl Backplane {
             drops: AtomicU64::new(0),
             task: std::sync::Mutex::new(None),
         });
-        let task = tokio::spawn(subscribe_forever(
-            Arc::downgrade(&inner),
-            inner.l2.client().clone(),
-            inner.channel.clone(),
-        ));
+        let task = tokio::spawn(subscribe_forever(Arc::downgrade(&inner), inner.l2.clone()));
         if let Ok(mut slot) = inner.task.lock() {
             *slot = Some(task);
         }
@@ -129,40 +121,58 @@ impl Backplane {
         }
     }
 
-    pub(crate) async fn publish_evict(&self, key: &Key) {
-        self.publish("evict", key.as_str()).await;
+    pub(crate) async fn publish_evict(&self, key: &Key) -> Result<(), CacheError> {
+        self.publish(Message::Evict, key.as_str()).await
     }
 
-    pub(crate) async fn publish_versions(&self, versions: &[(String, u64)]) {
-        for (root, v) in versions {
-            self.publish("ver", &format!("{root}={v}")).await;
+    /// One message for every namespace of a bump: `root=version` lines.
+    pub(crate) async fn publish_versions(&self, bumped: &Bumped) -> Result<(), CacheError> {
+        if bumped.is_empty() {
+            return Ok(());
+        }
+        let body: Vec<String> = bumped
+            .iter()
+            .map(|(root, v)| format!("{root}={v}"))
+            .collect();
+        self.publish(Message::Versions, &body.join("\n")).await
+    }
+
+    pub(crate) async fn publish_flush(&self) -> Result<(), CacheError> {
+        self.publish(Message::Flush, "").await
+    }
+
+    async fn publish(&self, kind: Message, body: &str) -> Result<(), CacheError> {
+        let msg = format!("{}\n{}\n{body}", self.inner.instance, kind.as_str());
+        self.inner.l2.publish(&msg).await?;
+        self.inner.published.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+/// The kinds of backplane message: `{sender}\n{kind}\n{body}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Message {
+    /// Body: one key.
+    Evict,
+    /// Body: `root=version` lines.
+    Versions,
+    /// No body.
+    Flush,
+}
+
+impl Message {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Evict => "evict",
+            Self::Versions => "ver",
+            Self::Flush => "flush",
         }
     }
 
-    pub(crate) async fn publish_flush(&self) {
-        self.publish("flush", "").await;
-    }
-
-    async fn publish(&self, kind: &str, payload: &str) {
-        let msg = format!("{}\n{kind}\n{payload}", self.inner.instance);
-        let channel = self.inner.channel.clone();
-        let sent = self
-            .inner
-            .l2
-            .run("publish", |mut con| async move {
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(&msg)
-                    .query_async::<i64>(&mut con)
-                    .await
-            })
-            .await;
-        match sent {
-            Ok(_) => {
-                self.inner.published.fetch_add(1, SeqCst);
-            }
-            Err(e) => tracing::warn!(kind, error = %e, "backplane publish failed"),
-        }
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Evict, Self::Versions, Self::Flush]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -172,7 +182,7 @@ impl Inner {
         self.versions.set_trusted(true);
         self.connected.store(true, SeqCst);
         self.switch.set(true);
-        tracing::info!(channel = %self.channel, "backplane subscribed: L1 in use");
+        tracing::info!(instance = %self.instance, "backplane subscribed: L1 in use");
     }
 
     async fn on_dropped(&self) {
@@ -183,7 +193,7 @@ impl Inner {
         if let Err(e) = self.l1.clear().await {
             tracing::warn!(error = %e, "L1 flush failed");
         }
-        tracing::warn!(channel = %self.channel, "backplane subscription lost: L1 flushed and bypassed");
+        tracing::warn!(instance = %self.instance, "backplane subscription lost: L1 flushed and bypassed");
     }
 
     async fn on_message(&self, payload: &[u8]) {
@@ -200,45 +210,40 @@ impl Inner {
             return;
         }
         self.received.fetch_add(1, SeqCst);
-        match kind {
-            "evict" => {
+        match Message::parse(kind) {
+            Some(Message::Evict) => {
                 let _ = self.l1.invalidate(&Key::from_wire(body)).await;
             }
-            "ver" => {
-                if let Some((root, v)) = body.rsplit_once('=')
-                    && let Ok(v) = v.parse()
-                {
-                    self.versions.learn(root, v);
+            Some(Message::Versions) => {
+                for line in body.lines() {
+                    if let Some((root, v)) = line.rsplit_once('=')
+                        && let Ok(v) = v.parse()
+                    {
+                        self.versions.learn(root, v);
+                    }
                 }
             }
-            "flush" => {
+            Some(Message::Flush) => {
                 self.versions.forget();
                 let _ = self.l1.clear().await;
             }
-            _ => tracing::debug!(kind, "unknown backplane message ignored"),
+            None => tracing::debug!(kind, "unknown backplane message ignored"),
         }
     }
 }
 
-async fn subscribe_forever(weak: Weak<Inner>, client: redis::Client, channel: String) {
+async fn subscribe_forever(weak: Weak<Inner>, l2: RedisTier) {
     let mut backoff = Duration::from_millis(20);
     loop {
-        let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        if let Ok(Ok(pubsub)) = subscribed {
+        if let Ok(mut subscription) = l2.subscribe(CONNECT_TIMEOUT).await {
             match weak.upgrade() {
                 Some(inner) => inner.on_connected(),
                 None => return,
             }
             backoff = Duration::from_millis(20);
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
+            while let Some(payload) = subscription.next().await {
                 let Some(inner) = weak.upgrade() else { return };
-                inner.on_message(msg.get_payload_bytes()).await;
+                inner.on_message(&payload).await;
             }
             match weak.upgrade() {
                 Some(inner) => inner.on_dropped().await,

@@ -1,0 +1,217 @@
+//! Builds a [`CacheClient`]: the tiers, the strategy and the policies, wired together.
+
+use std::sync::Arc;
+
+use super::backplane::Backplane;
+use super::versions::Versions;
+use super::{CacheClient, Inner};
+use crate::codec::{Bincode, Codec};
+use crate::policy::{LeaseConfig, StaleConfig};
+use crate::tier::{Cache, MokaTierBuilder, NoCache, RedisTierBuilder, TieredCache};
+use crate::typed::TypedCache;
+use crate::{CacheError, KeyBuilder, Namespace, Strategy, Topology, Ttl};
+
+/// Builds a [`CacheClient`]. Defaults: cache-aside, no tiers (caching off), backplane
+/// and fill guard on, no lease, no negative caching, no jitter, no serve-stale, no
+/// refresh-ahead.
+#[must_use]
+#[derive(Debug)]
+pub struct CacheClientBuilder<C: Codec = Bincode> {
+    keys: KeyBuilder,
+    strategy: Strategy,
+    l1: Option<MokaTierBuilder>,
+    l2: Option<RedisTierBuilder>,
+    l1_max_ttl: Option<Ttl>,
+    backplane: bool,
+    fill_guard: bool,
+    lease: Option<LeaseConfig>,
+    negative_ttl: Option<Ttl>,
+    jitter_percent: u8,
+    stale: Option<StaleConfig>,
+    refresh_ahead: Option<u8>,
+    codec: C,
+    entities: Vec<(Namespace, Vec<Namespace>)>,
+}
+
+impl CacheClientBuilder<Bincode> {
+    pub(super) fn new(keys: &KeyBuilder) -> Self {
+        Self {
+            keys: keys.clone(),
+            strategy: Strategy::default(),
+            l1: None,
+            l2: None,
+            l1_max_ttl: None,
+            backplane: true,
+            fill_guard: true,
+            lease: None,
+            negative_ttl: None,
+            jitter_percent: 0,
+            stale: None,
+            refresh_ahead: None,
+            codec: Bincode,
+            entities: Vec::new(),
+        }
+    }
+}
+
+impl<C: Codec> CacheClientBuilder<C> {
+    /// How writes meet the cache (default [`Strategy::CacheAside`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// An in-process tier, built from `l1`.
+    pub fn l1(mut self, l1: MokaTierBuilder) -> Self {
+        self.l1 = Some(l1);
+        self
+    }
+
+    /// A shared Redis tier, built from `l2` with this client's key prefix.
+    pub fn l2(mut self, l2: RedisTierBuilder) -> Self {
+        self.l2 = Some(l2);
+        self
+    }
+
+    /// Caps the life of L1 copies below the shared TTL (see
+    /// [`crate::tier::TieredCacheBuilder::l1_max_ttl`]).
+    pub fn l1_max_ttl(mut self, ttl: Ttl) -> Self {
+        self.l1_max_ttl = Some(ttl);
+        self
+    }
+
+    /// Whether L1 and L2 together use the backplane (default on). Off, another
+    /// instance's write reaches this instance's L1 only by TTL: for demonstrations.
+    pub fn backplane(mut self, on: bool) -> Self {
+        self.backplane = on;
+        self
+    }
+
+    /// Whether loads fill through the fill-race guard (default on).
+    pub fn fill_guard(mut self, on: bool) -> Self {
+        self.fill_guard = on;
+        self
+    }
+
+    /// Coalesces misses across instances with a lease in Redis (default off).
+    pub fn lease(mut self, lease: LeaseConfig) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Caches "not found" entity reads for `ttl` (default: not cached).
+    pub fn negative_ttl(mut self, ttl: Ttl) -> Self {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Shortens every TTL by up to `percent` % at random.
+    pub fn jitter_percent(mut self, percent: u8) -> Self {
+        self.jitter_percent = percent;
+        self
+    }
+
+    /// The payload codec (default [`Bincode`]).
+    pub fn codec<D: Codec>(self, codec: D) -> CacheClientBuilder<D> {
+        CacheClientBuilder {
+            keys: self.keys,
+            strategy: self.strategy,
+            l1: self.l1,
+            l2: self.l2,
+            l1_max_ttl: self.l1_max_ttl,
+            backplane: self.backplane,
+            fill_guard: self.fill_guard,
+            lease: self.lease,
+            negative_ttl: self.negative_ttl,
+            jitter_percent: self.jitter_percent,
+            stale: self.stale,
+            refresh_ahead: self.refresh_ahead,
+            codec,
+            entities: self.entities,
+        }
+    }
+
+    /// Serve-stale when a load fails or is too slow (default off; see [`StaleConfig`]).
+    pub fn serve_stale(mut self, config: StaleConfig) -> Self {
+        self.stale = Some(config);
+        self
+    }
+
+    /// Refresh-ahead for [`CacheClient::get_or_refresh`] reads (default off; see
+    /// [`crate::typed::TypedCacheBuilder::refresh_ahead`]).
+    pub fn refresh_ahead(mut self, percent: u8) -> Self {
+        self.refresh_ahead = Some(percent);
+        self
+    }
+
+    /// Declares an entity namespace and the groups a write of one of its entities
+    /// invalidates (lists, aggregates).
+    pub fn entity(mut self, entity: &Namespace, groups: &[&Namespace]) -> Self {
+        self.entities.push((
+            entity.clone(),
+            groups.iter().map(|g| (*g).clone()).collect(),
+        ));
+        self
+    }
+
+    /// The client. Starts the backplane (with L1 and L2) and the replayer in the
+    /// background, so it must run inside a Tokio runtime. Redis is connected lazily: a
+    /// server that is down now does not fail the build.
+    pub fn build(self) -> Result<CacheClient<C>, CacheError> {
+        let l1 = self.l1.map(MokaTierBuilder::build).transpose()?;
+        let l2 = self
+            .l2
+            .map(|b| b.prefix(self.keys.prefix()).build())
+            .transpose()?;
+        let topology = Topology::of(l1.is_some(), l2.is_some());
+        let versions = Arc::new(Versions::new(l2.clone()));
+        let mut backplane = None;
+        let cache: Arc<dyn Cache> = match (&l1, &l2) {
+            (None, None) => Arc::new(NoCache::new()),
+            (Some(l1), None) => Arc::new(l1.clone()),
+            (None, Some(l2)) => Arc::new(l2.clone()),
+            (Some(l1), Some(l2)) => {
+                let mut tiered = TieredCache::builder(l1.clone(), l2.clone());
+                if let Some(ttl) = self.l1_max_ttl {
+                    tiered = tiered.l1_max_ttl(ttl);
+                }
+                let tiered = tiered.build();
+                if self.backplane {
+                    backplane = Some(Backplane::start(
+                        Arc::new(l1.clone()),
+                        l2.clone(),
+                        tiered.l1_switch(),
+                        versions.clone(),
+                    ));
+                }
+                Arc::new(tiered)
+            }
+        };
+        let mut typed = TypedCache::builder_dyn(cache)
+            .codec(self.codec)
+            .jitter_percent(self.jitter_percent)
+            .fill_guard(self.fill_guard);
+        if let Some(lease) = self.lease {
+            typed = typed.lease(lease);
+        }
+        if let Some(stale) = self.stale {
+            typed = typed.serve_stale(stale);
+        }
+        if let Some(percent) = self.refresh_ahead {
+            typed = typed.refresh_ahead(percent);
+        }
+        Ok(CacheClient {
+            inner: Arc::new(Inner {
+                strategy: self.strategy,
+                topology,
+                typed: typed.build(),
+                l1,
+                l2,
+                versions,
+                backplane,
+                negative_ttl: self.negative_ttl,
+                entities: self.entities,
+            }),
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! The cache-side effects of a write: what each strategy asks the client to make.
+
+use crate::{Key, Namespace};
+
+/// One cache-side effect of a write. Each is idempotent: made twice, it costs a miss,
+/// never a stale read.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Effect {
+    /// Invalidate the key everywhere (shared tier, every instance's L1).
+    Invalidate(Key),
+    /// Advance the versions of these namespaces (and tell every instance).
+    Bump(Vec<Namespace>),
+}

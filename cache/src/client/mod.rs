@@ -1,0 +1,298 @@
+//! The front door: [`CacheClient`], a strategy in front of a source of truth, coherent
+//! across instances and honest across Redis faults.
+//!
+//! It composes the pieces: the tiers ([`crate::tier`]), the typed layer with
+//! single-flight and the fill-race guard ([`crate::typed`]), namespace version counters
+//! (`versions.rs`), the pub/sub backplane that keeps every instance's L1 coherent
+//! (`backplane.rs`) and the write protocol of each [`Strategy`] (`write.rs`).
+
+pub(crate) mod backplane;
+mod builder;
+pub(crate) mod effect;
+pub(crate) mod versions;
+mod write;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use self::backplane::{Backplane, BackplaneSnapshot};
+pub use self::builder::CacheClientBuilder;
+use self::versions::Versions;
+pub use self::write::WriteTicket;
+use crate::codec::{Bincode, Codec};
+use crate::stats::CacheStats;
+use crate::tier::{MokaTier, RedisTier};
+use crate::typed::{Fetched, TypedCache};
+use crate::{CacheError, Key, Namespace, Params, Strategy, Topology, Ttl};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a read is for, within a namespace.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    /// One entity by id.
+    Id(i64),
+    /// A query by its parameters.
+    Query(Params),
+    /// A parameterless query or aggregate by a fixed name.
+    Fixed(&'static str),
+}
+
+/// Counters of a client: its tiers and loaders, and its backplane.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClientStats {
+    /// Tier and loader counters.
+    pub cache: CacheStats,
+    /// The backplane's, when there is one.
+    pub backplane: Option<BackplaneSnapshot>,
+}
+
+pub(crate) struct Inner<C: Codec> {
+    strategy: Strategy,
+    topology: Topology,
+    typed: TypedCache<C>,
+    l1: Option<MokaTier>,
+    l2: Option<RedisTier>,
+    versions: Arc<Versions>,
+    backplane: Option<Backplane>,
+    negative_ttl: Option<Ttl>,
+    entities: Vec<(Namespace, Vec<Namespace>)>,
+}
+
+/// A cache in front of a source of truth: the one entry point of the library.
+///
+/// Reads go through the tiers with single-flight loads and the fill-race guard; writes
+/// follow the [`Strategy`]'s protocol ([`CacheClient::begin_write`] → write the source →
+/// [`CacheClient::finish_write`]). With an L1 and Redis, a backplane keeps every
+/// instance's L1 coherent, and L1 is bypassed whenever it cannot.
+///
+/// Cheap to clone: clones share everything.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use cache::{CacheClient, KeyBuilder, Source, Strategy, Ttl};
+/// use cache::tier::MokaTier;
+///
+/// let keys = KeyBuilder::new("shop").unwrap();
+/// let (pet, pets) = (keys.namespace("pet").unwrap(), keys.namespace("pets").unwrap());
+/// let client = CacheClient::builder(&keys)
+///     .strategy(Strategy::WriteThrough)
+///     .l1(MokaTier::builder())
+///     .entity(&pet, &[&pets])
+///     .build()
+///     .unwrap();
+///
+/// let read = client
+///     .get_entity(&pet, 1, Ttl::secs(60), || async { Ok::<_, std::io::Error>(Some("Rex".to_string())) })
+///     .await
+///     .unwrap();
+/// assert_eq!(read.source, Source::Miss);
+///
+/// // A write: begin, write the source, finish with the stored value.
+/// let ticket = client.begin_write(&pet, Some(1)).await;
+/// client.finish_write(ticket, 1, Some(&"Max".to_string()), Ttl::secs(60)).await;
+///
+/// let read = client
+///     .get_entity(&pet, 1, Ttl::secs(60), || async { Ok::<Option<String>, std::io::Error>(unreachable!()) })
+///     .await
+///     .unwrap();
+/// assert_eq!((read.value.as_deref(), read.source), (Some("Max"), Source::HitL1));
+/// # });
+/// ```
+pub struct CacheClient<C: Codec = Bincode> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Codec> Clone for CacheClient<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for CacheClient<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheClient")
+            .field("strategy", &self.inner.strategy)
+            .field("topology", &self.inner.topology)
+            .field("backplane", &self.inner.backplane)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheClient<Bincode> {
+    /// A builder for a client whose keys live under `keys`' prefix. With no tier set,
+    /// it caches nothing ([`Topology::None`]).
+    pub fn builder(keys: &crate::KeyBuilder) -> CacheClientBuilder<Bincode> {
+        CacheClientBuilder::new(keys)
+    }
+}
+
+impl<C: Codec> CacheClient<C> {
+    /// The strategy writes follow.
+    #[must_use]
+    pub fn strategy(&self) -> Strategy {
+        self.inner.strategy
+    }
+
+    /// The tiers in use.
+    #[must_use]
+    pub fn topology(&self) -> Topology {
+        self.inner.topology
+    }
+
+    /// The typed cache underneath (low level: it bypasses the strategy).
+    #[must_use]
+    pub fn typed(&self) -> &TypedCache<C> {
+        &self.inner.typed
+    }
+
+    /// The in-process tier, if any (its size and budget).
+    #[must_use]
+    pub fn l1(&self) -> Option<&MokaTier> {
+        self.inner.l1.as_ref()
+    }
+
+    /// The Redis tier, if any (its health: `ping`, `is_degraded`).
+    #[must_use]
+    pub fn l2(&self) -> Option<&RedisTier> {
+        self.inner.l2.as_ref()
+    }
+
+    /// Counters of every tier, the loaders and the backplane.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            cache: self.inner.typed.stats(),
+            backplane: self.inner.backplane.as_ref().map(Backplane::snapshot),
+        }
+    }
+
+    /// `None` without a backplane; otherwise whether it is connected (L1 in use).
+    #[must_use]
+    pub fn backplane_connected(&self) -> Option<bool> {
+        self.inner.backplane.as_ref().map(Backplane::is_connected)
+    }
+
+    /// Waits up to `timeout` for the backplane to connect; true if it did (or there is none).
+    pub async fn wait_for_backplane(&self, timeout: Duration) -> bool {
+        let Some(bp) = &self.inner.backplane else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !bp.is_connected() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// This instance's id on the backplane, if it has one.
+    #[must_use]
+    pub fn instance_id(&self) -> Option<&str> {
+        self.inner.backplane.as_ref().map(Backplane::instance)
+    }
+
+    fn groups_of(&self, entity: &Namespace) -> Vec<Namespace> {
+        self.inner
+            .entities
+            .iter()
+            .filter(|(e, _)| e.root() == entity.root())
+            .flat_map(|(_, groups)| groups.iter().cloned())
+            .collect()
+    }
+
+    fn is_versioned(&self, ns: &Namespace) -> bool {
+        self.inner.strategy == Strategy::Versioned
+            || self
+                .inner
+                .entities
+                .iter()
+                .any(|(_, groups)| groups.iter().any(|g| g.root() == ns.root()))
+    }
+
+    /// The key a read of `part` in `ns` uses now (with the namespace's version where
+    /// it has one). `Err` for an invalid fixed name.
+    pub async fn key(&self, ns: &Namespace, part: &Part) -> Result<Key, CacheError> {
+        let ns = if self.is_versioned(ns) {
+            ns.versioned(self.inner.versions.current(ns).await)
+        } else {
+            ns.clone()
+        };
+        Ok(match part {
+            Part::Id(id) => ns.id(*id),
+            Part::Query(params) => ns.query(params),
+            Part::Fixed(name) => ns.fixed(name)?,
+        })
+    }
+
+    /// A read of anything (a query, an aggregate) through the cache.
+    pub async fn get<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl: Ttl,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let key = self.key(ns, part).await?;
+        self.inner.typed.get_or_load(&key, ttl, loader).await
+    }
+
+    /// Like [`CacheClient::get`], refreshing a hit near its expiry in the background
+    /// when refresh-ahead is on (see [`crate::typed::TypedCache::get_or_refresh`]).
+    pub async fn get_or_refresh<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl: Ttl,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let key = self.key(ns, part).await?;
+        self.inner.typed.get_or_refresh(&key, ttl, loader).await
+    }
+
+    /// A read of one entity by id; "not found" is cached for the negative TTL, if set.
+    pub async fn get_entity<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        id: i64,
+        ttl: Ttl,
+        loader: F,
+    ) -> Result<Fetched<Option<T>>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+        E: Into<BoxError>,
+    {
+        let key = self.key(ns, &Part::Id(id)).await?;
+        let negative = self.inner.negative_ttl;
+        self.inner
+            .typed
+            .get_or_load_with_ttl(
+                &key,
+                |v: &Option<T>| if v.is_some() { Some(ttl) } else { negative },
+                loader,
+            )
+            .await
+    }
+}

@@ -1,0 +1,68 @@
+//! Every Redis key suffix and channel name the library uses, built in one place.
+//!
+//! | what | Redis name |
+//! |------|------------|
+//! | an entry | `{key}` (see [`crate::KeyBuilder`]) |
+//! | its fill-race guard | `{key}:guard` |
+//! | its loading lease | `{key}:lease` |
+//! | a version counter (namespace or tag) | `{root}:ver`, `root` = `{prefix}:{name}` |
+//! | the backplane channel | `{prefix}:backplane` |
+
+use crate::Key;
+
+const GUARD: &str = ":guard";
+const LEASE: &str = ":lease";
+const COUNTER: &str = ":ver";
+const CHANNEL: &str = ":backplane";
+
+/// The fill-race guard (invalidation counter) of `key`.
+pub(super) fn guard(key: &Key) -> String {
+    format!("{key}{GUARD}")
+}
+
+/// The loading lease of `key`.
+pub(super) fn lease(key: &Key) -> String {
+    format!("{key}{LEASE}")
+}
+
+/// The version counter of the namespace (or tag) whose root is `root`.
+pub(super) fn counter(root: &str) -> String {
+    format!("{root}{COUNTER}")
+}
+
+/// The backplane channel of every instance under `prefix`.
+pub(super) fn channel(prefix: &str) -> String {
+    format!("{prefix}{CHANNEL}")
+}
+
+/// Whether `key`, a Redis key under `prefix`, is a version [counter] (`{prefix}:{name}:ver`,
+/// `name` without `:`): the admin flush keeps them, so a version never goes back.
+pub(super) fn is_counter(prefix: &str, key: &str) -> bool {
+    key.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|rest| rest.strip_suffix(COUNTER))
+        .is_some_and(|name| !name.is_empty() && !name.contains(':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KeyBuilder;
+
+    #[test]
+    fn suffixes_are_built_from_the_key_and_counters_are_recognised() {
+        let ns = KeyBuilder::new("app").unwrap().namespace("pet").unwrap();
+        let key = ns.id(1);
+        assert_eq!(guard(&key), "app:pet:id:1:guard");
+        assert_eq!(lease(&key), "app:pet:id:1:lease");
+        assert_eq!(counter(ns.root()), "app:pet:ver");
+        assert_eq!(channel("app"), "app:backplane");
+        assert!(is_counter("app", "app:pet:ver"));
+        assert!(
+            !is_counter("app", "app:pet:v3:f:ver"),
+            "a fixed key named ver"
+        );
+        assert!(!is_counter("app", "other:pet:ver"));
+        assert!(!is_counter("app", "app::ver"));
+    }
+}

@@ -1,0 +1,238 @@
+//! L2: a shared tier on Redis through a self-reconnecting `ConnectionManager`.
+//!
+//! Every operation is bounded by a timeout and guarded by a circuit breaker; failures
+//! are counted and returned as `Err` for the caller ([`crate::tier::TieredCache`],
+//! [`crate::CacheClient`]) to swallow or queue. Reads pipeline `GET` with `PTTL` so a
+//! promotion into L1 knows how long the shared entry has left. Writes are
+//! `SET key value PX ttl`. Nothing on the request path scans keys; only
+//! [`crate::tier::Cache::clear`] does (`SCAN` + `UNLINK` of our prefix), for the admin flush.
+//!
+//! This module is the only place that speaks Redis: the entries ([`cache`](self)), the
+//! version counters (`counters.rs`), the backplane's publish and subscribe
+//! (`pubsub.rs`), the Lua scripts (`scripts.rs`) and every key suffix (`keys.rs`).
+
+mod cache;
+mod counters;
+mod keys;
+mod pubsub;
+mod scripts;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::breaker::{Breaker, Permit};
+use crate::clock::default_clock;
+use crate::{CacheError, Clock, TierStats};
+
+/// Default bound on one Redis operation.
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default bound on establishing a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Default number of consecutive failures that open the breaker.
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
+/// Default time the breaker stays open before probing Redis again.
+pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
+
+/// How long an invalidation counter (`{key}:guard`) outlives its last invalidation:
+/// far longer than any load, so a token is never compared with a counter that expired.
+pub const GUARD_TTL: Duration = Duration::from_secs(3600);
+
+/// Builds a [`RedisTier`].
+#[must_use]
+#[derive(Debug)]
+pub struct RedisTierBuilder {
+    url: String,
+    prefix: Option<String>,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    breaker_threshold: u32,
+    breaker_cooldown: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl RedisTierBuilder {
+    /// The key prefix [`crate::tier::Cache::clear`] removes (normally [`crate::KeyBuilder::prefix`]).
+    /// Without one, `clear` refuses to run rather than touch keys that are not ours.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// The bound on each operation, connection set-up included (default 50 ms).
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// The bound on establishing a connection (default 250 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Consecutive failures that open the breaker, and how long it stays open.
+    pub fn breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = threshold;
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// The clock of the breaker and of envelope timestamps.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The tier. It connects lazily: a Redis that is down now does not fail the build,
+    /// and the tier starts answering when Redis comes up. Must run inside a Tokio runtime.
+    pub fn build(self) -> Result<RedisTier, CacheError> {
+        if self.op_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(CacheError::Config("redis timeouts must be above 0".into()));
+        }
+        let client = redis::Client::open(self.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.op_timeout))
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(100));
+        let con = client.get_connection_manager_lazy(config)?;
+        Ok(RedisTier {
+            inner: Arc::new(Inner {
+                con,
+                client,
+                prefix: self.prefix,
+                op_timeout: self.op_timeout,
+                breaker: Breaker::new(
+                    self.breaker_threshold,
+                    self.breaker_cooldown,
+                    self.clock.clone(),
+                ),
+                clock: self.clock,
+                stats: TierStats::default(),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    con: ConnectionManager,
+    client: redis::Client,
+    prefix: Option<String>,
+    op_timeout: Duration,
+    breaker: Breaker,
+    clock: Arc<dyn Clock>,
+    stats: TierStats,
+}
+
+/// The shared tier. Cheap to clone: clones share the connection and the breaker.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use cache::testing::RedisServer;
+/// use cache::tier::{Cache, Entry, RedisTier};
+/// use cache::{KeyBuilder, Ttl};
+///
+/// let redis = RedisServer::spawn(); // a throwaway server, killed on drop
+/// let l2 = RedisTier::builder(redis.url())
+///     .prefix("app")
+///     .op_timeout(Duration::from_millis(30))
+///     .build()
+///     .unwrap();
+/// let key = KeyBuilder::new("app").unwrap().namespace("pet").unwrap().id(1);
+/// l2.set(&key, Entry::new(&b"rex"[..], 2, 0), Ttl::secs(60)).await.unwrap();
+/// let hit = l2.get(&key).await.unwrap().unwrap();
+/// assert!(hit.ttl_left.unwrap() <= Duration::from_secs(60));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct RedisTier {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("prefix", &self.inner.prefix)
+            .field("op_timeout", &self.inner.op_timeout)
+            .field("breaker_open", &self.inner.breaker.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTier {
+    /// A builder for the server at `url` (`redis://host:port/db`).
+    pub fn builder(url: impl Into<String>) -> RedisTierBuilder {
+        RedisTierBuilder {
+            url: url.into(),
+            prefix: None,
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
+            breaker_cooldown: DEFAULT_BREAKER_COOLDOWN,
+            clock: default_clock(),
+        }
+    }
+
+    /// True while the breaker is open or probing (Redis is being skipped).
+    #[must_use]
+    pub fn is_degraded(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
+    /// The key prefix this tier owns, if it was given one.
+    #[must_use]
+    pub fn prefix(&self) -> Option<&str> {
+        self.inner.prefix.as_deref()
+    }
+
+    /// The bound on each operation.
+    #[must_use]
+    pub fn op_timeout(&self) -> Duration {
+        self.inner.op_timeout
+    }
+
+    /// `PING`, bounded by the operation timeout and guarded by the breaker.
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        self.run("ping", |mut con| async move {
+            redis::cmd("PING").query_async::<()>(&mut con).await
+        })
+        .await
+    }
+
+    /// Runs `op` on a clone of the connection under the breaker and the timeout.
+    async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut + Send,
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
+    {
+        let inner = &self.inner;
+        if let Permit::Skip(left) = inner.breaker.permit() {
+            inner.stats.short_circuit();
+            return Err(CacheError::CircuitOpen(left));
+        }
+        let err = match tokio::time::timeout(inner.op_timeout, op(inner.con.clone())).await {
+            Ok(Ok(v)) => {
+                inner.breaker.success();
+                return Ok(v);
+            }
+            Ok(Err(e)) => CacheError::from(e),
+            Err(_) => CacheError::Timeout(inner.op_timeout),
+        };
+        inner.stats.error();
+        if err.is_transient() {
+            if inner.breaker.failure() {
+                tracing::warn!(error = %err, "redis tier failing: circuit breaker opened");
+            }
+        } else {
+            // The server answered: it is up, whatever it said.
+            inner.breaker.success();
+        }
+        tracing::debug!(op = what, error = %err, "redis tier operation failed");
+        Err(err)
+    }
+}

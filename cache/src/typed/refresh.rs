@@ -1,0 +1,78 @@
+//! Refresh-ahead: a hit close to its expiry is served and reloaded in the background.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::TypedCache;
+use crate::codec::Codec;
+use crate::typed::Fetched;
+use crate::{CacheError, Key, Ttl};
+
+impl<C: Codec> TypedCache<C> {
+    /// Like [`TypedCache::get_or_load`]; with [`super::TypedCacheBuilder::refresh_ahead`],
+    /// a hit close to its expiry is served and reloaded in the background, so readers of
+    /// a hot key never wait for the source. The loader must be callable again and
+    /// `'static` (it may run on a background task).
+    pub async fn get_or_refresh<T, F, Fut, E>(
+        &self,
+        key: &Key,
+        ttl: Ttl,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    {
+        let Some((hit, left)) = self.lookup::<T>(key).await else {
+            return self.get_or_load(key, ttl, loader).await;
+        };
+        if let (Some(percent), Some(left)) = (self.inner.refresh_ahead, left) {
+            let threshold = ttl.as_duration() * u32::from(percent) / 100;
+            if left < threshold && self.refreshing().insert(key.clone()) {
+                let this = self.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    this.refresh(&key, ttl, loader).await;
+                    this.refreshing().remove(&key);
+                });
+            }
+        }
+        Ok(hit)
+    }
+
+    fn refreshing(&self) -> std::sync::MutexGuard<'_, HashSet<Key>> {
+        self.inner
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A background reload: guarded like any fill, so it never overwrites a write.
+    async fn refresh<T, F, Fut, E>(&self, key: &Key, ttl: Ttl, loader: F)
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let token = self.inner.cache.fill_token(key).await.unwrap_or_default();
+        self.inner.loader.calls.fetch_add(1, Relaxed);
+        self.inner.loader.refreshes.fetch_add(1, Relaxed);
+        match loader().await {
+            Ok(value) => {
+                self.fill(key, &value, ttl, Some(&token)).await;
+            }
+            Err(e) => {
+                self.inner.loader.errors.fetch_add(1, Relaxed);
+                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                tracing::warn!(key = %key, error = %e, "background refresh failed: the entry expires as usual");
+            }
+        }
+    }
+}
