@@ -7,7 +7,8 @@ use std::time::Duration;
 ///
 /// Reads through [`crate::CacheClient`] never surface tier errors to the caller (a
 /// failing tier is logged, counted and skipped); these variants reach the caller from
-/// builders, codecs used directly and loaders.
+/// builders, codecs used directly, loaders, and strict writes that Redis could not be
+/// told about ([`CacheError::WriteRefused`]).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
@@ -32,6 +33,13 @@ pub enum CacheError {
     /// The loader of `get_or_load` failed; the error is shared by every waiter.
     #[error("loader failed: {0}")]
     Loader(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// A strict write ([`crate::WriteConsistency::Strict`]) was refused before the source
+    /// was touched, because Redis could not be told first. Try again after `retry_after`.
+    #[error("write refused: redis cannot be told first; retry after {retry_after:?}")]
+    WriteRefused {
+        /// When a retry may succeed (the breaker's cool-down, or a second).
+        retry_after: Duration,
+    },
 }
 
 impl CacheError {
@@ -48,7 +56,7 @@ impl CacheError {
                     || e.is_connection_refusal()
                     || e.is_unrecoverable_error()
             }
-            Self::Timeout(_) | Self::CircuitOpen(_) => true,
+            Self::Timeout(_) | Self::CircuitOpen(_) | Self::WriteRefused { .. } => true,
             Self::Decode(_) | Self::Encode(_) | Self::Config(_) | Self::Loader(_) => false,
         }
     }

@@ -12,8 +12,11 @@
 //!
 //! Reads coalesce concurrent misses (single-flight) and fill through a fill-race guard,
 //! so a slow reader never stores a value a writer has replaced. Writes follow
-//! `begin_write` → write the source → `finish_write`. A Redis that fails, hangs or
-//! holds garbage is logged, counted and skipped, never an error to a reader.
+//! `begin_write` → write the source → `finish_write`. A write's cache-side effect that
+//! cannot reach Redis is queued and replayed when Redis answers; meanwhile this
+//! instance reads what it concerns from the source, and with
+//! [`WriteConsistency::Strict`] such writes are refused instead. A Redis that fails,
+//! hangs or holds garbage is logged, counted and skipped, never an error to a reader.
 //!
 //! The low-level pieces live in modules for those who compose their own cache:
 //! [`tier`] (the [`tier::Cache`] trait and its tiers), [`typed`] (serde values,
@@ -51,7 +54,7 @@
 //! assert_eq!(b.get_entity(&pet, 1, Ttl::secs(60), load("Rex")).await.unwrap().source, Source::HitL1);
 //!
 //! // A writes pet 1: begin, write the database, finish.
-//! let ticket = a.begin_write(&pet, Some(1)).await;
+//! let ticket = a.begin_write(&pet, Some(1)).await.unwrap();
 //! /* UPDATE pets SET name = 'Max' WHERE id = 1 */
 //! a.finish_write(ticket, 1, Some(&"Max".to_string()), Ttl::secs(60)).await;
 //!
@@ -84,13 +87,17 @@ pub mod typed;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-/// Policies a client can switch on: the distributed lease and serve-stale.
+/// Policies a client can switch on: the distributed lease, serve-stale, and the bound
+/// of the recovery queue.
 pub mod policy {
+    pub use crate::client::recovery::DEFAULT_RECOVERY_CAPACITY;
     pub use crate::stale::StaleConfig;
     pub use crate::typed::LeaseConfig;
 }
 
-pub use client::{CacheClient, CacheClientBuilder, ClientStats, Part, WriteTicket};
+pub use client::{
+    CacheClient, CacheClientBuilder, ClientStats, Part, WriteConsistency, WriteTicket,
+};
 pub use error::CacheError;
 pub use key::{Key, KeyBuilder, Namespace, Params};
 pub use strategy::Strategy;

@@ -1,10 +1,12 @@
-//! Counters per tier, loaders and the backplane, and the snapshots other crates export.
+//! Counters per tier, loaders, the backplane and the recovery queue, and the snapshots
+//! other crates export.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
 pub use crate::client::backplane::BackplaneSnapshot;
+pub use crate::client::recovery::RecoverySnapshot;
 
 /// Live counters of one tier. Cheap to update from any thread.
 #[derive(Debug, Default)]

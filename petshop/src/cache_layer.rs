@@ -29,8 +29,11 @@
 //! id is created.
 //!
 //! Redis down or slow is never an error: the library counts it, skips Redis (circuit
-//! breaker) and the service serves from L1 and the database. With no tiers
-//! (`CACHE_TIERS=none`) the library passes every read through (`X-Cache: BYPASS`).
+//! breaker) and the service serves from L1 and the database. A write whose cache-side
+//! step cannot reach Redis is queued and replayed when Redis answers, and until then
+//! reads of what it touched bypass the cache (`X-Cache: BYPASS`); with
+//! `CACHE_WRITE_CONSISTENCY=strict` such writes are refused (503) instead. With no
+//! tiers (`CACHE_TIERS=none`) the library passes every read through (`X-Cache: BYPASS`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -117,6 +120,7 @@ impl CacheLayer {
         );
         let mut builder = CacheClient::builder(&keys)
             .strategy(config.cache_strategy)
+            .write_consistency(config.cache_write_consistency)
             .entity(&pet, &[&pets, &stats])
             .negative_ttl(NOT_FOUND_TTL)
             .jitter_percent(config.cache_jitter_percent);
@@ -169,6 +173,12 @@ impl CacheLayer {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.inner.client.strategy()
+    }
+
+    /// What writes do while Redis cannot be told.
+    #[must_use]
+    pub fn write_consistency(&self) -> cache::WriteConsistency {
+        self.inner.client.write_consistency()
     }
 
     /// The tiers.
@@ -227,9 +237,11 @@ impl CacheLayer {
     }
 
     /// Call before writing pet `id` to the database (`None` for a create).
-    pub(crate) async fn begin_write(&self, id: Option<i64>) -> PetWrite {
+    /// `Err(`[`CacheError::WriteRefused`]`)`: strict mode and Redis cannot be told; the
+    /// database must not be written.
+    pub(crate) async fn begin_write(&self, id: Option<i64>) -> Result<PetWrite, CacheError> {
         let i = &self.inner;
-        PetWrite(i.client.begin_write(&i.pet, id).await)
+        Ok(PetWrite(i.client.begin_write(&i.pet, id).await?))
     }
 
     /// After a create or an update: `pet` is what the database now holds.
@@ -253,7 +265,7 @@ impl CacheLayer {
         self.inner.client.flush().await
     }
 
-    /// Counters of every tier, the loaders and the backplane.
+    /// Counters of every tier, the loaders, the backplane and the recovery queue.
     #[must_use]
     pub fn cache_stats(&self) -> ClientStats {
         self.inner.client.stats()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cache::Ttl;
 use cache::tier::{DEFAULT_L1_MAX_BYTES, DEFAULT_OP_TIMEOUT};
-pub use cache::{Strategy, Topology};
+pub use cache::{Strategy, Topology, WriteConsistency};
 
 /// The default database: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = migrations::DEFAULT_DATABASE_URL;
@@ -28,6 +28,10 @@ pub const DEFAULT_STATS_TTL: Duration = Duration::from_secs(10);
 /// The default TTL jitter, in percent.
 pub const DEFAULT_JITTER_PERCENT: u8 = 10;
 
+/// How long `/ready` answers 503 after SIGTERM before the listener closes, so a load
+/// balancer stops sending first.
+pub const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
 /// The validated settings of the service.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -39,6 +43,9 @@ pub struct Config {
     pub cache_tiers: Topology,
     /// `CACHE_STRATEGY`.
     pub cache_strategy: Strategy,
+    /// `CACHE_WRITE_CONSISTENCY`: `available` (writes go ahead when Redis is away; their
+    /// cache-side steps are replayed later) or `strict` (such writes are refused, 503).
+    pub cache_write_consistency: WriteConsistency,
     /// `CACHE_LEASE`: coalesce misses across instances with a Redis lease.
     pub cache_lease: bool,
     /// `CACHE_MAX_STALE`: when the database fails (or exceeds `CACHE_LOAD_TIMEOUT`),
@@ -69,6 +76,9 @@ pub struct Config {
     pub log_json: bool,
     /// `BENCH_BARE`: serve `GET /bench/bare`, the benchmarks' ceiling (default off).
     pub bench_bare: bool,
+    /// `SHUTDOWN_DRAIN`: after SIGTERM, how long `/ready` answers 503 while requests
+    /// are still served, before the listener closes.
+    pub shutdown_drain: Duration,
 }
 
 /// A variable with a value the service cannot use.
@@ -158,6 +168,15 @@ impl Config {
                 err(
                     "CACHE_STRATEGY",
                     format!("{v:?} is not one of: cache-aside, write-through, versioned"),
+                )
+            })?,
+        };
+        let cache_write_consistency = match get("CACHE_WRITE_CONSISTENCY") {
+            None => WriteConsistency::Available,
+            Some(v) => v.parse::<WriteConsistency>().map_err(|_| {
+                err(
+                    "CACHE_WRITE_CONSISTENCY",
+                    format!("{v:?} is not one of: available, strict"),
                 )
             })?,
         };
@@ -304,6 +323,19 @@ impl Config {
                 ));
             }
         };
+        let shutdown_drain = match get("SHUTDOWN_DRAIN") {
+            None => DEFAULT_SHUTDOWN_DRAIN,
+            Some(v) => {
+                let d = parse_duration("SHUTDOWN_DRAIN", &v)?;
+                if d > Duration::from_secs(300) {
+                    return Err(err(
+                        "SHUTDOWN_DRAIN",
+                        format!("{v:?} is out of range: between 0s and 5m"),
+                    ));
+                }
+                d
+            }
+        };
         let log_json = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -319,6 +351,7 @@ impl Config {
             redis_url,
             cache_tiers,
             cache_strategy,
+            cache_write_consistency,
             cache_lease,
             cache_max_stale,
             cache_load_timeout,
@@ -333,6 +366,7 @@ impl Config {
             admin_token,
             log_json,
             bench_bare,
+            shutdown_drain,
         })
     }
 }
@@ -345,6 +379,10 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("cache_tiers", &self.cache_tiers.as_str())
             .field("cache_strategy", &self.cache_strategy.as_str())
+            .field(
+                "cache_write_consistency",
+                &self.cache_write_consistency.as_str(),
+            )
             .field("cache_lease", &self.cache_lease)
             .field("cache_max_stale", &self.cache_max_stale)
             .field("cache_load_timeout", &self.cache_load_timeout)
@@ -362,6 +400,7 @@ impl fmt::Debug for Config {
             )
             .field("log_json", &self.log_json)
             .field("bench_bare", &self.bench_bare)
+            .field("shutdown_drain", &self.shutdown_drain)
             .finish()
     }
 }

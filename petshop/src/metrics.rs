@@ -167,6 +167,40 @@ impl Metrics {
                 let _ = writeln!(out, "{metric} {v}");
             }
         }
+        let r = &cache.recovery;
+        family(
+            &mut out,
+            "petshop_cache_recovery_pending",
+            "gauge",
+            "Cache-side effects of writes waiting for Redis to answer.",
+        );
+        let _ = writeln!(out, "petshop_cache_recovery_pending {}", r.pending);
+        for (name, help, v) in [
+            (
+                "queued",
+                "Cache-side effects of writes queued because Redis did not answer.",
+                r.queued,
+            ),
+            (
+                "replayed",
+                "Queued effects replayed once Redis answered.",
+                r.replayed,
+            ),
+            (
+                "overflows",
+                "Times the recovery queue overflowed and fell back to a flush.",
+                r.overflows,
+            ),
+            (
+                "bypassed_reads",
+                "Reads sent to the database because a queued effect concerned them.",
+                r.bypassed_reads,
+            ),
+        ] {
+            let metric = format!("petshop_cache_recovery_{name}_total");
+            family(&mut out, &metric, "counter", help);
+            let _ = writeln!(out, "{metric} {v}");
+        }
         if let Some(open) = redis_breaker_open {
             family(
                 &mut out,

@@ -19,7 +19,7 @@ use crate::config::{Config, redact_url};
 use crate::metrics::Metrics;
 use crate::service::db;
 use crate::service::pets::PetService;
-use crate::state::AppState;
+use crate::state::{AppState, Draining};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -56,6 +56,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     }
     Ok(AppState {
         pets: PetService::new(db.clone(), cache.clone()),
+        draining: Draining::default(),
         db,
         cache,
         metrics,
@@ -85,11 +86,22 @@ pub fn app(state: AppState) -> impl Endpoint<Output = poem::Response> + use<> {
         .with(Observe::new(metrics))
 }
 
+/// Why the service stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Ctrl-C (SIGINT): someone at a terminal; stop now.
+    Interrupt,
+    /// SIGTERM (an orchestrator, `docker stop`): drain first, so the load balancer
+    /// stops sending before the listener closes.
+    Terminate,
+}
+
 /// A bound, not yet serving, app.
 pub struct Application {
     acceptor: TcpAcceptor,
     addr: SocketAddr,
     state: AppState,
+    drain: Duration,
 }
 
 impl Application {
@@ -109,6 +121,7 @@ impl Application {
             acceptor,
             addr,
             state,
+            drain: config.shutdown_drain,
         })
     }
 
@@ -124,17 +137,31 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets requests in flight finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    /// Serves until `shutdown` resolves, then lets requests in flight finish. On
+    /// [`Shutdown::Terminate`], `/ready` answers 503 at once and the listener keeps
+    /// serving for `SHUTDOWN_DRAIN` before it closes.
+    pub async fn run_until(self, shutdown: impl Future<Output = Shutdown>) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, "listening");
+        let (draining, drain) = (self.state.draining.clone(), self.drain);
+        let stop = async move {
+            let signal = shutdown.await;
+            draining.start();
+            if signal == Shutdown::Terminate && !drain.is_zero() {
+                tracing::info!(
+                    ?drain,
+                    "draining: /ready answers 503 until the listener closes"
+                );
+                tokio::time::sleep(drain).await;
+            }
+        };
         Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app(self.state), shutdown, Some(SHUTDOWN_GRACE))
+            .run_with_graceful_shutdown(app(self.state), stop, Some(SHUTDOWN_GRACE))
             .await
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM, saying which.
+pub async fn shutdown_signal() -> Shutdown {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -149,9 +176,10 @@ pub async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received: finishing requests in flight");
+    let signal = tokio::select! {
+        () = ctrl_c => Shutdown::Interrupt,
+        () = term => Shutdown::Terminate,
+    };
+    tracing::info!(?signal, "shutdown signal received");
+    signal
 }

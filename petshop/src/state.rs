@@ -1,6 +1,7 @@
 //! What every handler shares.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::DatabaseConnection;
 
@@ -18,10 +19,29 @@ pub struct AppState {
     pub cache: CacheLayer,
     /// Pets, read through the cache and written with its write protocol.
     pub pets: PetService,
+    /// Set when shutdown begins: `/ready` answers 503 from then on.
+    pub draining: Draining,
     /// This instance's metrics.
     pub metrics: Metrics,
     /// `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token: Option<Arc<str>>,
     /// `BENCH_BARE=on`: the one page `GET /bench/bare` serves, loaded by its first call.
     pub bench_bare: Option<Arc<tokio::sync::OnceCell<PetList>>>,
+}
+
+/// Whether the instance is shutting down. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// Marks the instance as shutting down.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// True once shutdown has begun.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }

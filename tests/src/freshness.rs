@@ -271,7 +271,10 @@ pub async fn run(setup: &Setup, work: &Workload, redis_url: Option<&str>) -> Rep
         tasks.push(tokio::spawn(async move {
             while Instant::now() < stop_at {
                 let id = rand::random_range(0..work.ids);
-                let ticket = cache.begin_write(&keys.rows, Some(id)).await;
+                let ticket = cache
+                    .begin_write(&keys.rows, Some(id))
+                    .await
+                    .expect("available writes are never refused");
                 let row = source.write(id);
                 cache.finish_write(ticket, id, Some(&row), work.ttl).await;
                 let acked = Instant::now();

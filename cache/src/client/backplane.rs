@@ -8,6 +8,13 @@
 //! (reads and writes go to L2 only) until it has resubscribed, and forgets its copy of
 //! the versions (they are read from Redis meanwhile). This is the rule Redis documents
 //! for client-side caching.
+//!
+//! A subscription can also stall without an error (a partition, a black-holed proxy):
+//! it then delivers nothing. So the subscriber `PING`s its own connection every
+//! [`PING_EVERY`]; one that does not answer within [`PING_TIMEOUT`] counts as dropped.
+//!
+//! Messages a writer could not publish are not lost: the client's recovery queue
+//! replays them once Redis answers.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
@@ -21,6 +28,10 @@ use crate::{CacheError, Key};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the subscriber proves its connection alive.
+pub(crate) const PING_EVERY: Duration = Duration::from_millis(250);
+/// How long a `PING` may take before the subscription counts as dropped.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(750);
 
 /// Counters of the backplane at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -31,7 +42,7 @@ pub struct BackplaneSnapshot {
     pub published: u64,
     /// Messages received from other instances.
     pub received: u64,
-    /// Times the subscription dropped (each one flushed L1).
+    /// Times the subscription dropped or stalled (each one flushed L1).
     pub drops: u64,
 }
 
@@ -241,9 +252,22 @@ async fn subscribe_forever(weak: Weak<Inner>, l2: RedisTier) {
                 None => return,
             }
             backoff = Duration::from_millis(20);
-            while let Some(payload) = subscription.next().await {
-                let Some(inner) = weak.upgrade() else { return };
-                inner.on_message(&payload).await;
+            let mut ping = tokio::time::interval(PING_EVERY);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    msg = subscription.next() => {
+                        let Some(payload) = msg else { break };
+                        let Some(inner) = weak.upgrade() else { return };
+                        inner.on_message(&payload).await;
+                    }
+                    _ = ping.tick() => {
+                        if let Err(e) = subscription.ping(PING_TIMEOUT).await {
+                            tracing::warn!(error = %e, "backplane connection does not answer");
+                            break;
+                        }
+                    }
+                }
             }
             match weak.upgrade() {
                 Some(inner) => inner.on_dropped().await,

@@ -3,22 +3,25 @@
 use std::sync::Arc;
 
 use super::backplane::Backplane;
+use super::recovery::{DEFAULT_RECOVERY_CAPACITY, Recovery};
 use super::versions::Versions;
-use super::{CacheClient, Inner};
+use super::write::replay_forever;
+use super::{CacheClient, Inner, WriteConsistency};
 use crate::codec::{Bincode, Codec};
 use crate::policy::{LeaseConfig, StaleConfig};
 use crate::tier::{Cache, MokaTierBuilder, NoCache, RedisTierBuilder, TieredCache};
 use crate::typed::TypedCache;
 use crate::{CacheError, KeyBuilder, Namespace, Strategy, Topology, Ttl};
 
-/// Builds a [`CacheClient`]. Defaults: cache-aside, no tiers (caching off), backplane
-/// and fill guard on, no lease, no negative caching, no jitter, no serve-stale, no
-/// refresh-ahead.
+/// Builds a [`CacheClient`]. Defaults: cache-aside, no tiers (caching off), writes
+/// available during Redis faults, backplane and fill guard on, no lease, no negative
+/// caching, no jitter, no serve-stale, no refresh-ahead.
 #[must_use]
 #[derive(Debug)]
 pub struct CacheClientBuilder<C: Codec = Bincode> {
     keys: KeyBuilder,
     strategy: Strategy,
+    consistency: WriteConsistency,
     l1: Option<MokaTierBuilder>,
     l2: Option<RedisTierBuilder>,
     l1_max_ttl: Option<Ttl>,
@@ -29,6 +32,7 @@ pub struct CacheClientBuilder<C: Codec = Bincode> {
     jitter_percent: u8,
     stale: Option<StaleConfig>,
     refresh_ahead: Option<u8>,
+    recovery_capacity: usize,
     codec: C,
     entities: Vec<(Namespace, Vec<Namespace>)>,
 }
@@ -38,6 +42,7 @@ impl CacheClientBuilder<Bincode> {
         Self {
             keys: keys.clone(),
             strategy: Strategy::default(),
+            consistency: WriteConsistency::default(),
             l1: None,
             l2: None,
             l1_max_ttl: None,
@@ -48,6 +53,7 @@ impl CacheClientBuilder<Bincode> {
             jitter_percent: 0,
             stale: None,
             refresh_ahead: None,
+            recovery_capacity: DEFAULT_RECOVERY_CAPACITY,
             codec: Bincode,
             entities: Vec::new(),
         }
@@ -58,6 +64,12 @@ impl<C: Codec> CacheClientBuilder<C> {
     /// How writes meet the cache (default [`Strategy::CacheAside`]).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// What a write does when Redis cannot be told (default [`WriteConsistency::Available`]).
+    pub fn write_consistency(mut self, consistency: WriteConsistency) -> Self {
+        self.consistency = consistency;
         self
     }
 
@@ -116,6 +128,7 @@ impl<C: Codec> CacheClientBuilder<C> {
         CacheClientBuilder {
             keys: self.keys,
             strategy: self.strategy,
+            consistency: self.consistency,
             l1: self.l1,
             l2: self.l2,
             l1_max_ttl: self.l1_max_ttl,
@@ -126,6 +139,7 @@ impl<C: Codec> CacheClientBuilder<C> {
             jitter_percent: self.jitter_percent,
             stale: self.stale,
             refresh_ahead: self.refresh_ahead,
+            recovery_capacity: self.recovery_capacity,
             codec,
             entities: self.entities,
         }
@@ -144,6 +158,13 @@ impl<C: Codec> CacheClientBuilder<C> {
         self
     }
 
+    /// How many cache-side effects of writes this instance keeps for replay while Redis
+    /// is away (default 10,000). Beyond it they fall back to one flush of the prefix.
+    pub fn recovery_capacity(mut self, effects: usize) -> Self {
+        self.recovery_capacity = effects;
+        self
+    }
+
     /// Declares an entity namespace and the groups a write of one of its entities
     /// invalidates (lists, aggregates).
     pub fn entity(mut self, entity: &Namespace, groups: &[&Namespace]) -> Self {
@@ -158,6 +179,11 @@ impl<C: Codec> CacheClientBuilder<C> {
     /// background, so it must run inside a Tokio runtime. Redis is connected lazily: a
     /// server that is down now does not fail the build.
     pub fn build(self) -> Result<CacheClient<C>, CacheError> {
+        if self.recovery_capacity == 0 {
+            return Err(CacheError::Config(
+                "recovery capacity must be above 0".into(),
+            ));
+        }
         let l1 = self.l1.map(MokaTierBuilder::build).transpose()?;
         let l2 = self
             .l2
@@ -200,18 +226,25 @@ impl<C: Codec> CacheClientBuilder<C> {
         if let Some(percent) = self.refresh_ahead {
             typed = typed.refresh_ahead(percent);
         }
-        Ok(CacheClient {
-            inner: Arc::new(Inner {
-                strategy: self.strategy,
-                topology,
-                typed: typed.build(),
-                l1,
-                l2,
-                versions,
-                backplane,
-                negative_ttl: self.negative_ttl,
-                entities: self.entities,
-            }),
-        })
+        let recovery = Arc::new(Recovery::new(self.recovery_capacity));
+        let inner = Arc::new(Inner {
+            strategy: self.strategy,
+            topology,
+            consistency: self.consistency,
+            typed: typed.build(),
+            l1,
+            l2,
+            versions,
+            backplane,
+            recovery: recovery.clone(),
+            negative_ttl: self.negative_ttl,
+            entities: self.entities,
+            replayer: std::sync::Mutex::new(None),
+        });
+        let task = tokio::spawn(replay_forever(Arc::downgrade(&inner), recovery));
+        if let Ok(mut slot) = inner.replayer.lock() {
+            *slot = Some(task);
+        }
+        Ok(CacheClient { inner })
     }
 }

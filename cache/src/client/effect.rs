@@ -10,4 +10,7 @@ pub(crate) enum Effect {
     Invalidate(Key),
     /// Advance the versions of these namespaces (and tell every instance).
     Bump(Vec<Namespace>),
+    /// Empty the shared tier's prefix and every instance's L1 (an admin flush, and the
+    /// recovery queue's fallback when it overflows).
+    Flush,
 }

@@ -4,11 +4,13 @@
 //! It composes the pieces: the tiers ([`crate::tier`]), the typed layer with
 //! single-flight and the fill-race guard ([`crate::typed`]), namespace version counters
 //! (`versions.rs`), the pub/sub backplane that keeps every instance's L1 coherent
-//! (`backplane.rs`) and the write protocol of each [`Strategy`] (`write.rs`).
+//! (`backplane.rs`), the write protocol of each [`Strategy`] (`write.rs`) and the
+//! recovery queue that replays what a write could not tell Redis (`recovery.rs`).
 
 pub(crate) mod backplane;
 mod builder;
 pub(crate) mod effect;
+pub(crate) mod recovery;
 pub(crate) mod versions;
 mod write;
 
@@ -21,8 +23,9 @@ use serde::de::DeserializeOwned;
 
 use self::backplane::{Backplane, BackplaneSnapshot};
 pub use self::builder::CacheClientBuilder;
+use self::recovery::{Recovery, RecoverySnapshot};
 use self::versions::Versions;
-pub use self::write::WriteTicket;
+pub use self::write::{WriteConsistency, WriteTicket};
 use crate::codec::{Bincode, Codec};
 use crate::stats::CacheStats;
 use crate::tier::{MokaTier, RedisTier};
@@ -42,25 +45,40 @@ pub enum Part {
     Fixed(&'static str),
 }
 
-/// Counters of a client: its tiers and loaders, and its backplane.
+/// Counters of a client: its tiers and loaders, its backplane, its recovery queue.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ClientStats {
     /// Tier and loader counters.
     pub cache: CacheStats,
     /// The backplane's, when there is one.
     pub backplane: Option<BackplaneSnapshot>,
+    /// Effects of writes waiting for Redis, replayed, overflowed.
+    pub recovery: RecoverySnapshot,
 }
 
 pub(crate) struct Inner<C: Codec> {
     strategy: Strategy,
     topology: Topology,
+    consistency: WriteConsistency,
     typed: TypedCache<C>,
     l1: Option<MokaTier>,
     l2: Option<RedisTier>,
     versions: Arc<Versions>,
     backplane: Option<Backplane>,
+    recovery: Arc<Recovery>,
     negative_ttl: Option<Ttl>,
     entities: Vec<(Namespace, Vec<Namespace>)>,
+    replayer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl<C: Codec> Drop for Inner<C> {
+    fn drop(&mut self) {
+        if let Ok(mut task) = self.replayer.lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
+        }
+    }
 }
 
 /// A cache in front of a source of truth: the one entry point of the library.
@@ -68,7 +86,9 @@ pub(crate) struct Inner<C: Codec> {
 /// Reads go through the tiers with single-flight loads and the fill-race guard; writes
 /// follow the [`Strategy`]'s protocol ([`CacheClient::begin_write`] → write the source →
 /// [`CacheClient::finish_write`]). With an L1 and Redis, a backplane keeps every
-/// instance's L1 coherent, and L1 is bypassed whenever it cannot.
+/// instance's L1 coherent, and L1 is bypassed whenever it cannot. A write whose
+/// cache-side step cannot reach Redis is queued and replayed once Redis answers;
+/// meanwhile this instance reads what it concerns from the source.
 ///
 /// Cheap to clone: clones share everything.
 ///
@@ -93,7 +113,7 @@ pub(crate) struct Inner<C: Codec> {
 /// assert_eq!(read.source, Source::Miss);
 ///
 /// // A write: begin, write the source, finish with the stored value.
-/// let ticket = client.begin_write(&pet, Some(1)).await;
+/// let ticket = client.begin_write(&pet, Some(1)).await.unwrap();
 /// client.finish_write(ticket, 1, Some(&"Max".to_string()), Ttl::secs(60)).await;
 ///
 /// let read = client
@@ -120,6 +140,7 @@ impl<C: Codec> std::fmt::Debug for CacheClient<C> {
         f.debug_struct("CacheClient")
             .field("strategy", &self.inner.strategy)
             .field("topology", &self.inner.topology)
+            .field("consistency", &self.inner.consistency)
             .field("backplane", &self.inner.backplane)
             .finish_non_exhaustive()
     }
@@ -146,7 +167,13 @@ impl<C: Codec> CacheClient<C> {
         self.inner.topology
     }
 
-    /// The typed cache underneath (low level: it bypasses the strategy).
+    /// Whether writes are refused when Redis cannot be told first.
+    #[must_use]
+    pub fn write_consistency(&self) -> WriteConsistency {
+        self.inner.consistency
+    }
+
+    /// The typed cache underneath (low level: it bypasses the strategy and recovery).
     #[must_use]
     pub fn typed(&self) -> &TypedCache<C> {
         &self.inner.typed
@@ -164,12 +191,13 @@ impl<C: Codec> CacheClient<C> {
         self.inner.l2.as_ref()
     }
 
-    /// Counters of every tier, the loaders and the backplane.
+    /// Counters of every tier, the loaders, the backplane and the recovery queue.
     #[must_use]
     pub fn stats(&self) -> ClientStats {
         ClientStats {
             cache: self.inner.typed.stats(),
             backplane: self.inner.backplane.as_ref().map(Backplane::snapshot),
+            recovery: self.inner.recovery.snapshot(),
         }
     }
 
@@ -219,10 +247,11 @@ impl<C: Codec> CacheClient<C> {
     }
 
     /// The key a read of `part` in `ns` uses now (with the namespace's version where
-    /// it has one). `Err` for an invalid fixed name.
+    /// it has one). `Err` when the version cannot be read (Redis unreachable and no
+    /// trusted local copy), or for an invalid fixed name.
     pub async fn key(&self, ns: &Namespace, part: &Part) -> Result<Key, CacheError> {
         let ns = if self.is_versioned(ns) {
-            ns.versioned(self.inner.versions.current(ns).await)
+            ns.versioned(self.inner.versions.current(ns).await?)
         } else {
             ns.clone()
         };
@@ -231,6 +260,24 @@ impl<C: Codec> CacheClient<C> {
             Part::Query(params) => ns.query(params),
             Part::Fixed(name) => ns.fixed(name)?,
         })
+    }
+
+    /// The key of a read, or `None` when the cache must not answer it now: a write this
+    /// instance could not yet tell Redis about concerns it, or its version is unknown.
+    async fn cacheable_key(&self, ns: &Namespace, part: &Part) -> Result<Option<Key>, CacheError> {
+        let recovery = &self.inner.recovery;
+        if recovery.blocks_root(ns.root()) {
+            return Ok(None);
+        }
+        match self.key(ns, part).await {
+            Ok(key) if recovery.blocks_key(&key) => Ok(None),
+            Ok(key) => Ok(Some(key)),
+            Err(CacheError::Config(e)) => Err(CacheError::Config(e)),
+            Err(e) => {
+                tracing::debug!(namespace = ns.root(), error = %e, "version unknown: reading the source");
+                Ok(None)
+            }
+        }
     }
 
     /// A read of anything (a query, an aggregate) through the cache.
@@ -247,8 +294,10 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        let key = self.key(ns, part).await?;
-        self.inner.typed.get_or_load(&key, ttl, loader).await
+        match self.cacheable_key(ns, part).await? {
+            Some(key) => self.inner.typed.get_or_load(&key, ttl, loader).await,
+            None => self.inner.typed.load_uncached(loader).await,
+        }
     }
 
     /// Like [`CacheClient::get`], refreshing a hit near its expiry in the background
@@ -266,8 +315,10 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
-        let key = self.key(ns, part).await?;
-        self.inner.typed.get_or_refresh(&key, ttl, loader).await
+        match self.cacheable_key(ns, part).await? {
+            Some(key) => self.inner.typed.get_or_refresh(&key, ttl, loader).await,
+            None => self.inner.typed.load_uncached(loader).await,
+        }
     }
 
     /// A read of one entity by id; "not found" is cached for the negative TTL, if set.
@@ -284,7 +335,9 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<Option<T>, E>>,
         E: Into<BoxError>,
     {
-        let key = self.key(ns, &Part::Id(id)).await?;
+        let Some(key) = self.cacheable_key(ns, &Part::Id(id)).await? else {
+            return self.inner.typed.load_uncached(loader).await;
+        };
         let negative = self.inner.negative_ttl;
         self.inner
             .typed

@@ -1,12 +1,16 @@
 //! Version (generation) counters per namespace: in Redis when there is a shared tier,
 //! in memory otherwise, with a local copy that the backplane keeps current.
+//!
+//! With a shared tier, Redis is the only place a version is made: a bump that cannot
+//! reach it fails (and the client queues it for replay) rather than inventing a local
+//! number another instance could hand out too for different data.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::Namespace;
 use crate::tier::RedisTier;
+use crate::{CacheError, Namespace};
 
 /// A namespace root and its version after a bump.
 pub(crate) type Bumped = Vec<(String, u64)>;
@@ -39,65 +43,54 @@ impl Versions {
     }
 
     /// The namespace's current version. Without a trusted local copy it is read from
-    /// Redis (one bounded round trip); if Redis cannot answer, the last known one is used
-    /// (L1 is bypassed then, and L2 unreachable, so reads go to the source anyway).
-    pub(crate) async fn current(&self, ns: &Namespace) -> u64 {
+    /// Redis (one bounded round trip). `Err` when Redis cannot say: the caller must not
+    /// use the cache for this read, since a version it guessed could be an old one.
+    pub(crate) async fn current(&self, ns: &Namespace) -> Result<u64, CacheError> {
         if self.trusted.load(Ordering::SeqCst)
             && let Some(v) = self.known(ns.root())
         {
-            return v;
+            return Ok(v);
         }
         let Some(l2) = &self.l2 else {
-            return self.known(ns.root()).unwrap_or(0);
+            return Ok(self.known(ns.root()).unwrap_or(0));
         };
-        match l2.read_counters(&[ns.root()]).await {
-            Ok(read) => {
-                let v = read.first().copied().unwrap_or_default();
-                self.learn(ns.root(), v);
-                v
-            }
-            Err(e) => {
-                tracing::debug!(namespace = ns.root(), error = %e, "version unreadable: using the last known");
-                self.known(ns.root()).unwrap_or(0)
-            }
-        }
+        let read = l2.read_counters(&[ns.root()]).await?;
+        let v = read.first().copied().unwrap_or_default();
+        self.learn(ns.root(), v);
+        Ok(v)
     }
 
     /// Advances the versions of `namespaces` and returns `(root, new version)` for each.
-    pub(crate) async fn bump(&self, namespaces: &[Namespace]) -> Bumped {
+    /// With a shared tier, `Err` when Redis did not answer: nothing was bumped locally.
+    pub(crate) async fn bump(&self, namespaces: &[Namespace]) -> Result<Bumped, CacheError> {
         if namespaces.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let roots: Vec<&str> = namespaces.iter().map(Namespace::root).collect();
         if let Some(l2) = &self.l2 {
-            match l2.bump_counters(&roots).await {
-                Ok(values) => {
-                    return roots
-                        .into_iter()
-                        .zip(values)
-                        .map(|(root, v)| {
-                            self.learn(root, v);
-                            (root.to_owned(), v)
-                        })
-                        .collect();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "version bump could not reach redis: bumped locally only");
-                }
-            }
+            let values = l2.bump_counters(&roots).await?;
+            return Ok(roots
+                .into_iter()
+                .zip(values)
+                .map(|(root, v)| {
+                    self.learn(root, v);
+                    (root.to_owned(), v)
+                })
+                .collect());
         }
         let mut map = self.map();
-        roots
+        Ok(roots
             .into_iter()
             .map(|root| {
                 let v = map.entry(root.to_owned()).or_insert(0);
                 *v += 1;
                 (root.to_owned(), *v)
             })
-            .collect()
+            .collect())
     }
 
-    /// Records a version heard from another instance (versions only move forward).
+    /// Records a version heard from another instance or read from Redis (versions only
+    /// move forward: Redis starts a lost counter above every value it had).
     pub(crate) fn learn(&self, root: &str, v: u64) {
         let mut map = self.map();
         let slot = map.entry(root.to_owned()).or_insert(v);
@@ -106,7 +99,9 @@ impl Versions {
 
     /// Forgets every local copy (the next read asks Redis).
     pub(crate) fn forget(&self) {
-        self.map().clear();
+        if self.l2.is_some() {
+            self.map().clear();
+        }
     }
 
     pub(crate) fn set_trusted(&self, trusted: bool) {
@@ -126,17 +121,21 @@ mod tests {
         let v = Versions::new(None);
         let keys = KeyBuilder::new("t").unwrap();
         let (a, b) = (keys.namespace("a").unwrap(), keys.namespace("b").unwrap());
-        assert_eq!(v.current(&a).await, 0);
+        assert_eq!(v.current(&a).await.unwrap(), 0);
         assert_eq!(
-            v.bump(&[a.clone(), b.clone()]).await,
+            v.bump(&[a.clone(), b.clone()]).await.unwrap(),
             vec![("t:a".into(), 1), ("t:b".into(), 1)]
         );
         assert_eq!(
-            v.bump(std::slice::from_ref(&a)).await,
+            v.bump(std::slice::from_ref(&a)).await.unwrap(),
             vec![("t:a".into(), 2)]
         );
-        assert_eq!((v.current(&a).await, v.current(&b).await), (2, 1));
+        assert_eq!(
+            (v.current(&a).await.unwrap(), v.current(&b).await.unwrap()),
+            (2, 1)
+        );
         v.learn("t:a", 1);
-        assert_eq!(v.current(&a).await, 2, "versions never go back");
+        v.forget();
+        assert_eq!(v.current(&a).await.unwrap(), 2, "versions never go back");
     }
 }

@@ -1,18 +1,75 @@
-//! The write protocol: `begin_write` → write the source → `finish_write`, and the
-//! cache-side effects each strategy makes.
+//! The write protocol: `begin_write` → write the source → `finish_write`, the
+//! cache-side effects each strategy makes, and their replay after a fault.
 //!
 //! Every cache-side effect of a write is one of two idempotent steps, an invalidation
 //! of a key or a bump of namespace versions, each told to the other instances over the
-//! backplane.
+//! backplane. One that cannot reach Redis is queued ([`super::recovery`]) and replayed,
+//! in order, as soon as Redis answers; until then this instance reads what it concerns
+//! from the source. With [`WriteConsistency::Strict`] the same steps run before the
+//! source is written too, and a write whose first step cannot reach Redis is refused.
+
+use std::str::FromStr;
+use std::sync::Weak;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::CacheClient;
 use super::effect::Effect;
+use super::{CacheClient, Inner};
 use crate::codec::Codec;
 use crate::strategy::{cache_aside, versioned, write_through};
 use crate::tier::FillToken;
 use crate::{CacheError, Key, Namespace, Strategy, Ttl};
+
+/// How often the replayer retries while Redis does not answer.
+const REPLAY_RETRY: Duration = Duration::from_millis(100);
+
+/// What a write does when Redis cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteConsistency {
+    /// Writes always go ahead. A cache-side step that cannot reach Redis is queued and
+    /// replayed when it answers; until then other instances may serve the old value
+    /// (at most for the outage, bounded by the TTL). This instance never does.
+    #[default]
+    Available,
+    /// Every strategy makes its cache-side step before the source is written as well as
+    /// after. A write whose first step cannot reach Redis is refused
+    /// ([`CacheError::WriteRefused`]) before the source is touched: no instance ever
+    /// serves a value older than an acknowledged write, at the cost of write
+    /// availability while Redis is away.
+    Strict,
+}
+
+impl WriteConsistency {
+    /// `available` or `strict`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Strict => "strict",
+        }
+    }
+}
+
+impl std::fmt::Display for WriteConsistency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WriteConsistency {
+    type Err = CacheError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "available" => Ok(Self::Available),
+            "strict" => Ok(Self::Strict),
+            _ => Err(CacheError::Config(format!(
+                "unknown write consistency {s:?}: allowed values are available, strict"
+            ))),
+        }
+    }
+}
 
 /// Proof of [`CacheClient::begin_write`], handed to [`CacheClient::finish_write`].
 /// Dropping it (the source write did not happen) is harmless.
@@ -26,7 +83,15 @@ pub struct WriteTicket {
 
 impl<C: Codec> CacheClient<C> {
     /// Call before writing entity `id` of `entity` to the source (`None` for a create).
-    pub async fn begin_write(&self, entity: &Namespace, id: Option<i64>) -> WriteTicket {
+    ///
+    /// `Err(`[`CacheError::WriteRefused`]`)` only with [`WriteConsistency::Strict`], when
+    /// Redis could not be told: do not write the source, answer "try again later".
+    pub async fn begin_write(
+        &self,
+        entity: &Namespace,
+        id: Option<i64>,
+    ) -> Result<WriteTicket, CacheError> {
+        let strict = self.inner.consistency == WriteConsistency::Strict && self.inner.l2.is_some();
         let mut ticket = WriteTicket {
             entity: entity.clone(),
             token: None,
@@ -34,15 +99,29 @@ impl<C: Codec> CacheClient<C> {
         if self.inner.strategy == Strategy::WriteThrough
             && let Some(id) = id
         {
-            // On failure `finish_write` invalidates again.
-            ticket.token = self.invalidate_everywhere(&entity.id(id)).await.ok();
+            match self.invalidate_everywhere(&entity.id(id)).await {
+                Ok(token) => ticket.token = Some(token),
+                Err(e) if strict => return Err(refused(&e)),
+                // `finish_write` invalidates again, or queues it.
+                Err(_) => {}
+            }
         }
-        ticket
+        if strict {
+            for effect in self.effects(entity, id) {
+                if self.inner.strategy == Strategy::WriteThrough
+                    && matches!(effect, Effect::Invalidate(_))
+                {
+                    continue; // made above, with its token
+                }
+                self.apply(&effect).await.map_err(|e| refused(&e))?;
+            }
+        }
+        Ok(ticket)
     }
 
     /// Call once the source acknowledged the write of entity `id`: `value` is the stored
     /// entity, or `None` when it was deleted. Makes the strategy's cache-side effects
-    /// (groups included).
+    /// (groups included); any that cannot reach Redis is queued for replay.
     pub async fn finish_write<T>(&self, ticket: WriteTicket, id: i64, value: Option<&T>, ttl: Ttl)
     where
         T: Serialize + Clone + Send + Sync + 'static,
@@ -62,14 +141,10 @@ impl<C: Codec> CacheClient<C> {
                     )
                     .await;
                     if let Err(e) = stored {
-                        tracing::warn!(key = %key, error = %e, "write-through store did not reach redis");
+                        self.queue(Effect::Invalidate(key), &e);
                     }
                 }
-                effect => {
-                    if let Err(e) = self.apply(&effect).await {
-                        tracing::warn!(?effect, error = %e, "cache-side effect of a write did not reach redis");
-                    }
-                }
+                effect => self.settle(effect).await,
             }
         }
     }
@@ -87,14 +162,35 @@ impl<C: Codec> CacheClient<C> {
         effects
     }
 
+    /// Makes `effect` now, or queues it for replay.
+    async fn settle(&self, effect: Effect) {
+        if let Err(e) = self.apply(&effect).await {
+            self.queue(effect, &e);
+        }
+    }
+
+    fn queue(&self, effect: Effect, error: &CacheError) {
+        tracing::warn!(?effect, %error, "cache-side effect of a write did not reach redis: queued for replay");
+        self.inner.recovery.push(effect);
+    }
+
     /// Makes one effect in every tier and tells the other instances.
-    async fn apply(&self, effect: &Effect) -> Result<(), CacheError> {
+    pub(crate) async fn apply(&self, effect: &Effect) -> Result<(), CacheError> {
         match effect {
             Effect::Invalidate(key) => self.invalidate_everywhere(key).await.map(|_| ()),
             Effect::Bump(namespaces) => {
-                let bumped = self.inner.versions.bump(namespaces).await;
+                let bumped = self.inner.versions.bump(namespaces).await?;
                 match &self.inner.backplane {
                     Some(bp) => bp.publish_versions(&bumped).await,
+                    None => Ok(()),
+                }
+            }
+            Effect::Flush => {
+                let cleared = self.inner.typed.clear().await;
+                self.inner.versions.forget();
+                cleared?;
+                match &self.inner.backplane {
+                    Some(bp) => bp.publish_flush().await,
                     None => Ok(()),
                 }
             }
@@ -120,15 +216,54 @@ impl<C: Codec> CacheClient<C> {
     }
 
     /// Empties every tier (Redis: our prefix only) and tells the other instances.
-    /// Namespace version counters are kept, so a version never goes back.
+    /// Namespace version counters are kept, so a version never goes back. If Redis
+    /// cannot be reached, the flush is queued (and until it lands, nothing is read from
+    /// the cache) and the error returned.
     pub async fn flush(&self) -> Result<(), CacheError> {
-        let cleared = self.inner.typed.clear().await;
-        self.inner.versions.forget();
-        if let Some(bp) = &self.inner.backplane
-            && let Err(e) = bp.publish_flush().await
-        {
-            tracing::warn!(error = %e, "flush not told to the other instances");
+        let flushed = self.apply(&Effect::Flush).await;
+        if let Err(e) = &flushed {
+            self.queue(Effect::Flush, e);
         }
-        cleared
+        flushed
+    }
+}
+
+/// The error of a strict write whose first step could not reach Redis.
+fn refused(cause: &CacheError) -> CacheError {
+    let retry_after = match cause {
+        CacheError::CircuitOpen(left) => (*left).max(Duration::from_millis(100)),
+        _ => Duration::from_secs(1),
+    };
+    tracing::warn!(error = %cause, "strict write refused: redis cannot be told first");
+    CacheError::WriteRefused { retry_after }
+}
+
+/// Replays queued effects, oldest first, whenever Redis answers. Stops with the client.
+pub(crate) async fn replay_forever<C: Codec>(
+    weak: Weak<Inner<C>>,
+    recovery: std::sync::Arc<super::Recovery>,
+) {
+    loop {
+        recovery.queued().await;
+        let Some(inner) = weak.upgrade() else { return };
+        let client = CacheClient { inner };
+        let mut stalled = false;
+        while let Some(effect) = recovery.front() {
+            match client.apply(&effect).await {
+                Ok(()) => {
+                    tracing::info!(?effect, "queued cache-side effect replayed");
+                    recovery.done(&effect);
+                }
+                Err(e) => {
+                    tracing::debug!(?effect, error = %e, "replay waits for redis");
+                    stalled = true;
+                    break;
+                }
+            }
+        }
+        drop(client);
+        if stalled {
+            tokio::time::sleep(REPLAY_RETRY).await;
+        }
     }
 }

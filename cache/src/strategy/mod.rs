@@ -14,7 +14,9 @@
 //! and Redis' own TTLs make harmless.
 //!
 //! Each strategy file says which cache-side effects a write has; the client
-//! ([`crate::CacheClient`]) makes them once the source acknowledged the write.
+//! ([`crate::CacheClient`]) makes them, after the source acknowledged the write (and
+//! before it too, with [`crate::WriteConsistency::Strict`]), and queues any that could
+//! not reach Redis.
 
 pub(crate) mod cache_aside;
 pub(crate) mod versioned;

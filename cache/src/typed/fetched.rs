@@ -13,7 +13,9 @@ pub enum Source {
     HitL2,
     /// Not cached: the loader ran (or another caller's load was awaited).
     Miss,
-    /// Caching is off ([`crate::Topology::None`]): the loader ran.
+    /// The cache was not used: caching is off ([`crate::Topology::None`]), or a write
+    /// this instance could not yet tell Redis about concerns the key (see
+    /// [`crate::CacheClient`]'s recovery). The loader ran.
     Bypass,
     /// The loader failed or timed out and the last good value was served instead
     /// (serve-stale, see [`crate::policy::StaleConfig`]): it may be older than the source.

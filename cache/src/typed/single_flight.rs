@@ -143,6 +143,27 @@ impl<C: Codec> TypedCache<C> {
         unreachable!("the loop returns")
     }
 
+    /// Runs `loader` without the cache: no lookup, no fill, no single-flight. For reads
+    /// the cache must not answer (see [`Source::Bypass`]).
+    pub async fn load_uncached<T, F, Fut, E>(&self, loader: F) -> Result<Fetched<T>, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        self.inner.loader.calls.fetch_add(1, Relaxed);
+        match loader().await {
+            Ok(value) => Ok(Fetched {
+                value,
+                source: Source::Bypass,
+            }),
+            Err(e) => {
+                self.inner.loader.errors.fetch_add(1, Relaxed);
+                Err(CacheError::Loader(Arc::from(e.into())))
+            }
+        }
+    }
+
     /// A failed load: the last good value when serve-stale has one, else the error.
     async fn stale_or<T>(&self, key: &Key, e: CacheError) -> Result<Fetched<T>, CacheError>
     where

@@ -98,6 +98,21 @@ pub struct BackplaneStatsBody {
     pub drops: u64,
 }
 
+/// Writes whose cache-side step could not reach Redis, queued for replay.
+#[derive(Object, Debug)]
+pub struct RecoveryStatsBody {
+    /// Waiting for Redis now; reads they concern go to the database (`X-Cache: BYPASS`).
+    pub pending: u64,
+    /// Queued since start.
+    pub queued: u64,
+    /// Replayed once Redis answered, since start.
+    pub replayed: u64,
+    /// Times the queue overflowed and fell back to a flush of the cache.
+    pub overflows: u64,
+    /// Reads answered by the database because a queued write concerned them.
+    pub bypassed_reads: u64,
+}
+
 /// The cache's counters.
 #[derive(Object, Debug)]
 pub struct CacheStatsBody {
@@ -105,6 +120,8 @@ pub struct CacheStatsBody {
     pub topology: String,
     /// `cache-aside`, `write-through` or `versioned`.
     pub strategy: String,
+    /// `available` or `strict` (`CACHE_WRITE_CONSISTENCY`).
+    pub write_consistency: String,
     /// Per tier, nearest first.
     pub tiers: Vec<TierStatsBody>,
     /// The loaders.
@@ -112,6 +129,8 @@ pub struct CacheStatsBody {
     /// The backplane, when L1 and L2 are both in use.
     #[oai(skip_serializing_if_is_none)]
     pub backplane: Option<BackplaneStatsBody>,
+    /// The recovery queue.
+    pub recovery: RecoveryStatsBody,
 }
 
 /// The result of a flush.
@@ -139,6 +158,7 @@ impl CacheApi {
         Json(CacheStatsBody {
             topology: state.cache.topology().as_str().into(),
             strategy: state.cache.strategy_name().into(),
+            write_consistency: state.cache.write_consistency().as_str().into(),
             tiers: s
                 .tiers
                 .iter()
@@ -170,6 +190,13 @@ impl CacheApi {
                 received: b.received,
                 drops: b.drops,
             }),
+            recovery: RecoveryStatsBody {
+                pending: stats.recovery.pending,
+                queued: stats.recovery.queued,
+                replayed: stats.recovery.replayed,
+                overflows: stats.recovery.overflows,
+                bypassed_reads: stats.recovery.bypassed_reads,
+            },
         })
     }
 

@@ -8,7 +8,8 @@
 //! * 404: unknown pet or route; 405: wrong method; 413: body over 64 KiB;
 //!   415: body not sent as `application/json`;
 //! * 500: anything internal: logged with details, answered without them;
-//! * 503: the database is unreachable (`/ready`).
+//! * 503: a strict write (`CACHE_WRITE_CONSISTENCY=strict`) while Redis cannot be told,
+//!   with `Retry-After`; the database is unreachable or the instance drains (`/ready`).
 
 use poem::Response;
 use poem::http::StatusCode;
@@ -57,6 +58,16 @@ pub enum ApiError {
     /// Something failed inside the service.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The write was refused before the database was touched: with
+    /// `CACHE_WRITE_CONSISTENCY=strict`, a write needs Redis to be told first, and Redis
+    /// does not answer. Nothing was written; retry after the given seconds.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds until a retry may succeed.
+        #[oai(header = "Retry-After")]
+        String,
+    ),
 }
 
 impl ApiError {
@@ -95,7 +106,16 @@ impl From<sea_orm::DbErr> for ApiError {
 
 impl From<cache::CacheError> for ApiError {
     fn from(e: cache::CacheError) -> Self {
-        Self::internal(format_args!("cache/loader: {e}"))
+        match e {
+            cache::CacheError::WriteRefused { retry_after } => Self::Unavailable(
+                ErrorBody::new(
+                    "the cache cannot be told about this write now (Redis is unreachable); nothing was written, retry later",
+                    None,
+                ),
+                retry_after.as_secs_f64().ceil().max(1.0).to_string(),
+            ),
+            e => Self::internal(format_args!("cache/loader: {e}")),
+        }
     }
 }
 

@@ -31,7 +31,8 @@ pub struct Component {
 /// Readiness, per dependency.
 #[derive(Object, Debug)]
 pub struct Readiness {
-    /// `ready`, `degraded` (Redis down: served from the database) or `unavailable`.
+    /// `ready`, `degraded` (Redis down: served from the database), `draining` (shutting
+    /// down: still serving, but send no more) or `unavailable` (the database is down).
     pub status: String,
     /// The database.
     pub database: Component,
@@ -45,7 +46,7 @@ pub enum ReadyResponse {
     /// Ready, or degraded but serving.
     #[oai(status = 200)]
     Ready(Json<Readiness>),
-    /// The database is unreachable.
+    /// The database is unreachable, or the instance is shutting down.
     #[oai(status = 503)]
     Unavailable(Json<Readiness>),
 }
@@ -71,7 +72,9 @@ impl OpsApi {
         })
     }
 
-    /// Readiness: the database must answer; a Redis that does not makes it `degraded`.
+    /// Readiness: the database must answer; a Redis that does not makes it `degraded`;
+    /// from the moment shutdown begins it is `draining` (503), so a load balancer stops
+    /// sending before the instance stops.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
         let database = match state.db.ping().await {
@@ -108,7 +111,10 @@ impl OpsApi {
             },
         };
         let db_up = database.status == "up";
-        let status = if !db_up {
+        let draining = state.draining.is_draining();
+        let status = if draining {
+            "draining"
+        } else if !db_up {
             "unavailable"
         } else if redis.status == "degraded" {
             "degraded"
@@ -120,7 +126,7 @@ impl OpsApi {
             database,
             redis,
         });
-        if db_up {
+        if db_up && !draining {
             ReadyResponse::Ready(body)
         } else {
             ReadyResponse::Unavailable(body)

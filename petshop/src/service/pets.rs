@@ -24,7 +24,7 @@ pub enum ServiceError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] DbErr),
-    /// A loader failed through the cache.
+    /// The cache refused a strict write, or a loader failed through it.
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// The write task ended without an answer (it panicked).
@@ -82,7 +82,7 @@ impl PetService {
         let cache = self.cache.clone();
         let db = self.db.clone();
         self.detached(async move {
-            let write = cache.begin_write(Some(id)).await;
+            let write = cache.begin_write(Some(id)).await?;
             if !delete(&db, id).await? {
                 return Ok(false);
             }
@@ -102,7 +102,7 @@ impl PetService {
         let cache = self.cache.clone();
         let db = self.db.clone();
         self.detached(async move {
-            let write = cache.begin_write(id).await;
+            let write = cache.begin_write(id).await?;
             let Some(pet) = db_write(db).await? else {
                 return Ok(None);
             };

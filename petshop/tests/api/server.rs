@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use petshop::startup::Application;
+use petshop::startup::{Application, Shutdown};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,6 +40,46 @@ async fn http(
 }
 
 #[tokio::test]
+async fn after_sigterm_ready_answers_503_while_requests_are_still_served() {
+    bounded(async {
+        // Arrange: a server that drains for 2 s on SIGTERM.
+        let config = config(&[("BIND", "127.0.0.1:0"), ("SHUTDOWN_DRAIN", "2s")]);
+        let app = Application::build(&config).await.unwrap();
+        let addr = app.addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+            Shutdown::Terminate
+        }));
+        let (status, _, ready) = http(addr, "GET", "/ready", None).await;
+        assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
+
+        // Act: SIGTERM.
+        let _ = stop.send(());
+
+        // Assert: /ready says draining at once (the load balancer stops sending), while
+        // requests are still served until the drain ends; then the server stops.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let (status, ready) = loop {
+            let (status, _, ready) = http(addr, "GET", "/ready", None).await;
+            if status == 503 || Instant::now() > deadline {
+                break (status, ready);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!((status, ready["status"].as_str()), (503, Some("draining")));
+        assert_eq!(http(addr, "GET", "/health", None).await.0, 200);
+        assert_eq!(http(addr, "GET", "/pets", None).await.0, 200);
+        tokio::time::timeout(Duration::from_secs(15), server)
+            .await
+            .expect("the server stops after the drain")
+            .expect("no panic")
+            .expect("clean shutdown");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_app_bound_to_port_0_serves_the_seed_sequence_and_shuts_down_gracefully() {
     bounded(async {
         let app = Application::build(&config(&[("BIND", "127.0.0.1:0")]))
@@ -50,6 +90,7 @@ async fn the_app_bound_to_port_0_serves_the_seed_sequence_and_shuts_down_gracefu
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
+            Shutdown::Interrupt
         }));
 
         let (status, _, pet) = http(

@@ -90,7 +90,7 @@ async fn fill_race(guard: bool) -> Option<Row> {
         })
     };
     loaded_rx.await.expect("reader loaded");
-    let ticket = cache.begin_write(&keys.rows, Some(0)).await;
+    let ticket = cache.begin_write(&keys.rows, Some(0)).await.unwrap();
     let row = source.write(0); // v2, acknowledged
     cache.finish_write(ticket, 0, Some(&row), ttl).await;
     written_tx.send(()).expect("reader alive");
@@ -170,7 +170,7 @@ async fn cross_instance(kind: Strategy, backplane: bool) -> (Duration, Option<u6
     assert_eq!(read_b().await.source, Source::Miss);
     assert_eq!(read_b().await.source, Source::HitL1);
 
-    let ticket = a.begin_write(&keys.rows, Some(0)).await;
+    let ticket = a.begin_write(&keys.rows, Some(0)).await.unwrap();
     let row = source.write(0);
     a.finish_write(ticket, 0, Some(&row), Ttl::secs(600)).await;
     let acked = Instant::now();
@@ -316,7 +316,7 @@ async fn a_dropped_backplane_flushes_and_bypasses_l1_until_it_is_back() {
             .expect("client kill");
 
         // A writes; whatever B's backplane is doing, B must not serve the old value.
-        let ticket = a.begin_write(&keys.rows, Some(0)).await;
+        let ticket = a.begin_write(&keys.rows, Some(0)).await.unwrap();
         let row = source.write(0);
         a.finish_write(ticket, 0, Some(&row), Ttl::secs(600)).await;
         for _ in 0..20 {
@@ -369,7 +369,7 @@ async fn not_found_is_cached_for_the_negative_ttl_and_a_create_replaces_it() {
                 (None, Source::HitL1),
                 "{kind}"
             );
-            let ticket = cache.begin_write(&keys.rows, None).await;
+            let ticket = cache.begin_write(&keys.rows, None).await.unwrap();
             let row = source.write(0);
             cache
                 .finish_write(ticket, 0, Some(&row), Ttl::secs(60))

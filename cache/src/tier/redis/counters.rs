@@ -1,12 +1,13 @@
 //! Version counters: one per namespace (or tag), advanced by writes, read by readers
-//! who cannot trust their local copy.
+//! who cannot trust their local copy. A missing counter starts at the server's clock
+//! (see `scripts.rs`), so it never goes back.
 
 use super::{RedisTier, keys, scripts};
 use crate::CacheError;
 
 impl RedisTier {
     /// The current values of the counters of `roots` (namespace or tag roots), in one
-    /// round trip; 0 for a missing one.
+    /// round trip; a counter that is missing or unreadable is started first.
     pub(crate) async fn read_counters(&self, roots: &[&str]) -> Result<Vec<u64>, CacheError> {
         self.counters("read_counters", &scripts::READ_COUNTERS, roots)
             .await

@@ -44,10 +44,7 @@ impl RedisTier {
         let made = tokio::time::timeout(timeout, async move {
             let (mut sink, stream) = client.get_async_pubsub().await?.split();
             sink.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(Subscription {
-                _sink: sink,
-                stream,
-            })
+            Ok::<_, redis::RedisError>(Subscription { sink, stream })
         })
         .await;
         match made {
@@ -58,10 +55,9 @@ impl RedisTier {
     }
 }
 
-/// A live subscription: messages in.
+/// A live subscription: messages in, and a `PING` to prove the connection still answers.
 pub(crate) struct Subscription {
-    /// Held so the connection stays subscribed.
-    _sink: PubSubSink,
+    sink: PubSubSink,
     stream: PubSubStream,
 }
 
@@ -72,5 +68,16 @@ impl Subscription {
             .next()
             .await
             .map(|msg| msg.get_payload_bytes().to_vec())
+    }
+
+    /// Whether the server answers a `PING` on this connection within `timeout`. A
+    /// connection that stalls (a partition, a black-holed proxy) delivers nothing and
+    /// reports no error: only a round trip shows it is alive.
+    pub(crate) async fn ping(&mut self, timeout: Duration) -> Result<(), CacheError> {
+        match tokio::time::timeout(timeout, self.sink.ping::<redis::Value>()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(CacheError::Timeout(timeout)),
+        }
     }
 }

@@ -60,22 +60,44 @@ pub(super) static RELEASE_LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// The values of counters (0 when missing). `KEYS`: the counters.
+/// The Lua that starts a missing (or unreadable) counter at the server's clock in
+/// microseconds: above any value it held before, unless it was bumped more than once a
+/// microsecond on average since it was first made. So a counter that vanished (a
+/// restart without persistence, an eviction, a `DEL` by hand) never hands out a version
+/// it handed out before, and no instance's clock is involved.
+const START_MISSING: &str = r"
+    local t = redis.call('TIME')
+    local start = t[1] .. string.format('%06d', tonumber(t[2]))
+    local function current(k)
+        local v = redis.call('GET', k)
+        if (not v) or (not string.match(v, '^%d+$')) then
+            redis.call('SET', k, start)
+            return start
+        end
+        return v
+    end";
+
+/// The values of counters, starting missing ones. `KEYS`: the counters.
 pub(super) static READ_COUNTERS: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-        local out = {}
-        for i, k in ipairs(KEYS) do out[i] = redis.call('GET', k) or '0' end
-        return out",
-    )
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        local out = {{}}
+        for i, k in ipairs(KEYS) do out[i] = current(k) end
+        return out"
+    ))
 });
 
-/// Advances counters and returns their new values. `KEYS`: the counters.
+/// Advances counters (starting missing ones first) and returns their new values.
+/// `KEYS`: the counters.
 pub(super) static BUMP_COUNTERS: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-        local out = {}
-        for i, k in ipairs(KEYS) do out[i] = redis.call('INCR', k) end
-        return out",
-    )
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        local out = {{}}
+        for i, k in ipairs(KEYS) do
+            current(k)
+            -- A Lua number below 2^53 comes back as an exact integer reply.
+            out[i] = redis.call('INCR', k)
+        end
+        return out"
+    ))
 });

@@ -1,8 +1,14 @@
-//! Test support (feature `test-util`): throwaway Redis servers and a server that never answers.
+//! Test support (feature `test-util`): throwaway Redis servers, a server that never
+//! answers, and a proxy that injects faults.
 //!
 //! Tests own their infrastructure: each [`RedisServer`] is a private `redis-server` on
 //! a free port, persisting nothing, killed when dropped, so a test can stop, restart or
-//! corrupt it without touching anyone else's data.
+//! corrupt it without touching anyone else's data; a [`Proxy`] in front of it slows,
+//! black-holes or cuts the network to it.
+
+mod proxy;
+
+pub use self::proxy::{Fault, Proxy};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,258 @@
+//! Recovery: the cache-side effects of acknowledged writes that did not reach Redis.
+//!
+//! A write's invalidation, version bump or backplane message that fails (Redis down,
+//! slow, partitioned) is not forgotten: it goes into this bounded, per-instance queue
+//! and a background task replays it, in order, as soon as Redis answers again. Every
+//! effect is idempotent (an invalidation or a bump applied twice costs a miss, never a
+//! stale read), so a replay that half-succeeded before is simply run again.
+//!
+//! While an effect is pending, this instance does not trust the cache for what it
+//! concerns: reads of a pending key, or of any key of a namespace with a pending bump,
+//! go to the source ([`crate::Source::Bypass`]) and fill nothing. When the queue
+//! overflows, the effects are dropped for one coarse one, a flush of the whole prefix
+//! and of every instance's L1, and until it has landed every read is a bypass: slower,
+//! never silently stale.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+
+use serde::Serialize;
+
+pub(crate) use super::effect::Effect;
+use crate::Key;
+
+/// Default bound on the effects one instance keeps for replay.
+pub const DEFAULT_RECOVERY_CAPACITY: usize = 10_000;
+
+/// The recovery counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RecoverySnapshot {
+    /// Effects waiting for Redis now.
+    pub pending: u64,
+    /// Effects that failed and were queued, since start.
+    pub queued: u64,
+    /// Effects replayed once Redis answered, since start.
+    pub replayed: u64,
+    /// Times the queue overflowed and fell back to a flush of the prefix.
+    pub overflows: u64,
+    /// Reads answered by the source because an effect concerning them was pending.
+    pub bypassed_reads: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Effect>,
+    /// How many queued effects concern each key / each namespace root.
+    keys: HashMap<Key, usize>,
+    roots: HashMap<String, usize>,
+    /// A flush is queued: nothing in the cache is trusted until it lands.
+    flushing: bool,
+}
+
+impl State {
+    fn count(&mut self, effect: &Effect, up: bool) {
+        fn step<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, k: K, up: bool) {
+            if up {
+                *map.entry(k).or_default() += 1;
+            } else if let Some(n) = map.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&k);
+                }
+            }
+        }
+        match effect {
+            Effect::Invalidate(key) => step(&mut self.keys, key.clone(), up),
+            Effect::Bump(namespaces) => {
+                for ns in namespaces {
+                    step(&mut self.roots, ns.root().to_owned(), up);
+                }
+            }
+            Effect::Flush => self.flushing = up,
+        }
+    }
+}
+
+/// The queue of one instance. Writers push, one background task replays.
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    state: Mutex<State>,
+    capacity: usize,
+    /// Mirrors "the queue is not empty", so reads pay one atomic load when nothing is pending.
+    any: AtomicBool,
+    wake: tokio::sync::Notify,
+    queued: AtomicU64,
+    replayed: AtomicU64,
+    overflows: AtomicU64,
+    bypassed: AtomicU64,
+}
+
+impl Recovery {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            capacity: capacity.max(1),
+            any: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            queued: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            overflows: AtomicU64::new(0),
+            bypassed: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain values: a panic elsewhere cannot leave them inconsistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `effect` for replay. On overflow, everything queued is replaced by one
+    /// flush of the prefix (and the effect itself is covered by it).
+    pub(crate) fn push(&self, effect: Effect) {
+        self.queued.fetch_add(1, Relaxed);
+        let mut state = self.lock();
+        if state.flushing {
+            // A flush is queued (always first): it covers this effect too.
+            return;
+        }
+        if state.queue.len() >= self.capacity {
+            self.overflows.fetch_add(1, Relaxed);
+            tracing::error!(
+                capacity = self.capacity,
+                "recovery queue full: falling back to a flush of the prefix once Redis answers"
+            );
+            *state = State::default();
+            state.queue.push_back(Effect::Flush);
+            state.flushing = true;
+        } else {
+            state.count(&effect, true);
+            state.queue.push_back(effect);
+        }
+        self.any.store(true, SeqCst);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The oldest pending effect, left in place until [`Recovery::done`].
+    pub(crate) fn front(&self) -> Option<Effect> {
+        self.lock().queue.front().cloned()
+    }
+
+    /// The oldest effect was replayed: drop it.
+    pub(crate) fn done(&self, effect: &Effect) {
+        let mut state = self.lock();
+        // A concurrent overflow may have replaced the queue: only drop what was replayed.
+        if state.queue.front() == Some(effect) {
+            state.queue.pop_front();
+            state.count(effect, false);
+            self.replayed.fetch_add(1, Relaxed);
+        }
+        self.any.store(!state.queue.is_empty(), SeqCst);
+    }
+
+    /// Waits until something is queued.
+    pub(crate) async fn queued(&self) {
+        if !self.any.load(SeqCst) {
+            self.wake.notified().await;
+        }
+    }
+
+    /// Whether reads of namespace `root` must skip the cache now.
+    pub(crate) fn blocks_root(&self, root: &str) -> bool {
+        if !self.any.load(SeqCst) {
+            return false;
+        }
+        let state = self.lock();
+        let blocked = state.flushing || state.roots.contains_key(root);
+        drop(state);
+        self.count_bypass(blocked)
+    }
+
+    /// Whether reads of `key` must skip the cache now.
+    pub(crate) fn blocks_key(&self, key: &Key) -> bool {
+        if !self.any.load(SeqCst) {
+            return false;
+        }
+        let state = self.lock();
+        let blocked = state.flushing || state.keys.contains_key(key);
+        drop(state);
+        self.count_bypass(blocked)
+    }
+
+    fn count_bypass(&self, blocked: bool) -> bool {
+        if blocked {
+            self.bypassed.fetch_add(1, Relaxed);
+        }
+        blocked
+    }
+
+    pub(crate) fn snapshot(&self) -> RecoverySnapshot {
+        RecoverySnapshot {
+            pending: self.lock().queue.len() as u64,
+            queued: self.queued.load(Relaxed),
+            replayed: self.replayed.load(Relaxed),
+            overflows: self.overflows.load(Relaxed),
+            bypassed_reads: self.bypassed.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyBuilder, Namespace};
+
+    fn ns(name: &str) -> Namespace {
+        KeyBuilder::new("t").unwrap().namespace(name).unwrap()
+    }
+
+    #[test]
+    fn pending_effects_block_their_keys_and_namespaces_until_replayed() {
+        let r = Recovery::new(10);
+        let (pet, pets) = (ns("pet"), ns("pets"));
+        let key = pet.id(1);
+        assert!(!r.blocks_key(&key) && !r.blocks_root(pets.root()));
+
+        r.push(Effect::Invalidate(key.clone()));
+        r.push(Effect::Bump(vec![pets.clone()]));
+        assert!(r.blocks_key(&key));
+        assert!(!r.blocks_key(&pet.id(2)), "other keys are untouched");
+        assert!(r.blocks_root(pets.root()));
+        assert!(!r.blocks_root(pet.root()));
+
+        let first = r.front().unwrap();
+        assert_eq!(first, Effect::Invalidate(key.clone()));
+        r.done(&first);
+        assert!(!r.blocks_key(&key));
+        assert!(r.blocks_root(pets.root()));
+        r.done(&r.front().unwrap());
+        assert!(r.front().is_none());
+        let s = r.snapshot();
+        assert_eq!((s.pending, s.queued, s.replayed, s.overflows), (0, 2, 2, 0));
+        assert_eq!(s.bypassed_reads, 3);
+    }
+
+    #[test]
+    fn an_overflow_falls_back_to_one_flush_that_blocks_everything() {
+        let r = Recovery::new(2);
+        let pet = ns("pet");
+        for id in 0..5 {
+            r.push(Effect::Invalidate(pet.id(id)));
+        }
+        assert_eq!(r.front(), Some(Effect::Flush));
+        assert!(
+            r.blocks_key(&ns("other").id(9)),
+            "nothing is trusted before the flush"
+        );
+        assert!(r.blocks_root("t:anything"));
+        let s = r.snapshot();
+        assert_eq!((s.pending, s.queued, s.overflows), (1, 5, 1));
+
+        r.done(&Effect::Flush);
+        assert!(!r.blocks_key(&pet.id(0)));
+        assert_eq!(r.snapshot().pending, 0);
+    }
+}
