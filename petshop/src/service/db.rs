@@ -3,7 +3,12 @@
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+/// The PostgreSQL advisory lock instances take turns under to migrate ("petshop" + 1).
+const MIGRATION_LOCK: i64 = 0x7065_7473_686f_7001;
+/// How long an instance waits for another one's migrations before it gives up.
+const MIGRATION_LOCK_WAIT: &str = "120s";
 
 /// Connects to `url` and applies pending migrations (idempotent).
 ///
@@ -33,11 +38,38 @@ pub async fn connect(
     let mut db = Database::connect(opts).await?;
     if url.starts_with("sqlite:") {
         // WAL lets readers run beside the writer; NORMAL sync is safe under WAL.
-        use sea_orm::ConnectionTrait;
         db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .await?;
     }
-    Migrator::up(&db, None).await?;
+    migrate(url, &db).await?;
     db.set_metric_callback(on_query);
     Ok(db)
+}
+
+/// Applies pending migrations. On PostgreSQL, under a session advisory lock held on a
+/// connection of its own: instances started together on one fresh database take turns,
+/// and each one after the first finds the work done (`docker compose up --scale`).
+async fn migrate(url: &str, db: &DatabaseConnection) -> Result<(), DbErr> {
+    if url.starts_with("sqlite:") {
+        return Migrator::up(db, None).await;
+    }
+    let mut opts = ConnectOptions::new(url);
+    opts.sqlx_logging(false)
+        .max_connections(1)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    let lock = Database::connect(opts).await?;
+    lock.execute_unprepared(&format!("SET lock_timeout = '{MIGRATION_LOCK_WAIT}'"))
+        .await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .await?;
+    let migrated = Migrator::up(db, None).await;
+    let unlocked = lock
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .await;
+    // Closing the session releases the lock in any case.
+    let _ = lock.close().await;
+    migrated?;
+    unlocked.map(|_| ())
 }

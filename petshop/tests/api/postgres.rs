@@ -111,3 +111,39 @@ async fn crud_and_the_seed_sequence_hold_on_postgres() {
     }))
     .await;
 }
+
+#[tokio::test]
+async fn instances_started_together_on_a_fresh_database_all_come_up() {
+    bounded(with_fresh_database(|url| async move {
+        // Arrange: six instances, as `docker compose up --scale app=6` starts them.
+        let config =
+            crate::helpers::config(&[("DATABASE_URL", url.as_str()), ("CACHE_TIERS", "l1")]);
+
+        // Act: they start at the same moment, each running the migrations.
+        let started: Vec<_> = (0..6)
+            .map(|_| {
+                let config = config.clone();
+                tokio::spawn(async move { petshop::startup::build_state(&config).await })
+            })
+            .collect();
+
+        // Assert: every one came up, and the schema was made exactly once.
+        for (i, s) in started.into_iter().enumerate() {
+            let state = s.await.expect("no panic");
+            assert!(state.is_ok(), "instance {i} failed: {:?}", state.err());
+        }
+        let db = Database::connect(url.as_str()).await.unwrap();
+        let applied = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM seaql_migrations",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        assert_eq!(applied, 1);
+    }))
+    .await;
+}
