@@ -1,21 +1,24 @@
 //! Entries: encoded payloads plus what the tiers need to know about them, and the L2
 //! envelope they travel in.
 //!
-//! # L2 envelope (format 1)
+//! # L2 envelope (format 2)
 //!
 //! ```text
 //! offset  size  field
 //! 0       2     magic "CK"
-//! 2       1     format version (1)
+//! 2       1     format version (2)
 //! 3       1     codec id (1 = bincode, 2 = JSON)
 //! 4       1     flags (reserved; 0)
 //! 5       8     created_at, ms since the Unix epoch, little-endian
 //! 13      8     expires_at, ms since the Unix epoch, little-endian
-//! 21      ..    payload
+//! 21      8     generation of the shared tier it was written in, little-endian
+//! 29      ..    payload
 //! ```
 //!
-//! Anything else under one of our keys (foreign bytes, a future format, garbage) fails
-//! [`Entry::from_envelope`] and is treated by the tiers as a counted miss.
+//! Format 1 (no generation, a 21-byte header) is still read, as generation 0: such an
+//! entry is never current. Anything else under one of our keys (foreign bytes, a future
+//! format, garbage) fails [`Entry::from_envelope`] and is treated by the tiers as a
+//! counted miss.
 
 use std::any::Any;
 use std::fmt;
@@ -26,9 +29,12 @@ use bytes::Bytes;
 use crate::CacheError;
 
 const MAGIC: &[u8; 2] = b"CK";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+/// The format before generations, still read.
+const FORMAT_1: u8 = 1;
+const FORMAT_1_HEADER: usize = 21;
 /// Size of the envelope header ahead of the payload.
-pub const ENVELOPE_HEADER: usize = 21;
+pub const ENVELOPE_HEADER: usize = 29;
 /// Bytes an L1 entry is charged beyond its key and payload (bookkeeping, `Arc`s).
 pub(crate) const ENTRY_OVERHEAD: usize = 96;
 
@@ -95,9 +101,10 @@ impl Entry {
         let _ = self.memo.set(value);
     }
 
-    /// The envelope bytes stored in L2 for this entry, expiring at `expires_ms`.
+    /// The envelope bytes stored in L2 for this entry, expiring at `expires_ms`, written
+    /// in the shared tier's `generation`.
     #[must_use]
-    pub fn to_envelope(&self, expires_ms: u64) -> Vec<u8> {
+    pub fn to_envelope(&self, expires_ms: u64, generation: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENVELOPE_HEADER + self.payload.len());
         out.extend_from_slice(MAGIC);
         out.push(FORMAT);
@@ -105,27 +112,31 @@ impl Entry {
         out.push(self.flags);
         out.extend_from_slice(&self.created_ms.to_le_bytes());
         out.extend_from_slice(&expires_ms.to_le_bytes());
+        out.extend_from_slice(&generation.to_le_bytes());
         out.extend_from_slice(&self.payload);
         out
     }
 
-    /// Reads an envelope: the entry and its expiry (ms since the epoch), or a decode error.
-    pub fn from_envelope(bytes: Bytes) -> Result<(Self, u64), CacheError> {
-        if bytes.len() < ENVELOPE_HEADER {
-            return Err(CacheError::Decode(format!(
-                "envelope too short: {} bytes",
-                bytes.len()
-            )));
-        }
-        if &bytes[..2] != MAGIC {
+    /// Reads an envelope, or fails with a decode error.
+    pub fn from_envelope(bytes: Bytes) -> Result<Envelope, CacheError> {
+        if bytes.len() < 3 || &bytes[..2] != MAGIC {
             return Err(CacheError::Decode(
                 "not a cache envelope (bad magic)".into(),
             ));
         }
-        if bytes[2] != FORMAT {
+        let header = match bytes[2] {
+            FORMAT => ENVELOPE_HEADER,
+            FORMAT_1 => FORMAT_1_HEADER,
+            other => {
+                return Err(CacheError::Decode(format!(
+                    "unsupported envelope format {other}"
+                )));
+            }
+        };
+        if bytes.len() < header {
             return Err(CacheError::Decode(format!(
-                "unsupported envelope format {}",
-                bytes[2]
+                "envelope too short: {} bytes",
+                bytes.len()
             )));
         }
         let u64_at = |i: usize| {
@@ -139,15 +150,35 @@ impl Entry {
                 "envelope expires before it was created".into(),
             ));
         }
+        let generation = if header == ENVELOPE_HEADER {
+            u64_at(21)
+        } else {
+            0
+        };
         let entry = Self {
             codec: bytes[3],
             flags: bytes[4],
             created_ms,
-            payload: bytes.slice(ENVELOPE_HEADER..),
+            payload: bytes.slice(header..),
             memo: Memo::default(),
         };
-        Ok((entry, expires_ms))
+        Ok(Envelope {
+            entry,
+            expires_ms,
+            generation,
+        })
     }
+}
+
+/// A decoded L2 envelope.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// The entry.
+    pub entry: Entry,
+    /// When it expires, in ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// The shared tier's generation it was written in (0 for format 1).
+    pub generation: u64,
 }
 
 impl fmt::Debug for Entry {
@@ -165,17 +196,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_envelope_round_trips_payload_codec_and_times() {
+    fn an_envelope_round_trips_payload_codec_times_and_generation() {
         let e = Entry::new(&b"hello"[..], 2, 1000);
-        let bytes = Bytes::from(e.to_envelope(5000));
-        let (back, exp) = Entry::from_envelope(bytes).unwrap();
-        assert_eq!(back.payload().as_ref(), b"hello");
-        assert_eq!((back.codec_id(), back.created_ms(), exp), (2, 1000, 5000));
+        let bytes = Bytes::from(e.to_envelope(5000, 77));
+        let back = Entry::from_envelope(bytes).unwrap();
+        assert_eq!(back.entry.payload().as_ref(), b"hello");
+        assert_eq!((back.entry.codec_id(), back.entry.created_ms()), (2, 1000));
+        assert_eq!((back.expires_ms, back.generation), (5000, 77));
+    }
+
+    #[test]
+    fn a_format_1_envelope_is_read_as_generation_0() {
+        let mut v1 = b"CK\x01\x02\x00".to_vec();
+        v1.extend_from_slice(&10u64.to_le_bytes());
+        v1.extend_from_slice(&20u64.to_le_bytes());
+        v1.extend_from_slice(b"old");
+        let back = Entry::from_envelope(Bytes::from(v1)).unwrap();
+        assert_eq!(back.entry.payload().as_ref(), b"old");
+        assert_eq!((back.expires_ms, back.generation), (20, 0));
     }
 
     #[test]
     fn foreign_short_future_and_inconsistent_envelopes_are_decode_errors() {
-        let good = Entry::new(&b"x"[..], 1, 10).to_envelope(20);
+        let good = Entry::new(&b"x"[..], 1, 10).to_envelope(20, 1);
         let mut future = good.clone();
         future[2] = 9;
         let mut backwards = good.clone();
@@ -183,6 +226,7 @@ mod tests {
         for bad in [
             b"plain string".to_vec(),
             b"CK".to_vec(),
+            good[..ENVELOPE_HEADER - 1].to_vec(),
             vec![0xff; 64],
             future,
             backwards,

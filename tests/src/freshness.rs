@@ -69,6 +69,18 @@ impl MemorySource {
         Row { id, version: *v }
     }
 
+    /// Sets row `id` to `version` (a writer that owns the row) and returns it as stored.
+    pub fn set(&self, id: i64, version: u64) -> Row {
+        self.rows().insert(id, version);
+        Row { id, version }
+    }
+
+    /// The version of row `id` now, without counting a load or waiting.
+    #[must_use]
+    pub fn peek(&self, id: i64) -> Option<u64> {
+        self.rows().get(&id).copied()
+    }
+
     /// How many reads reached the source.
     #[must_use]
     pub fn loads(&self) -> u64 {

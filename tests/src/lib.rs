@@ -1,8 +1,13 @@
-//! Cross-crate end-to-end support: the freshness checker.
+//! Cross-crate end-to-end support: the freshness checker and the fault drill.
 //!
 //! [`freshness`] runs concurrent writers and readers against a source of truth through
 //! a cache strategy and topology, and reports how many reads were stale and for how
 //! long. The tests in `tests/freshness/` hold the strategies to it; `cargo run -p e2e
 //! --bin freshness` prints the table for every strategy and topology.
+//!
+//! [`drill`] runs the same kind of load while Redis is killed, restarted, slowed and
+//! black-holed, through `CacheClient`s or through pet shop instances over HTTP, and
+//! reports stale reads during the faults and after recovery (`--bin fault-drill`).
 
+pub mod drill;
 pub mod freshness;

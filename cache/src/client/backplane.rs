@@ -1,7 +1,7 @@
 //! The backplane: invalidations travel between instances over Redis pub/sub.
 //!
-//! Every invalidation (a delete, a write-through store, a version bump, a flush) is
-//! published with the sender's instance id. Every other instance evicts the key from
+//! Every invalidation (a delete, a write-through store, a version bump, a flush, a new
+//! generation) is published with the sender's instance id. Every other instance evicts the key from
 //! its L1 (advancing the key's fill guard), or learns the new versions. Pub/sub
 //! delivers at most once and only to connected subscribers, so while the subscription
 //! is down this instance cannot hear invalidations: it flushes its L1 and bypasses it
@@ -12,6 +12,9 @@
 //! A subscription can also stall without an error (a partition, a black-holed proxy):
 //! it then delivers nothing. So the subscriber `PING`s its own connection every
 //! [`PING_EVERY`]; one that does not answer within [`PING_TIMEOUT`] counts as dropped.
+//! So does a subscription whose Redis this instance cannot command (the tier's circuit
+//! breaker is open, as when Redis is too slow): the other instances cannot publish to
+//! it either, so silence no longer means "nothing changed".
 //!
 //! Messages a writer could not publish are not lost: the client's recovery queue
 //! replays them once Redis answers.
@@ -22,12 +25,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::client::holds::Holds;
 use crate::client::versions::{Bumped, Versions};
 use crate::tier::{Cache, L1Switch, RedisTier};
 use crate::{CacheError, Key};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How often the subscriber proves its connection alive.
 pub(crate) const PING_EVERY: Duration = Duration::from_millis(250);
 /// How long a `PING` may take before the subscription counts as dropped.
@@ -52,6 +56,7 @@ struct Inner {
     l1: Arc<dyn Cache>,
     switch: L1Switch,
     versions: Arc<Versions>,
+    holds: Arc<Holds>,
     connected: AtomicBool,
     published: AtomicU64,
     received: AtomicU64,
@@ -92,6 +97,7 @@ impl Backplane {
         l2: RedisTier,
         switch: L1Switch,
         versions: Arc<Versions>,
+        holds: Arc<Holds>,
     ) -> Self {
         switch.set(false);
         versions.set_trusted(false);
@@ -101,6 +107,7 @@ impl Backplane {
             l1,
             switch,
             versions,
+            holds,
             connected: AtomicBool::new(false),
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -148,8 +155,32 @@ impl Backplane {
         self.publish(Message::Versions, &body.join("\n")).await
     }
 
+    /// A strict write's first step: evict `key` and hold it until its release (the
+    /// evict after the write).
+    pub(crate) async fn publish_hold_key(&self, key: &Key) -> Result<(), CacheError> {
+        self.publish(Message::HoldKey, key.as_str()).await
+    }
+
+    /// A strict write's first step on namespaces: learn the versions and hold the
+    /// namespaces until their release (the versions after the write).
+    pub(crate) async fn publish_hold_versions(&self, bumped: &Bumped) -> Result<(), CacheError> {
+        if bumped.is_empty() {
+            return Ok(());
+        }
+        let body: Vec<String> = bumped
+            .iter()
+            .map(|(root, v)| format!("{root}={v}"))
+            .collect();
+        self.publish(Message::HoldVersions, &body.join("\n")).await
+    }
+
     pub(crate) async fn publish_flush(&self) -> Result<(), CacheError> {
         self.publish(Message::Flush, "").await
+    }
+
+    pub(crate) async fn publish_generation(&self, generation: u64) -> Result<(), CacheError> {
+        self.publish(Message::Generation, &generation.to_string())
+            .await
     }
 
     async fn publish(&self, kind: Message, body: &str) -> Result<(), CacheError> {
@@ -169,6 +200,12 @@ enum Message {
     Versions,
     /// No body.
     Flush,
+    /// Body: the new generation of the shared tier.
+    Generation,
+    /// Body: one key, evicted and held until an [`Message::Evict`] of it.
+    HoldKey,
+    /// Body: `root=version` lines, learnt and held until a [`Message::Versions`] of them.
+    HoldVersions,
 }
 
 impl Message {
@@ -177,18 +214,32 @@ impl Message {
             Self::Evict => "evict",
             Self::Versions => "ver",
             Self::Flush => "flush",
+            Self::Generation => "gen",
+            Self::HoldKey => "hold",
+            Self::HoldVersions => "hold-ver",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Self::Evict, Self::Versions, Self::Flush]
-            .into_iter()
-            .find(|m| m.as_str() == s)
+        [
+            Self::Evict,
+            Self::Versions,
+            Self::Flush,
+            Self::Generation,
+            Self::HoldKey,
+            Self::HoldVersions,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
     }
 }
 
 impl Inner {
-    fn on_connected(&self) {
+    async fn on_connected(&self) {
+        // Whatever reached L1 while this instance could not hear the others is suspect.
+        if let Err(e) = self.l1.clear().await {
+            tracing::warn!(error = %e, "L1 flush failed");
+        }
         self.versions.forget();
         self.versions.set_trusted(true);
         self.connected.store(true, SeqCst);
@@ -198,6 +249,9 @@ impl Inner {
 
     async fn on_dropped(&self) {
         self.switch.set(false);
+        // Releases may be lost now; L1 is bypassed and versions are read from Redis,
+        // which the writers' second steps reach before they acknowledge.
+        self.holds.clear();
         self.connected.store(false, SeqCst);
         self.versions.set_trusted(false);
         self.drops.fetch_add(1, SeqCst);
@@ -222,20 +276,37 @@ impl Inner {
         }
         self.received.fetch_add(1, SeqCst);
         match Message::parse(kind) {
-            Some(Message::Evict) => {
-                let _ = self.l1.invalidate(&Key::from_wire(body)).await;
+            Some(kind @ (Message::Evict | Message::HoldKey)) => {
+                let key = Key::from_wire(body);
+                if kind == Message::HoldKey {
+                    self.holds.hold_key(key.clone());
+                }
+                let _ = self.l1.invalidate(&key).await;
+                if kind == Message::Evict {
+                    self.holds.release_key(&key);
+                }
             }
-            Some(Message::Versions) => {
+            Some(kind @ (Message::Versions | Message::HoldVersions)) => {
                 for line in body.lines() {
                     if let Some((root, v)) = line.rsplit_once('=')
                         && let Ok(v) = v.parse()
                     {
+                        if kind == Message::HoldVersions {
+                            self.holds.hold_root(root);
+                        }
                         self.versions.learn(root, v);
+                        if kind == Message::Versions {
+                            self.holds.release_root(root);
+                        }
                     }
                 }
             }
             Some(Message::Flush) => {
                 self.versions.forget();
+                let _ = self.l1.clear().await;
+            }
+            Some(Message::Generation) => {
+                // Every L1 copy was read in an earlier generation.
                 let _ = self.l1.clear().await;
             }
             None => tracing::debug!(kind, "unknown backplane message ignored"),
@@ -246,9 +317,14 @@ impl Inner {
 async fn subscribe_forever(weak: Weak<Inner>, l2: RedisTier) {
     let mut backoff = Duration::from_millis(20);
     loop {
-        if let Ok(mut subscription) = l2.subscribe(CONNECT_TIMEOUT).await {
+        let subscribed = if l2.is_degraded() {
+            Err(crate::CacheError::CircuitOpen(Duration::ZERO))
+        } else {
+            l2.subscribe(CONNECT_TIMEOUT).await
+        };
+        if let Ok(mut subscription) = subscribed {
             match weak.upgrade() {
-                Some(inner) => inner.on_connected(),
+                Some(inner) => inner.on_connected().await,
                 None => return,
             }
             backoff = Duration::from_millis(20);
@@ -262,6 +338,10 @@ async fn subscribe_forever(weak: Weak<Inner>, l2: RedisTier) {
                         inner.on_message(&payload).await;
                     }
                     _ = ping.tick() => {
+                        if l2.is_degraded() {
+                            tracing::warn!("redis commands are failing: the backplane cannot vouch for L1");
+                            break;
+                        }
                         if let Err(e) = subscription.ping(PING_TIMEOUT).await {
                             tracing::warn!(error = %e, "backplane connection does not answer");
                             break;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::backplane::Backplane;
+use super::holds::Holds;
 use super::recovery::{DEFAULT_RECOVERY_CAPACITY, Recovery};
 use super::versions::Versions;
 use super::write::replay_forever;
@@ -191,6 +192,7 @@ impl<C: Codec> CacheClientBuilder<C> {
             .transpose()?;
         let topology = Topology::of(l1.is_some(), l2.is_some());
         let versions = Arc::new(Versions::new(l2.clone()));
+        let holds = Arc::new(Holds::default());
         let mut backplane = None;
         let cache: Arc<dyn Cache> = match (&l1, &l2) {
             (None, None) => Arc::new(NoCache::new()),
@@ -208,6 +210,7 @@ impl<C: Codec> CacheClientBuilder<C> {
                         l2.clone(),
                         tiered.l1_switch(),
                         versions.clone(),
+                        holds.clone(),
                     ));
                 }
                 Arc::new(tiered)
@@ -236,6 +239,7 @@ impl<C: Codec> CacheClientBuilder<C> {
             l2,
             versions,
             backplane,
+            holds,
             recovery: recovery.clone(),
             negative_ttl: self.negative_ttl,
             entities: self.entities,

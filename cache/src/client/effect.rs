@@ -10,7 +10,10 @@ pub(crate) enum Effect {
     Invalidate(Key),
     /// Advance the versions of these namespaces (and tell every instance).
     Bump(Vec<Namespace>),
-    /// Empty the shared tier's prefix and every instance's L1 (an admin flush, and the
-    /// recovery queue's fallback when it overflows).
+    /// Empty the shared tier's prefix and every instance's L1 (an admin flush).
     Flush,
+    /// Start a new generation of the shared tier: every entry written before it is
+    /// unreachable for every instance, and every L1 is emptied. Made when Redis comes
+    /// back after this instance saw it fail, and when the recovery queue overflows.
+    NewGeneration,
 }

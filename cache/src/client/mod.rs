@@ -10,6 +10,7 @@
 pub(crate) mod backplane;
 mod builder;
 pub(crate) mod effect;
+mod holds;
 pub(crate) mod recovery;
 pub(crate) mod versions;
 mod write;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use self::backplane::{Backplane, BackplaneSnapshot};
 pub use self::builder::CacheClientBuilder;
+use self::holds::Holds;
 use self::recovery::{Recovery, RecoverySnapshot};
 use self::versions::Versions;
 pub use self::write::{WriteConsistency, WriteTicket};
@@ -65,6 +67,7 @@ pub(crate) struct Inner<C: Codec> {
     l2: Option<RedisTier>,
     versions: Arc<Versions>,
     backplane: Option<Backplane>,
+    holds: Arc<Holds>,
     recovery: Arc<Recovery>,
     negative_ttl: Option<Ttl>,
     entities: Vec<(Namespace, Vec<Namespace>)>,
@@ -263,14 +266,15 @@ impl<C: Codec> CacheClient<C> {
     }
 
     /// The key of a read, or `None` when the cache must not answer it now: a write this
-    /// instance could not yet tell Redis about concerns it, or its version is unknown.
+    /// instance could not yet tell Redis about concerns it, another instance is in the
+    /// middle of a strict write of it, or its version is unknown.
     async fn cacheable_key(&self, ns: &Namespace, part: &Part) -> Result<Option<Key>, CacheError> {
-        let recovery = &self.inner.recovery;
-        if recovery.blocks_root(ns.root()) {
+        let (recovery, holds) = (&self.inner.recovery, &self.inner.holds);
+        if recovery.blocks_root(ns.root()) || holds.blocks(ns.root(), None) {
             return Ok(None);
         }
         match self.key(ns, part).await {
-            Ok(key) if recovery.blocks_key(&key) => Ok(None),
+            Ok(key) if recovery.blocks_key(&key) || holds.blocks(ns.root(), Some(&key)) => Ok(None),
             Ok(key) => Ok(Some(key)),
             Err(CacheError::Config(e)) => Err(CacheError::Config(e)),
             Err(e) => {

@@ -9,9 +9,15 @@
 //! While an effect is pending, this instance does not trust the cache for what it
 //! concerns: reads of a pending key, or of any key of a namespace with a pending bump,
 //! go to the source ([`crate::Source::Bypass`]) and fill nothing. When the queue
-//! overflows, the effects are dropped for one coarse one, a flush of the whole prefix
-//! and of every instance's L1, and until it has landed every read is a bypass: slower,
-//! never silently stale.
+//! overflows, the effects are dropped for one coarse one, a new generation of the
+//! shared tier (every entry written before it unreachable, every L1 emptied), and until
+//! it has landed every read is a bypass: slower, never silently stale.
+//!
+//! The same coarse effect is queued when this instance sees Redis fail (its circuit
+//! breaker opens, or its backplane subscription drops): other instances may have
+//! queued writes of their own, and until they are replayed Redis may still hold what
+//! they replace. The new generation, made before this instance reads Redis again,
+//! makes all of it unreachable.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -32,22 +38,32 @@ pub struct RecoverySnapshot {
     pub pending: u64,
     /// Effects that failed and were queued, since start.
     pub queued: u64,
-    /// Effects replayed once Redis answered, since start.
+    /// Effects made once Redis answered (replayed, or covered by a new generation), since start.
     pub replayed: u64,
-    /// Times the queue overflowed and fell back to a flush of the prefix.
+    /// Times the queue overflowed and fell back to a new generation.
     pub overflows: u64,
     /// Reads answered by the source because an effect concerning them was pending.
     pub bypassed_reads: u64,
 }
 
+/// An effect in the queue, numbered in the order it was queued.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Queued {
+    pub(crate) seq: u64,
+    pub(crate) effect: Effect,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    queue: VecDeque<Effect>,
+    queue: VecDeque<Queued>,
+    /// The number the next queued effect gets.
+    next: u64,
     /// How many queued effects concern each key / each namespace root.
     keys: HashMap<Key, usize>,
     roots: HashMap<String, usize>,
-    /// A flush is queued: nothing in the cache is trusted until it lands.
-    flushing: bool,
+    /// A flush or a new generation is queued: nothing in the cache is trusted until it
+    /// lands.
+    everything: bool,
 }
 
 impl State {
@@ -69,7 +85,7 @@ impl State {
                     step(&mut self.roots, ns.root().to_owned(), up);
                 }
             }
-            Effect::Flush => self.flushing = up,
+            Effect::Flush | Effect::NewGeneration => self.everything = up,
         }
     }
 }
@@ -109,45 +125,62 @@ impl Recovery {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues `effect` for replay. On overflow, everything queued is replaced by one
-    /// flush of the prefix (and the effect itself is covered by it).
+    /// Queues `effect` for replay. On overflow, everything queued is replaced by one new
+    /// generation (which covers the effect too).
     pub(crate) fn push(&self, effect: Effect) {
         self.queued.fetch_add(1, Relaxed);
         let mut state = self.lock();
-        if state.flushing {
-            // A flush is queued (always first): it covers this effect too.
+        if effect == Effect::NewGeneration
+            && state
+                .queue
+                .iter()
+                .any(|q| q.effect == Effect::NewGeneration)
+        {
             return;
         }
-        if state.queue.len() >= self.capacity {
+        let effect = if state.queue.len() >= self.capacity {
             self.overflows.fetch_add(1, Relaxed);
             tracing::error!(
                 capacity = self.capacity,
-                "recovery queue full: falling back to a flush of the prefix once Redis answers"
+                "recovery queue full: falling back to a new generation once Redis answers"
             );
+            let next = state.next;
             *state = State::default();
-            state.queue.push_back(Effect::Flush);
-            state.flushing = true;
+            state.next = next;
+            Effect::NewGeneration
         } else {
-            state.count(&effect, true);
-            state.queue.push_back(effect);
-        }
+            effect
+        };
+        state.count(&effect, true);
+        let seq = state.next;
+        state.next += 1;
+        state.queue.push_back(Queued { seq, effect });
         self.any.store(true, SeqCst);
         drop(state);
         self.wake.notify_one();
     }
 
-    /// The oldest pending effect, left in place until [`Recovery::done`].
-    pub(crate) fn front(&self) -> Option<Effect> {
+    /// The oldest pending effect, left in place until [`Recovery::done_through`].
+    pub(crate) fn front(&self) -> Option<Queued> {
         self.lock().queue.front().cloned()
     }
 
-    /// The oldest effect was replayed: drop it.
-    pub(crate) fn done(&self, effect: &Effect) {
+    /// The number of the newest queued effect (before anything is queued: none).
+    pub(crate) fn newest(&self) -> Option<u64> {
+        self.lock().next.checked_sub(1)
+    }
+
+    /// Every effect numbered up to `seq` has been made (one replayed, or all of them
+    /// covered by a new generation that landed after they were queued): drop them.
+    pub(crate) fn done_through(&self, seq: u64) {
         let mut state = self.lock();
-        // A concurrent overflow may have replaced the queue: only drop what was replayed.
-        if state.queue.front() == Some(effect) {
-            state.queue.pop_front();
-            state.count(effect, false);
+        while let Some(front) = state.queue.front()
+            && front.seq <= seq
+        {
+            let Some(done) = state.queue.pop_front() else {
+                break;
+            };
+            state.count(&done.effect, false);
             self.replayed.fetch_add(1, Relaxed);
         }
         self.any.store(!state.queue.is_empty(), SeqCst);
@@ -166,7 +199,7 @@ impl Recovery {
             return false;
         }
         let state = self.lock();
-        let blocked = state.flushing || state.roots.contains_key(root);
+        let blocked = state.everything || state.roots.contains_key(root);
         drop(state);
         self.count_bypass(blocked)
     }
@@ -177,7 +210,7 @@ impl Recovery {
             return false;
         }
         let state = self.lock();
-        let blocked = state.flushing || state.keys.contains_key(key);
+        let blocked = state.everything || state.keys.contains_key(key);
         drop(state);
         self.count_bypass(blocked)
     }
@@ -224,35 +257,41 @@ mod tests {
         assert!(!r.blocks_root(pet.root()));
 
         let first = r.front().unwrap();
-        assert_eq!(first, Effect::Invalidate(key.clone()));
-        r.done(&first);
+        assert_eq!(first.effect, Effect::Invalidate(key.clone()));
+        r.done_through(first.seq);
         assert!(!r.blocks_key(&key));
         assert!(r.blocks_root(pets.root()));
-        r.done(&r.front().unwrap());
+        r.done_through(r.front().unwrap().seq);
         assert!(r.front().is_none());
         let s = r.snapshot();
         assert_eq!((s.pending, s.queued, s.replayed, s.overflows), (0, 2, 2, 0));
+        assert_eq!(r.newest(), Some(1));
         assert_eq!(s.bypassed_reads, 3);
     }
 
     #[test]
-    fn an_overflow_falls_back_to_one_flush_that_blocks_everything() {
+    fn an_overflow_falls_back_to_one_new_generation_that_blocks_everything() {
         let r = Recovery::new(2);
         let pet = ns("pet");
-        for id in 0..5 {
+        for id in 0..3 {
             r.push(Effect::Invalidate(pet.id(id)));
         }
-        assert_eq!(r.front(), Some(Effect::Flush));
+        let front = r.front().unwrap();
+        assert_eq!(front.effect, Effect::NewGeneration);
         assert!(
             r.blocks_key(&ns("other").id(9)),
-            "nothing is trusted before the flush"
+            "nothing is trusted before it lands"
         );
         assert!(r.blocks_root("t:anything"));
+        r.push(Effect::NewGeneration);
+        r.push(Effect::Invalidate(pet.id(7)));
         let s = r.snapshot();
-        assert_eq!((s.pending, s.queued, s.overflows), (1, 5, 1));
+        assert_eq!((s.pending, s.queued, s.overflows), (2, 5, 1));
 
-        r.done(&Effect::Flush);
+        r.done_through(front.seq);
         assert!(!r.blocks_key(&pet.id(0)));
+        assert!(r.blocks_key(&pet.id(7)));
+        r.done_through(r.newest().unwrap());
         assert_eq!(r.snapshot().pending, 0);
     }
 }

@@ -18,11 +18,11 @@ use super::effect::Effect;
 use super::{CacheClient, Inner};
 use crate::codec::Codec;
 use crate::strategy::{cache_aside, versioned, write_through};
-use crate::tier::FillToken;
+use crate::tier::{Cache, FillToken, RedisTier};
 use crate::{CacheError, Key, Namespace, Strategy, Ttl};
 
-/// How often the replayer retries while Redis does not answer.
-const REPLAY_RETRY: Duration = Duration::from_millis(100);
+/// How often the replayer probes Redis while effects wait for it, and looks for faults.
+const REPLAY_RETRY: Duration = Duration::from_millis(50);
 
 /// What a write does when Redis cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
@@ -71,6 +71,15 @@ impl FromStr for WriteConsistency {
     }
 }
 
+/// How a step of a write is told to the other instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Announce {
+    /// The step is done: drop copies (and release any hold).
+    Done,
+    /// A strict write's first step: drop copies and hold the keys until the second.
+    Hold,
+}
+
 /// Proof of [`CacheClient::begin_write`], handed to [`CacheClient::finish_write`].
 /// Dropping it (the source write did not happen) is harmless.
 #[derive(Debug)]
@@ -96,10 +105,16 @@ impl<C: Codec> CacheClient<C> {
             entity: entity.clone(),
             token: None,
         };
+        // Strict: the other instances hold what the write touches until its second step.
+        let announce = if strict {
+            Announce::Hold
+        } else {
+            Announce::Done
+        };
         if self.inner.strategy == Strategy::WriteThrough
             && let Some(id) = id
         {
-            match self.invalidate_everywhere(&entity.id(id)).await {
+            match self.invalidate_announced(&entity.id(id), announce).await {
                 Ok(token) => ticket.token = Some(token),
                 Err(e) if strict => return Err(refused(&e)),
                 // `finish_write` invalidates again, or queues it.
@@ -113,7 +128,9 @@ impl<C: Codec> CacheClient<C> {
                 {
                     continue; // made above, with its token
                 }
-                self.apply(&effect).await.map_err(|e| refused(&e))?;
+                self.make(&effect, Announce::Hold)
+                    .await
+                    .map_err(|e| refused(&e))?;
             }
         }
         Ok(ticket)
@@ -176,13 +193,18 @@ impl<C: Codec> CacheClient<C> {
 
     /// Makes one effect in every tier and tells the other instances.
     pub(crate) async fn apply(&self, effect: &Effect) -> Result<(), CacheError> {
+        self.make(effect, Announce::Done).await
+    }
+
+    async fn make(&self, effect: &Effect, announce: Announce) -> Result<(), CacheError> {
         match effect {
-            Effect::Invalidate(key) => self.invalidate_everywhere(key).await.map(|_| ()),
+            Effect::Invalidate(key) => self.invalidate_announced(key, announce).await.map(|_| ()),
             Effect::Bump(namespaces) => {
                 let bumped = self.inner.versions.bump(namespaces).await?;
-                match &self.inner.backplane {
-                    Some(bp) => bp.publish_versions(&bumped).await,
-                    None => Ok(()),
+                match (&self.inner.backplane, announce) {
+                    (Some(bp), Announce::Done) => bp.publish_versions(&bumped).await,
+                    (Some(bp), Announce::Hold) => bp.publish_hold_versions(&bumped).await,
+                    (None, _) => Ok(()),
                 }
             }
             Effect::Flush => {
@@ -194,15 +216,53 @@ impl<C: Codec> CacheClient<C> {
                     None => Ok(()),
                 }
             }
+            Effect::NewGeneration => {
+                let Some(l2) = &self.inner.l2 else {
+                    return Ok(());
+                };
+                let generation = l2.bump_generation().await?;
+                if let Some(l1) = &self.inner.l1 {
+                    l1.clear().await?;
+                }
+                tracing::info!(
+                    generation,
+                    "new cache generation: every entry written before it is unreachable"
+                );
+                match &self.inner.backplane {
+                    Some(bp) => bp.publish_generation(generation).await,
+                    None => Ok(()),
+                }
+            }
         }
+    }
+
+    /// Faults this instance has seen: the breaker opening, the backplane dropping.
+    fn faults_seen(&self) -> u64 {
+        let breaker = self.inner.l2.as_ref().map_or(0, RedisTier::faults);
+        let drops = self
+            .inner
+            .backplane
+            .as_ref()
+            .map_or(0, |bp| bp.snapshot().drops);
+        breaker + drops
     }
 
     /// Invalidates `key` everywhere (this instance's tiers and, through the backplane,
     /// every other instance's L1). Returns the key's state after the invalidation.
     pub(crate) async fn invalidate_everywhere(&self, key: &Key) -> Result<FillToken, CacheError> {
+        self.invalidate_announced(key, Announce::Done).await
+    }
+
+    async fn invalidate_announced(
+        &self,
+        key: &Key,
+        announce: Announce,
+    ) -> Result<FillToken, CacheError> {
         let token = self.inner.typed.invalidate(key).await?;
-        if let Some(bp) = &self.inner.backplane {
-            bp.publish_evict(key).await?;
+        match (&self.inner.backplane, announce) {
+            (Some(bp), Announce::Done) => bp.publish_evict(key).await?,
+            (Some(bp), Announce::Hold) => bp.publish_hold_key(key).await?,
+            (None, _) => {}
         }
         Ok(token)
     }
@@ -238,32 +298,55 @@ fn refused(cause: &CacheError) -> CacheError {
     CacheError::WriteRefused { retry_after }
 }
 
-/// Replays queued effects, oldest first, whenever Redis answers. Stops with the client.
+/// Replays queued effects, oldest first, as soon as Redis answers (probing it past the
+/// breaker while they wait), and queues a new generation whenever this instance sees
+/// Redis fail. Stops with the client.
 pub(crate) async fn replay_forever<C: Codec>(
     weak: Weak<Inner<C>>,
     recovery: std::sync::Arc<super::Recovery>,
 ) {
+    let mut seen = match weak.upgrade() {
+        Some(inner) => CacheClient { inner }.faults_seen(),
+        None => return,
+    };
     loop {
-        recovery.queued().await;
+        tokio::select! {
+            () = recovery.queued() => {}
+            () = tokio::time::sleep(REPLAY_RETRY) => {}
+        }
         let Some(inner) = weak.upgrade() else { return };
         let client = CacheClient { inner };
+        let faults = client.faults_seen();
+        if faults != seen {
+            seen = faults;
+            tracing::warn!(
+                "redis failed: a new generation will be started before the cache is trusted again"
+            );
+            recovery.push(Effect::NewGeneration);
+        }
         let mut stalled = false;
-        while let Some(effect) = recovery.front() {
-            match client.apply(&effect).await {
+        while let Some(front) = recovery.front() {
+            // A new generation covers every effect queued before it is sent: those
+            // entries become unreachable with it.
+            let through = match front.effect {
+                Effect::NewGeneration => recovery.newest().unwrap_or(front.seq),
+                _ => front.seq,
+            };
+            match client.apply(&front.effect).await {
                 Ok(()) => {
-                    tracing::info!(?effect, "queued cache-side effect replayed");
-                    recovery.done(&effect);
+                    tracing::debug!(effect = ?front.effect, "queued cache-side effect made");
+                    recovery.done_through(through);
                 }
                 Err(e) => {
-                    tracing::debug!(?effect, error = %e, "replay waits for redis");
+                    tracing::debug!(effect = ?front.effect, error = %e, "replay waits for redis");
                     stalled = true;
                     break;
                 }
             }
         }
-        drop(client);
-        if stalled {
-            tokio::time::sleep(REPLAY_RETRY).await;
+        if stalled && let Some(l2) = &client.inner.l2 {
+            // Past the breaker: the queue is what keeps this instance off the cache.
+            let _ = l2.probe().await;
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use crate::entry::{ENVELOPE_HEADER, Entry};
+pub use crate::entry::{ENVELOPE_HEADER, Entry, Envelope};
 use crate::{CacheError, Key, TierSnapshot, Ttl};
 
 pub(crate) mod moka;
@@ -60,11 +60,20 @@ pub struct Hit {
 /// race where a slow reader fills a value a writer has already replaced (the "leases" of
 /// *Scaling Memcache at Facebook*, NSDI 2013). L1 keeps invalidation counters in memory
 /// (striped by key hash); L2 keeps one per key in Redis (`{key}:guard`, an hour's TTL)
-/// and checks it atomically in a Lua script.
+/// and checks it atomically in a Lua script. The L2 part also records the shared
+/// tier's generation, which the fill is written in: a fill whose load began before a
+/// new generation is never read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FillToken {
     pub(crate) l1: Option<(u64, u64)>,
-    pub(crate) l2: Option<u64>,
+    pub(crate) l2: Option<L2Token>,
+}
+
+/// What a load saw of a key in Redis: its guard counter and the generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct L2Token {
+    pub(crate) guard: u64,
+    pub(crate) generation: u64,
 }
 
 /// A cache of encoded entries: one tier, or several behind one face.

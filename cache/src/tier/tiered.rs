@@ -274,13 +274,24 @@ impl Cache for TieredCache {
         if let Ok(false) = shared {
             return Ok(false);
         }
-        // L1 follows even when L1 is bypassed: advancing its guard refuses racing fills.
-        let local = self
-            .inner
-            .l1
-            .replace(key, entry, self.l1_ttl(ttl), token)
-            .await;
-        let local = swallow("l1", "replace", local.map(Some)).unwrap_or(false);
+        // While L1 is bypassed (this instance cannot hear other instances' writes), it
+        // must not gain a copy that could outlive one: only its guard advances, so
+        // racing fills are refused all the same.
+        let local = if self.l1_on.is_on() {
+            let stored = self
+                .inner
+                .l1
+                .replace(key, entry, self.l1_ttl(ttl), token)
+                .await;
+            swallow("l1", "replace", stored.map(Some)).unwrap_or(false)
+        } else {
+            swallow(
+                "l1",
+                "invalidate",
+                self.inner.l1.invalidate(key).await.map(Some),
+            );
+            true
+        };
         shared.map(|_| local)
     }
 

@@ -93,10 +93,18 @@ async fn garbage(t: Topology) {
     let mut raw = f.raw().await;
     let (a, b, c) = (f.ns.id(4), f.ns.id(5), f.ns.id(6));
     let future_format = {
-        let mut e = cache::tier::Entry::new(&b"x"[..], 1, 0).to_envelope(u64::MAX);
+        let mut e = cache::tier::Entry::new(&b"x"[..], 1, 0).to_envelope(u64::MAX, 1);
         e[2] = 99;
         e
     };
+    // The generation counter itself holds garbage: it is started again.
+    let prefix = f.ns.root().split(':').next().unwrap().to_owned();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:gen"))
+        .arg("not a number")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let _: () = redis::cmd("SET")
         .arg(a.as_str())
         .arg("not ours at all")

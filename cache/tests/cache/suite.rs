@@ -468,8 +468,8 @@ async fn clear_empties_our_prefix_only_and_keeps_version_counters() {
         );
         let dbsize: u64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
         assert_eq!(
-            dbsize, 2,
-            "only the version counter and the foreign key are left"
+            dbsize, 3,
+            "only the version counter, the generation and the foreign key are left"
         );
         let version: u64 = redis::cmd("GET")
             .arg(&version_key)

@@ -6,14 +6,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{GUARD_TTL, RedisTier, keys, scripts};
-use crate::tier::{Cache, FillToken, Hit, TierKind};
+use crate::tier::Envelope;
+use crate::tier::{Cache, FillToken, Hit, L2Token, TierKind};
 use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
 
 impl RedisTier {
-    /// One pipelined trip: `GET` + `PTTL` per key. Per-key server errors (`WRONGTYPE`:
-    /// someone stored a non-string under our key) are garbage, hence misses.
+    /// One pipelined trip: `GET` + `PTTL` per key, and the current generation. Per-key
+    /// server errors (`WRONGTYPE`: someone stored a non-string under our key) are
+    /// garbage, hence misses; so is an entry of another generation.
     async fn fetch(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
         let names: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        let generation_key = self.generation_key();
         let values = self
             .run("get", |mut con| async move {
                 let mut pipe = redis::pipe();
@@ -21,23 +24,42 @@ impl RedisTier {
                 for k in &names {
                     pipe.get(k).pttl(k);
                 }
+                if let Some(g) = &generation_key {
+                    pipe.get(g);
+                }
                 pipe.query_async::<Vec<redis::Value>>(&mut con).await
             })
             .await?;
-        let mut out = Vec::with_capacity(keys.len());
         let mut values = values.into_iter();
-        for key in keys {
+        let mut pairs = Vec::with_capacity(keys.len());
+        for _ in keys {
             let value = values.next().unwrap_or(redis::Value::Nil);
             let pttl = values
                 .next()
                 .and_then(|v| redis::from_redis_value::<i64>(v).ok())
                 .unwrap_or(-1);
-            out.push(self.decode(key, value, pttl));
+            pairs.push((value, pttl));
         }
-        Ok(out)
+        let generation = match (self.generation_key(), values.next()) {
+            (None, _) => 0,
+            (Some(_), Some(v)) => match redis::from_redis_value::<u64>(v) {
+                Ok(g) => {
+                    self.learn_generation(g);
+                    g
+                }
+                // Missing (a restart, an eviction) or garbage: start a new one.
+                Err(_) => self.read_generation().await?,
+            },
+            (Some(_), None) => self.read_generation().await?,
+        };
+        Ok(keys
+            .iter()
+            .zip(pairs)
+            .map(|(key, (value, pttl))| self.decode(key, value, pttl, generation))
+            .collect())
     }
 
-    fn decode(&self, key: &Key, value: redis::Value, pttl: i64) -> Option<Hit> {
+    fn decode(&self, key: &Key, value: redis::Value, pttl: i64, generation: u64) -> Option<Hit> {
         let inner = &self.inner;
         let bytes = match value {
             redis::Value::Nil => {
@@ -53,7 +75,14 @@ impl RedisTier {
             }
         };
         match Entry::from_envelope(bytes) {
-            Ok((entry, expires_ms)) => {
+            Ok(envelope) if envelope.generation != generation => {
+                inner.stats.miss();
+                tracing::trace!(key = %key, "entry of an earlier generation: a miss");
+                None
+            }
+            Ok(Envelope {
+                entry, expires_ms, ..
+            }) => {
                 let ttl_left = if pttl > 0 {
                     Duration::from_millis(pttl.unsigned_abs())
                 } else {
@@ -91,7 +120,8 @@ impl RedisTier {
             return Ok(false);
         };
         let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
-        let bytes = entry.to_envelope(expires_ms);
+        let bytes = entry.to_envelope(expires_ms, seen.generation);
+        let seen = seen.guard;
         let (k, g, ms) = (key.as_str().to_owned(), keys::guard(key), ttl.as_millis());
         let guard_ms = u64::try_from(GUARD_TTL.as_millis()).unwrap_or(u64::MAX);
         let stored: i64 = self
@@ -134,7 +164,7 @@ impl Cache for RedisTier {
 
     async fn set(&self, key: &Key, entry: Entry, ttl: Ttl) -> Result<(), CacheError> {
         let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
-        let bytes = entry.to_envelope(expires_ms);
+        let bytes = entry.to_envelope(expires_ms, self.current_generation().await?);
         let k = key.as_str().to_owned();
         let ms = ttl.as_millis();
         self.run("set", |mut con| async move {
@@ -172,11 +202,15 @@ impl Cache for RedisTier {
             })
             .await?;
         // An unreadable counter (garbage) yields no token: no L2 fill until invalidated.
-        let l2 = match value {
+        let guard = match value {
             None => Some(0),
             Some(v) => v.parse().ok(),
         };
-        Ok(FillToken { l1: None, l2 })
+        let generation = self.current_generation().await?;
+        Ok(FillToken {
+            l1: None,
+            l2: guard.map(|guard| L2Token { guard, generation }),
+        })
     }
 
     async fn set_if_unchanged(
@@ -233,7 +267,10 @@ impl Cache for RedisTier {
         self.inner.stats.delete();
         Ok(FillToken {
             l1: None,
-            l2: Some(counter),
+            l2: Some(L2Token {
+                guard: counter,
+                generation: self.current_generation().await?,
+            }),
         })
     }
 

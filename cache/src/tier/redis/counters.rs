@@ -1,6 +1,6 @@
 //! Version counters: one per namespace (or tag), advanced by writes, read by readers
-//! who cannot trust their local copy. A missing counter starts at the server's clock
-//! (see `scripts.rs`), so it never goes back.
+//! who cannot trust their local copy; and the generation of every entry. A missing
+//! counter starts at the server's clock (see `scripts.rs`), so it never goes back.
 
 use super::{RedisTier, keys, scripts};
 use crate::CacheError;
@@ -9,27 +9,70 @@ impl RedisTier {
     /// The current values of the counters of `roots` (namespace or tag roots), in one
     /// round trip; a counter that is missing or unreadable is started first.
     pub(crate) async fn read_counters(&self, roots: &[&str]) -> Result<Vec<u64>, CacheError> {
-        self.counters("read_counters", &scripts::READ_COUNTERS, roots)
+        let names: Vec<String> = roots.iter().map(|r| keys::counter(r)).collect();
+        self.counters("read_counters", &scripts::READ_COUNTERS, names)
             .await
     }
 
     /// Advances the counters of `roots` by one, in one round trip, and returns their new
     /// values.
     pub(crate) async fn bump_counters(&self, roots: &[&str]) -> Result<Vec<u64>, CacheError> {
-        self.counters("bump_counters", &scripts::BUMP_COUNTERS, roots)
+        let names: Vec<String> = roots.iter().map(|r| keys::counter(r)).collect();
+        self.counters("bump_counters", &scripts::BUMP_COUNTERS, names)
             .await
+    }
+
+    /// The generation counter's key; `None` for a tier without a prefix (no generations:
+    /// every entry is written and read as generation 0).
+    pub(super) fn generation_key(&self) -> Option<String> {
+        self.inner.prefix.as_deref().map(keys::generation)
+    }
+
+    /// Reads the current generation from Redis (starting it if it is missing) and
+    /// remembers it.
+    pub(super) async fn read_generation(&self) -> Result<u64, CacheError> {
+        let Some(key) = self.generation_key() else {
+            return Ok(0);
+        };
+        let value = self
+            .counters("read_generation", &scripts::READ_COUNTERS, vec![key])
+            .await?[0];
+        self.learn_generation(value);
+        Ok(value)
+    }
+
+    /// Starts a new generation: every entry written before it is unreachable from now
+    /// on, for every instance. Returns it.
+    pub(crate) async fn bump_generation(&self) -> Result<u64, CacheError> {
+        let Some(key) = self.generation_key() else {
+            return Ok(0);
+        };
+        let value = self
+            .counters("bump_generation", &scripts::BUMP_COUNTERS, vec![key])
+            .await?[0];
+        self.learn_generation(value);
+        Ok(value)
+    }
+
+    /// The generation to write entries in now: the last one seen, or read from Redis
+    /// before anything was.
+    pub(super) async fn current_generation(&self) -> Result<u64, CacheError> {
+        match self.generation() {
+            0 if self.generation_key().is_some() => self.read_generation().await,
+            known => Ok(known),
+        }
     }
 
     async fn counters(
         &self,
         op: &'static str,
         script: &'static redis::Script,
-        roots: &[&str],
+        names: Vec<String>,
     ) -> Result<Vec<u64>, CacheError> {
-        if roots.is_empty() {
+        if names.is_empty() {
             return Ok(Vec::new());
         }
-        let names: Vec<String> = roots.iter().map(|r| keys::counter(r)).collect();
+        let asked = names.len();
         let values: Vec<u64> = self
             .run(op, |mut con| async move {
                 let mut invocation = script.prepare_invoke();
@@ -39,12 +82,11 @@ impl RedisTier {
                 invocation.invoke_async(&mut con).await
             })
             .await?;
-        if values.len() == roots.len() {
+        if values.len() == asked {
             Ok(values)
         } else {
             Err(CacheError::Decode(format!(
-                "{op}: {} counters asked, {} returned",
-                roots.len(),
+                "{op}: {asked} counters asked, {} returned",
                 values.len()
             )))
         }

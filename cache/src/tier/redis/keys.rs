@@ -6,6 +6,7 @@
 //! | its fill-race guard | `{key}:guard` |
 //! | its loading lease | `{key}:lease` |
 //! | a version counter (namespace or tag) | `{root}:ver`, `root` = `{prefix}:{name}` |
+//! | the generation of every entry | `{prefix}:gen` |
 //! | the backplane channel | `{prefix}:backplane` |
 
 use crate::Key;
@@ -14,6 +15,7 @@ const GUARD: &str = ":guard";
 const LEASE: &str = ":lease";
 const COUNTER: &str = ":ver";
 const CHANNEL: &str = ":backplane";
+const GENERATION: &str = ":gen";
 
 /// The fill-race guard (invalidation counter) of `key`.
 pub(super) fn guard(key: &Key) -> String {
@@ -30,14 +32,23 @@ pub(super) fn counter(root: &str) -> String {
     format!("{root}{COUNTER}")
 }
 
+/// The generation counter of every entry under `prefix`.
+pub(super) fn generation(prefix: &str) -> String {
+    format!("{prefix}{GENERATION}")
+}
+
 /// The backplane channel of every instance under `prefix`.
 pub(super) fn channel(prefix: &str) -> String {
     format!("{prefix}{CHANNEL}")
 }
 
 /// Whether `key`, a Redis key under `prefix`, is a version [counter] (`{prefix}:{name}:ver`,
-/// `name` without `:`): the admin flush keeps them, so a version never goes back.
+/// `name` without `:`) or the [generation]: the admin flush keeps them, so neither goes
+/// back.
 pub(super) fn is_counter(prefix: &str, key: &str) -> bool {
+    if key == generation(prefix) {
+        return true;
+    }
     key.strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix(':'))
         .and_then(|rest| rest.strip_suffix(COUNTER))
@@ -57,7 +68,10 @@ mod tests {
         assert_eq!(lease(&key), "app:pet:id:1:lease");
         assert_eq!(counter(ns.root()), "app:pet:ver");
         assert_eq!(channel("app"), "app:backplane");
+        assert_eq!(generation("app"), "app:gen");
         assert!(is_counter("app", "app:pet:ver"));
+        assert!(is_counter("app", "app:gen"));
+        assert!(!is_counter("app", "app:gen:id:1"));
         assert!(
             !is_counter("app", "app:pet:v3:f:ver"),
             "a fixed key named ver"

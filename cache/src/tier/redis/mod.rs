@@ -7,9 +7,19 @@
 //! `SET key value PX ttl`. Nothing on the request path scans keys; only
 //! [`crate::tier::Cache::clear`] does (`SCAN` + `UNLINK` of our prefix), for the admin flush.
 //!
-//! This module is the only place that speaks Redis: the entries ([`cache`](self)), the
-//! version counters (`counters.rs`), the backplane's publish and subscribe
-//! (`pubsub.rs`), the Lua scripts (`scripts.rs`) and every key suffix (`keys.rs`).
+//! This module is the only place that speaks Redis: the entries (`cache.rs`), the
+//! version counters and the generation (`counters.rs`), the backplane's publish and
+//! subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and every key suffix
+//! (`keys.rs`).
+//!
+//! # Generations
+//!
+//! Every entry is written with the tier's *generation* (`{prefix}:gen`, a counter that
+//! never goes back) as it was when its load began, and a read accepts an entry only if
+//! its generation is the current one, fetched in the same round trip. Starting a new
+//! generation ([`RedisTier::bump_generation`]) makes every entry written before it
+//! unreachable at once, with no `SCAN`: the client does it when Redis comes back after
+//! a fault, so nothing a failed invalidation should have removed is ever read again.
 
 mod cache;
 mod counters;
@@ -19,6 +29,7 @@ mod scripts;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -113,6 +124,8 @@ impl RedisTierBuilder {
                 ),
                 clock: self.clock,
                 stats: TierStats::default(),
+                generation: AtomicU64::new(0),
+                faults: AtomicU64::new(0),
             }),
         })
     }
@@ -126,6 +139,10 @@ struct Inner {
     breaker: Breaker,
     clock: Arc<dyn Clock>,
     stats: TierStats,
+    /// The last generation Redis reported (0: not known yet).
+    generation: AtomicU64,
+    /// Times the breaker opened.
+    faults: AtomicU64,
 }
 
 /// The shared tier. Cheap to clone: clones share the connection and the breaker.
@@ -204,6 +221,40 @@ impl RedisTier {
         .await
     }
 
+    /// `PING` past an open breaker, bounded by the operation timeout; success closes
+    /// the breaker. For the one task that must learn as soon as Redis is back.
+    pub(crate) async fn probe(&self) -> Result<(), CacheError> {
+        let inner = &self.inner;
+        let mut con = inner.con.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<()>(&mut con);
+        match tokio::time::timeout(inner.op_timeout, ping).await {
+            Ok(Ok(())) => {
+                inner.breaker.success();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(CacheError::Timeout(inner.op_timeout)),
+        }
+    }
+
+    /// How many times the breaker has opened: a count that moves when Redis failed
+    /// for long enough that this instance may have missed other instances' writes.
+    #[must_use]
+    pub fn faults(&self) -> u64 {
+        self.inner.faults.load(Ordering::SeqCst)
+    }
+
+    /// The generation last seen in Redis (0 before the first read).
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
+    fn learn_generation(&self, generation: u64) {
+        self.inner.generation.store(generation, Ordering::SeqCst);
+    }
+
     /// Runs `op` on a clone of the connection under the breaker and the timeout.
     async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, CacheError>
     where
@@ -226,6 +277,7 @@ impl RedisTier {
         inner.stats.error();
         if err.is_transient() {
             if inner.breaker.failure() {
+                inner.faults.fetch_add(1, Ordering::SeqCst);
                 tracing::warn!(error = %err, "redis tier failing: circuit breaker opened");
             }
         } else {
