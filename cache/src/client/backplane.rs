@@ -145,14 +145,7 @@ impl Backplane {
 
     /// One message for every namespace of a bump: `root=version` lines.
     pub(crate) async fn publish_versions(&self, bumped: &Bumped) -> Result<(), CacheError> {
-        if bumped.is_empty() {
-            return Ok(());
-        }
-        let body: Vec<String> = bumped
-            .iter()
-            .map(|(root, v)| format!("{root}={v}"))
-            .collect();
-        self.publish(Message::Versions, &body.join("\n")).await
+        self.publish_bumped(Message::Versions, bumped).await
     }
 
     /// A strict write's first step: evict `key` and hold it until its release (the
@@ -164,6 +157,10 @@ impl Backplane {
     /// A strict write's first step on namespaces: learn the versions and hold the
     /// namespaces until their release (the versions after the write).
     pub(crate) async fn publish_hold_versions(&self, bumped: &Bumped) -> Result<(), CacheError> {
+        self.publish_bumped(Message::HoldVersions, bumped).await
+    }
+
+    async fn publish_bumped(&self, kind: Message, bumped: &Bumped) -> Result<(), CacheError> {
         if bumped.is_empty() {
             return Ok(());
         }
@@ -171,7 +168,7 @@ impl Backplane {
             .iter()
             .map(|(root, v)| format!("{root}={v}"))
             .collect();
-        self.publish(Message::HoldVersions, &body.join("\n")).await
+        self.publish(kind, &body.join("\n")).await
     }
 
     pub(crate) async fn publish_flush(&self) -> Result<(), CacheError> {

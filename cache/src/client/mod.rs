@@ -4,14 +4,17 @@
 //! It composes the pieces: the tiers ([`crate::tier`]), the typed layer with
 //! single-flight and the fill-race guard ([`crate::typed`]), namespace version counters
 //! (`versions.rs`), the pub/sub backplane that keeps every instance's L1 coherent
-//! (`backplane.rs`), the write protocol of each [`Strategy`] (`write.rs`) and the
-//! recovery queue that replays what a write could not tell Redis (`recovery.rs`).
+//! (`backplane.rs`), the write protocol of each [`Strategy`] (`write.rs`), the
+//! recovery queue of what a write could not tell Redis (`recovery.rs`) and the task
+//! that replays it (`replayer.rs`), and the holds of other instances' strict writes
+//! (`holds.rs`).
 
 pub(crate) mod backplane;
 mod builder;
 pub(crate) mod effect;
 mod holds;
 pub(crate) mod recovery;
+mod replayer;
 pub(crate) mod versions;
 mod write;
 

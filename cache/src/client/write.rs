@@ -9,20 +9,16 @@
 //! source is written too, and a write whose first step cannot reach Redis is refused.
 
 use std::str::FromStr;
-use std::sync::Weak;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::CacheClient;
 use super::effect::Effect;
-use super::{CacheClient, Inner};
 use crate::codec::Codec;
 use crate::strategy::{cache_aside, versioned, write_through};
-use crate::tier::{Cache, FillToken, RedisTier};
+use crate::tier::{Cache, FillToken};
 use crate::{CacheError, Key, Namespace, Strategy, Ttl};
-
-/// How often the replayer probes Redis while effects wait for it, and looks for faults.
-const REPLAY_RETRY: Duration = Duration::from_millis(50);
 
 /// What a write does when Redis cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
@@ -236,17 +232,6 @@ impl<C: Codec> CacheClient<C> {
         }
     }
 
-    /// Faults this instance has seen: the breaker opening, the backplane dropping.
-    fn faults_seen(&self) -> u64 {
-        let breaker = self.inner.l2.as_ref().map_or(0, RedisTier::faults);
-        let drops = self
-            .inner
-            .backplane
-            .as_ref()
-            .map_or(0, |bp| bp.snapshot().drops);
-        breaker + drops
-    }
-
     /// Invalidates `key` everywhere (this instance's tiers and, through the backplane,
     /// every other instance's L1). Returns the key's state after the invalidation.
     pub(crate) async fn invalidate_everywhere(&self, key: &Key) -> Result<FillToken, CacheError> {
@@ -296,57 +281,4 @@ fn refused(cause: &CacheError) -> CacheError {
     };
     tracing::warn!(error = %cause, "strict write refused: redis cannot be told first");
     CacheError::WriteRefused { retry_after }
-}
-
-/// Replays queued effects, oldest first, as soon as Redis answers (probing it past the
-/// breaker while they wait), and queues a new generation whenever this instance sees
-/// Redis fail. Stops with the client.
-pub(crate) async fn replay_forever<C: Codec>(
-    weak: Weak<Inner<C>>,
-    recovery: std::sync::Arc<super::Recovery>,
-) {
-    let mut seen = match weak.upgrade() {
-        Some(inner) => CacheClient { inner }.faults_seen(),
-        None => return,
-    };
-    loop {
-        tokio::select! {
-            () = recovery.queued() => {}
-            () = tokio::time::sleep(REPLAY_RETRY) => {}
-        }
-        let Some(inner) = weak.upgrade() else { return };
-        let client = CacheClient { inner };
-        let faults = client.faults_seen();
-        if faults != seen {
-            seen = faults;
-            tracing::warn!(
-                "redis failed: a new generation will be started before the cache is trusted again"
-            );
-            recovery.push(Effect::NewGeneration);
-        }
-        let mut stalled = false;
-        while let Some(front) = recovery.front() {
-            // A new generation covers every effect queued before it is sent: those
-            // entries become unreachable with it.
-            let through = match front.effect {
-                Effect::NewGeneration => recovery.newest().unwrap_or(front.seq),
-                _ => front.seq,
-            };
-            match client.apply(&front.effect).await {
-                Ok(()) => {
-                    tracing::debug!(effect = ?front.effect, "queued cache-side effect made");
-                    recovery.done_through(through);
-                }
-                Err(e) => {
-                    tracing::debug!(effect = ?front.effect, error = %e, "replay waits for redis");
-                    stalled = true;
-                    break;
-                }
-            }
-        }
-        if stalled && let Some(l2) = &client.inner.l2 {
-            // Past the breaker: the queue is what keeps this instance off the cache.
-            let _ = l2.probe().await;
-        }
-    }
 }
