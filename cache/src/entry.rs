@@ -15,6 +15,15 @@
 //! 29      ..    payload
 //! ```
 //!
+//! A tagged entry (format 3) has the same header with format 3, then its tags:
+//!
+//! ```text
+//! 29      4     length L of the tag section, little-endian
+//! 33      L     "{as_of}\n{tag}\n{tag}…": the tag sequence its load began at, and its tags
+//! 33+L    ..    payload
+//! ```
+//!
+//! Text, so the Redis tier's read script can check the tags where the entry lives.
 //! Format 1 (no generation, a 21-byte header) is still read, as generation 0: such an
 //! entry is never current. Anything else under one of our keys (foreign bytes, a future
 //! format, garbage) fails [`Entry::from_envelope`] and is treated by the tiers as a
@@ -22,14 +31,16 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::CacheError;
+use crate::{CacheError, Tag};
 
 const MAGIC: &[u8; 2] = b"CK";
 const FORMAT: u8 = 2;
+const FORMAT_TAGGED: u8 = 3;
 /// The format before generations, still read.
 const FORMAT_1: u8 = 1;
 const FORMAT_1_HEADER: usize = 21;
@@ -52,6 +63,68 @@ pub struct Entry {
     flags: u8,
     created_ms: u64,
     memo: Memo,
+    tags: Option<Arc<EntryTags>>,
+}
+
+/// The tags of an entry, and the tag sequence as it was when its load began: the entry
+/// is current while none of its tags was invalidated after that.
+#[derive(Debug)]
+pub struct EntryTags {
+    as_of: u64,
+    names: Box<[Tag]>,
+    /// The local tag epoch at which the entry was last found current (0: never):
+    /// while nothing changed locally, a hit need not look at each tag again.
+    checked: AtomicU64,
+}
+
+impl EntryTags {
+    /// The tag sequence its load began at.
+    #[must_use]
+    pub fn as_of(&self) -> u64 {
+        self.as_of
+    }
+
+    /// Its tags.
+    #[must_use]
+    pub fn names(&self) -> &[Tag] {
+        &self.names
+    }
+
+    pub(crate) fn checked_at(&self) -> u64 {
+        self.checked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_checked_at(&self, epoch: u64) {
+        self.checked.store(epoch, Ordering::Relaxed);
+    }
+
+    fn section(&self) -> String {
+        let mut s = self.as_of.to_string();
+        for t in self.names.iter() {
+            s.push('\n');
+            s.push_str(t.as_str());
+        }
+        s
+    }
+
+    fn parse(section: &[u8]) -> Result<Self, CacheError> {
+        let text = std::str::from_utf8(section)
+            .map_err(|_| CacheError::Decode("tag section is not UTF-8".into()))?;
+        let mut lines = text.split('\n');
+        let as_of = lines
+            .next()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| CacheError::Decode("tag section without its sequence".into()))?;
+        let names = lines
+            .map(Tag::new)
+            .collect::<Result<Box<[Tag]>, _>>()
+            .map_err(|e| CacheError::Decode(format!("bad tag in an entry: {e}")))?;
+        Ok(Self {
+            as_of,
+            names,
+            checked: AtomicU64::new(0),
+        })
+    }
 }
 
 impl Entry {
@@ -63,7 +136,27 @@ impl Entry {
             flags: 0,
             created_ms,
             memo: Memo::default(),
+            tags: None,
         }
+    }
+
+    /// The same entry carrying `tags`, loaded when the tag sequence was `as_of`.
+    #[must_use]
+    pub fn with_tags(mut self, as_of: u64, tags: Vec<Tag>) -> Self {
+        self.tags = (!tags.is_empty()).then(|| {
+            Arc::new(EntryTags {
+                as_of,
+                names: tags.into_boxed_slice(),
+                checked: AtomicU64::new(0),
+            })
+        });
+        self
+    }
+
+    /// Its tags, if it has any.
+    #[must_use]
+    pub fn tags(&self) -> Option<&EntryTags> {
+        self.tags.as_deref()
     }
 
     /// The encoded value.
@@ -87,7 +180,10 @@ impl Entry {
     /// What this entry counts against an L1 byte budget, with its key.
     #[must_use]
     pub fn weight(&self, key_len: usize) -> usize {
-        key_len + self.payload.len() + ENTRY_OVERHEAD
+        let tags = self.tags.as_ref().map_or(0, |t| {
+            t.names.iter().map(|n| n.as_str().len() + 16).sum::<usize>() + 48
+        });
+        key_len + self.payload.len() + tags + ENTRY_OVERHEAD
     }
 
     pub(crate) fn memo<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
@@ -105,14 +201,25 @@ impl Entry {
     /// in the shared tier's `generation`.
     #[must_use]
     pub fn to_envelope(&self, expires_ms: u64, generation: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ENVELOPE_HEADER + self.payload.len());
+        let section = self.tags.as_ref().map(|t| t.section());
+        let extra = section.as_ref().map_or(0, |s| 4 + s.len());
+        let mut out = Vec::with_capacity(ENVELOPE_HEADER + extra + self.payload.len());
         out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
+        out.push(if section.is_some() {
+            FORMAT_TAGGED
+        } else {
+            FORMAT
+        });
         out.push(self.codec);
         out.push(self.flags);
         out.extend_from_slice(&self.created_ms.to_le_bytes());
         out.extend_from_slice(&expires_ms.to_le_bytes());
         out.extend_from_slice(&generation.to_le_bytes());
+        if let Some(section) = section {
+            let len = u32::try_from(section.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(section.as_bytes());
+        }
         out.extend_from_slice(&self.payload);
         out
     }
@@ -125,7 +232,7 @@ impl Entry {
             ));
         }
         let header = match bytes[2] {
-            FORMAT => ENVELOPE_HEADER,
+            FORMAT | FORMAT_TAGGED => ENVELOPE_HEADER,
             FORMAT_1 => FORMAT_1_HEADER,
             other => {
                 return Err(CacheError::Decode(format!(
@@ -155,12 +262,28 @@ impl Entry {
         } else {
             0
         };
+        let (tags, body) = if bytes[2] == FORMAT_TAGGED {
+            let len_at = |i: usize| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&bytes[i..i + 4]);
+                u32::from_le_bytes(b) as usize
+            };
+            if bytes.len() < header + 4 || bytes.len() < header + 4 + len_at(header) {
+                return Err(CacheError::Decode("tag section cut short".into()));
+            }
+            let len = len_at(header);
+            let section = &bytes[header + 4..header + 4 + len];
+            (Some(Arc::new(EntryTags::parse(section)?)), header + 4 + len)
+        } else {
+            (None, header)
+        };
         let entry = Self {
             codec: bytes[3],
             flags: bytes[4],
             created_ms,
-            payload: bytes.slice(header..),
+            payload: bytes.slice(body..),
             memo: Memo::default(),
+            tags,
         };
         Ok(Envelope {
             entry,
@@ -203,6 +326,20 @@ mod tests {
         assert_eq!(back.entry.payload().as_ref(), b"hello");
         assert_eq!((back.entry.codec_id(), back.entry.created_ms()), (2, 1000));
         assert_eq!((back.expires_ms, back.generation), (5000, 77));
+    }
+
+    #[test]
+    fn a_tagged_envelope_round_trips_its_tags_and_sequence() {
+        let tags = vec![Tag::new("pet:1").unwrap(), Tag::new("species:cat").unwrap()];
+        let e = Entry::new(&b"page"[..], 1, 5).with_tags(77, tags.clone());
+        let bytes = e.to_envelope(9, 3);
+        assert_eq!(bytes[2], FORMAT_TAGGED);
+        let back = Entry::from_envelope(Bytes::from(bytes)).unwrap();
+        assert_eq!(back.entry.payload().as_ref(), b"page");
+        assert_eq!(back.generation, 3);
+        let t = back.entry.tags().unwrap();
+        assert_eq!((t.as_of(), t.names()), (77, &tags[..]));
+        assert!(e.weight(10) > Entry::new(&b"page"[..], 1, 5).weight(10));
     }
 
     #[test]

@@ -71,6 +71,59 @@ impl AsRef<str> for Key {
     }
 }
 
+/// A tag an entry can carry (`pet:42`, `species:cat`). Invalidating a tag makes every
+/// entry that carries it unreachable at once, in every tier and every instance.
+///
+/// 1–100 bytes, no control characters, not starting with `_`; names are never part of
+/// a key, so user data is fine in them.
+///
+/// ```
+/// use cache::Tag;
+/// assert_eq!(Tag::new("species:guinea pig").unwrap().as_str(), "species:guinea pig");
+/// assert!(Tag::new("").is_err() && Tag::new("a\nb").is_err() && Tag::new("_x").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(Arc<str>);
+
+impl Tag {
+    /// The longest tag name, in bytes.
+    pub const MAX_LEN: usize = 100;
+
+    /// A tag named `name`.
+    pub fn new(name: impl AsRef<str>) -> Result<Self, CacheError> {
+        let name = name.as_ref();
+        if name.is_empty()
+            || name.len() > Self::MAX_LEN
+            || name.starts_with('_')
+            || name.chars().any(char::is_control)
+        {
+            return Err(CacheError::Config(format!(
+                "tag {name:?} must be 1-{} bytes without control characters, not starting with '_'",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Self(name.into()))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tag({})", self.0)
+    }
+}
+
 /// The root of every key of one application.
 ///
 /// ```

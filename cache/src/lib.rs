@@ -99,7 +99,7 @@ pub use client::{
     CacheClient, CacheClientBuilder, ClientStats, Part, WriteConsistency, WriteTicket,
 };
 pub use error::CacheError;
-pub use key::{Key, KeyBuilder, Namespace, Params};
+pub use key::{Key, KeyBuilder, Namespace, Params, Tag};
 pub use strategy::Strategy;
 pub use topology::Topology;
 pub use ttl::Ttl;

@@ -26,9 +26,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::client::holds::Holds;
+use crate::client::tags::TagVersions;
 use crate::client::versions::{Bumped, Versions};
 use crate::tier::{Cache, L1Switch, RedisTier};
-use crate::{CacheError, Key};
+use crate::{CacheError, Key, Tag};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -56,6 +57,7 @@ struct Inner {
     l1: Arc<dyn Cache>,
     switch: L1Switch,
     versions: Arc<Versions>,
+    tags: Arc<TagVersions>,
     holds: Arc<Holds>,
     connected: AtomicBool,
     published: AtomicU64,
@@ -97,6 +99,7 @@ impl Backplane {
         l2: RedisTier,
         switch: L1Switch,
         versions: Arc<Versions>,
+        tags: Arc<TagVersions>,
         holds: Arc<Holds>,
     ) -> Self {
         switch.set(false);
@@ -107,6 +110,7 @@ impl Backplane {
             l1,
             switch,
             versions,
+            tags,
             holds,
             connected: AtomicBool::new(false),
             published: AtomicU64::new(0),
@@ -171,6 +175,26 @@ impl Backplane {
         self.publish(kind, &body.join("\n")).await
     }
 
+    /// Tags invalidated at sequence `seq`: `{seq}` then one tag a line.
+    pub(crate) async fn publish_tags(
+        &self,
+        seq: u64,
+        tags: &[Tag],
+        hold: bool,
+    ) -> Result<(), CacheError> {
+        let mut body = seq.to_string();
+        for t in tags {
+            body.push('\n');
+            body.push_str(t.as_str());
+        }
+        let kind = if hold {
+            Message::HoldTags
+        } else {
+            Message::Tags
+        };
+        self.publish(kind, &body).await
+    }
+
     pub(crate) async fn publish_flush(&self) -> Result<(), CacheError> {
         self.publish(Message::Flush, "").await
     }
@@ -203,6 +227,10 @@ enum Message {
     HoldKey,
     /// Body: `root=version` lines, learnt and held until a [`Message::Versions`] of them.
     HoldVersions,
+    /// Body: the tag sequence, then the tags invalidated at it, one a line.
+    Tags,
+    /// Body: as [`Message::Tags`], and the tags are held until a [`Message::Tags`] of them.
+    HoldTags,
 }
 
 impl Message {
@@ -214,6 +242,8 @@ impl Message {
             Self::Generation => "gen",
             Self::HoldKey => "hold",
             Self::HoldVersions => "hold-ver",
+            Self::Tags => "tags",
+            Self::HoldTags => "hold-tags",
         }
     }
 
@@ -225,6 +255,8 @@ impl Message {
             Self::Generation,
             Self::HoldKey,
             Self::HoldVersions,
+            Self::Tags,
+            Self::HoldTags,
         ]
         .into_iter()
         .find(|m| m.as_str() == s)
@@ -239,6 +271,7 @@ impl Inner {
         }
         self.versions.forget();
         self.versions.set_trusted(true);
+        self.tags.forget();
         self.connected.store(true, SeqCst);
         self.switch.set(true);
         tracing::info!(instance = %self.instance, "backplane subscribed: L1 in use");
@@ -296,6 +329,20 @@ impl Inner {
                             self.holds.release_root(root);
                         }
                     }
+                }
+            }
+            Some(kind @ (Message::Tags | Message::HoldTags)) => {
+                let mut lines = body.lines();
+                let Some(seq) = lines.next().and_then(|l| l.parse::<u64>().ok()) else {
+                    return;
+                };
+                let tags: Vec<Tag> = lines.filter_map(|l| Tag::new(l).ok()).collect();
+                if kind == Message::HoldTags {
+                    self.holds.hold_tags(&tags);
+                }
+                self.tags.learn(seq, &tags);
+                if kind == Message::Tags {
+                    self.holds.release_tags(&tags);
                 }
             }
             Some(Message::Flush) => {

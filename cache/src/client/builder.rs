@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use super::backplane::Backplane;
 use super::holds::Holds;
+use super::judge::Judge;
 use super::recovery::{DEFAULT_RECOVERY_CAPACITY, Recovery};
 use super::replayer::replay_forever;
+use super::tags::TagVersions;
 use super::versions::Versions;
 use super::{CacheClient, Inner, WriteConsistency};
 use crate::codec::{Bincode, Codec};
@@ -36,6 +38,7 @@ pub struct CacheClientBuilder<C: Codec = Bincode> {
     recovery_capacity: usize,
     codec: C,
     entities: Vec<(Namespace, Vec<Namespace>)>,
+    soft: Vec<(Namespace, std::time::Duration)>,
 }
 
 impl CacheClientBuilder<Bincode> {
@@ -57,6 +60,7 @@ impl CacheClientBuilder<Bincode> {
             recovery_capacity: DEFAULT_RECOVERY_CAPACITY,
             codec: Bincode,
             entities: Vec::new(),
+            soft: Vec::new(),
         }
     }
 }
@@ -143,6 +147,7 @@ impl<C: Codec> CacheClientBuilder<C> {
             recovery_capacity: self.recovery_capacity,
             codec,
             entities: self.entities,
+            soft: self.soft,
         }
     }
 
@@ -163,6 +168,15 @@ impl<C: Codec> CacheClientBuilder<C> {
     /// is away (default 10,000). Beyond it they fall back to one flush of the prefix.
     pub fn recovery_capacity(mut self, effects: usize) -> Self {
         self.recovery_capacity = effects;
+        self
+    }
+
+    /// Soft invalidation in namespace `ns`: a tagged entry whose tag was invalidated may
+    /// still be served, as [`crate::Source::Stale`], for at most `max_stale` after this
+    /// instance learnt of the invalidation, while one caller reloads it. Applies to L1
+    /// hits (where the invalidation's arrival is known); elsewhere invalidation is exact.
+    pub fn soft_invalidation(mut self, ns: &Namespace, max_stale: std::time::Duration) -> Self {
+        self.soft.push((ns.clone(), max_stale));
         self
     }
 
@@ -192,6 +206,7 @@ impl<C: Codec> CacheClientBuilder<C> {
             .transpose()?;
         let topology = Topology::of(l1.is_some(), l2.is_some());
         let versions = Arc::new(Versions::new(l2.clone()));
+        let tags = Arc::new(TagVersions::new(l2.clone()));
         let holds = Arc::new(Holds::default());
         let mut backplane = None;
         let cache: Arc<dyn Cache> = match (&l1, &l2) {
@@ -210,6 +225,7 @@ impl<C: Codec> CacheClientBuilder<C> {
                         l2.clone(),
                         tiered.l1_switch(),
                         versions.clone(),
+                        tags.clone(),
                         holds.clone(),
                     ));
                 }
@@ -230,6 +246,20 @@ impl<C: Codec> CacheClientBuilder<C> {
             typed = typed.refresh_ahead(percent);
         }
         let recovery = Arc::new(Recovery::new(self.recovery_capacity));
+        let judge = |soft| {
+            Arc::new(Judge {
+                recovery: recovery.clone(),
+                holds: holds.clone(),
+                tags: tags.clone(),
+                soft,
+            })
+        };
+        let soft_judges = self
+            .soft
+            .iter()
+            .map(|(ns, bound)| (ns.root().to_owned(), judge(Some(*bound))))
+            .collect();
+        let judge = judge(None);
         let inner = Arc::new(Inner {
             strategy: self.strategy,
             topology,
@@ -238,8 +268,11 @@ impl<C: Codec> CacheClientBuilder<C> {
             l1,
             l2,
             versions,
+            tags,
             backplane,
             holds,
+            judge,
+            soft_judges,
             recovery: recovery.clone(),
             negative_ttl: self.negative_ttl,
             entities: self.entities,

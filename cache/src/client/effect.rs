@@ -1,6 +1,6 @@
 //! The cache-side effects of a write: what each strategy asks the client to make.
 
-use crate::{Key, Namespace};
+use crate::{Key, Namespace, Tag};
 
 /// One cache-side effect of a write. Each is idempotent: made twice, it costs a miss,
 /// never a stale read.
@@ -10,6 +10,8 @@ pub(crate) enum Effect {
     Invalidate(Key),
     /// Advance the versions of these namespaces (and tell every instance).
     Bump(Vec<Namespace>),
+    /// Invalidate these tags: every entry carrying one becomes unreachable.
+    BumpTags(Vec<Tag>),
     /// Empty the shared tier's prefix and every instance's L1 (an admin flush).
     Flush,
     /// Start a new generation of the shared tier: every entry written before it is

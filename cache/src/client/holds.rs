@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::Key;
+use crate::{Key, Tag};
 
 /// How long a hold lasts without its release.
 pub(crate) const HOLD_TTL: Duration = Duration::from_secs(2);
@@ -23,6 +23,7 @@ pub(crate) const HOLD_TTL: Duration = Duration::from_secs(2);
 struct Held {
     keys: HashMap<Key, Instant>,
     roots: HashMap<String, Instant>,
+    tags: HashMap<Tag, Instant>,
 }
 
 /// The keys and namespaces other instances are writing now.
@@ -41,8 +42,10 @@ impl Holds {
     }
 
     fn recount(&self, held: &Held) {
-        self.count
-            .store(held.keys.len() + held.roots.len(), Ordering::SeqCst);
+        self.count.store(
+            held.keys.len() + held.roots.len() + held.tags.len(),
+            Ordering::SeqCst,
+        );
     }
 
     pub(crate) fn hold_key(&self, key: Key) {
@@ -56,6 +59,37 @@ impl Holds {
         held.roots
             .insert(root.to_owned(), Instant::now() + HOLD_TTL);
         self.recount(&held);
+    }
+
+    pub(crate) fn hold_tags(&self, tags: &[Tag]) {
+        let mut held = self.lock();
+        let until = Instant::now() + HOLD_TTL;
+        for tag in tags {
+            held.tags.insert(tag.clone(), until);
+        }
+        self.recount(&held);
+    }
+
+    pub(crate) fn release_tags(&self, tags: &[Tag]) {
+        if self.count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut held = self.lock();
+        for tag in tags {
+            held.tags.remove(tag);
+        }
+        self.recount(&held);
+    }
+
+    /// Whether an entry carrying `tags` must not be served now.
+    pub(crate) fn blocks_tags(&self, tags: &[Tag]) -> bool {
+        if self.count.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let held = self.lock();
+        tags.iter()
+            .any(|t| held.tags.get(t).is_some_and(|until| *until > now))
     }
 
     pub(crate) fn release_key(&self, key: &Key) {
@@ -92,6 +126,7 @@ impl Holds {
         let mut held = self.lock();
         held.keys.retain(|_, until| *until > now);
         held.roots.retain(|_, until| *until > now);
+        held.tags.retain(|_, until| *until > now);
         self.recount(&held);
         held.roots.contains_key(root) || key.is_some_and(|k| held.keys.contains_key(k))
     }

@@ -13,8 +13,10 @@ pub(crate) mod backplane;
 mod builder;
 pub(crate) mod effect;
 mod holds;
+mod judge;
 pub(crate) mod recovery;
 mod replayer;
+pub(crate) mod tags;
 pub(crate) mod versions;
 mod write;
 
@@ -28,14 +30,16 @@ use serde::de::DeserializeOwned;
 use self::backplane::{Backplane, BackplaneSnapshot};
 pub use self::builder::CacheClientBuilder;
 use self::holds::Holds;
+use self::judge::Judge;
 use self::recovery::{Recovery, RecoverySnapshot};
+use self::tags::TagVersions;
 use self::versions::Versions;
 pub use self::write::{WriteConsistency, WriteTicket};
 use crate::codec::{Bincode, Codec};
 use crate::stats::CacheStats;
 use crate::tier::{MokaTier, RedisTier};
-use crate::typed::{Fetched, TypedCache};
-use crate::{CacheError, Key, Namespace, Params, Strategy, Topology, Ttl};
+use crate::typed::{Fetched, ReadOptions, TagClock, TagsOf, TypedCache};
+use crate::{CacheError, Key, Namespace, Params, Strategy, Tag, Topology, Ttl};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -69,8 +73,12 @@ pub(crate) struct Inner<C: Codec> {
     l1: Option<MokaTier>,
     l2: Option<RedisTier>,
     versions: Arc<Versions>,
+    tags: Arc<TagVersions>,
     backplane: Option<Backplane>,
     holds: Arc<Holds>,
+    /// Judges hits; per namespace root where soft invalidation is on.
+    judge: Arc<Judge>,
+    soft_judges: std::collections::HashMap<String, Arc<Judge>>,
     recovery: Arc<Recovery>,
     negative_ttl: Option<Ttl>,
     entities: Vec<(Namespace, Vec<Namespace>)>,
@@ -287,6 +295,21 @@ impl<C: Codec> CacheClient<C> {
         }
     }
 
+    /// How reads in `ns` judge hits, and stamp fills with `tags_of` (if any).
+    fn options<T>(&self, ns: &Namespace, tags_of: Option<TagsOf<T>>) -> ReadOptions<T> {
+        let judge = self
+            .inner
+            .soft_judges
+            .get(ns.root())
+            .unwrap_or(&self.inner.judge)
+            .clone();
+        let tags = self.inner.tags.clone();
+        ReadOptions {
+            validate: Some(judge),
+            tags: tags_of.map(|t| (Arc::new(move || tags.as_of()) as TagClock, t)),
+        }
+    }
+
     /// A read of anything (a query, an aggregate) through the cache.
     pub async fn get<T, F, Fut, E>(
         &self,
@@ -301,10 +324,54 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        match self.cacheable_key(ns, part).await? {
-            Some(key) => self.inner.typed.get_or_load(&key, ttl, loader).await,
-            None => self.inner.typed.load_uncached(loader).await,
-        }
+        self.read(ns, part, ttl, None, loader).await
+    }
+
+    /// A read whose value carries tags (`tags_of` the loaded value): it stays cached
+    /// until one of them is invalidated ([`CacheClient::begin_write_tagged`]), in every
+    /// tier and every instance. In a namespace with
+    /// [`CacheClientBuilder::soft_invalidation`], an invalidated value is still served
+    /// (as [`crate::Source::Stale`]) for that long while one caller reloads it.
+    pub async fn get_tagged<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl: Ttl,
+        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        self.read(ns, part, ttl, Some(Arc::new(tags_of)), loader)
+            .await
+    }
+
+    async fn read<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl: Ttl,
+        tags_of: Option<TagsOf<T>>,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let Some(key) = self.cacheable_key(ns, part).await? else {
+            return self.inner.typed.load_uncached(loader).await;
+        };
+        let options = self.options(ns, tags_of);
+        self.inner
+            .typed
+            .get_or_load_with(&key, |_: &T| Some(ttl), loader, &options)
+            .await
     }
 
     /// Like [`CacheClient::get`], refreshing a hit near its expiry in the background
@@ -322,10 +389,51 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
-        match self.cacheable_key(ns, part).await? {
-            Some(key) => self.inner.typed.get_or_refresh(&key, ttl, loader).await,
-            None => self.inner.typed.load_uncached(loader).await,
-        }
+        self.refreshed(ns, part, ttl, None, loader).await
+    }
+
+    /// [`CacheClient::get_or_refresh`] of a value that carries tags (see
+    /// [`CacheClient::get_tagged`]).
+    pub async fn get_or_refresh_tagged<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl: Ttl,
+        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        self.refreshed(ns, part, ttl, Some(Arc::new(tags_of)), loader)
+            .await
+    }
+
+    async fn refreshed<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl: Ttl,
+        tags_of: Option<TagsOf<T>>,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let Some(key) = self.cacheable_key(ns, part).await? else {
+            return self.inner.typed.load_uncached(loader).await;
+        };
+        let options = self.options(ns, tags_of);
+        self.inner
+            .typed
+            .get_or_refresh_with(&key, ttl, loader, options)
+            .await
     }
 
     /// A read of one entity by id; "not found" is cached for the negative TTL, if set.
@@ -348,10 +456,11 @@ impl<C: Codec> CacheClient<C> {
         let negative = self.inner.negative_ttl;
         self.inner
             .typed
-            .get_or_load_with_ttl(
+            .get_or_load_with(
                 &key,
                 |v: &Option<T>| if v.is_some() { Some(ttl) } else { negative },
                 loader,
+                &self.options(ns, None),
             )
             .await
     }

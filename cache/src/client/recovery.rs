@@ -8,7 +8,8 @@
 //!
 //! While an effect is pending, this instance does not trust the cache for what it
 //! concerns: reads of a pending key, or of any key of a namespace with a pending bump,
-//! go to the source ([`crate::Source::Bypass`]) and fill nothing. When the queue
+//! go to the source ([`crate::Source::Bypass`]) and fill nothing; an entry carrying a
+//! tag with a pending invalidation is a miss. When the queue
 //! overflows, the effects are dropped for one coarse one, a new generation of the
 //! shared tier (every entry written before it unreachable, every L1 emptied), and until
 //! it has landed every read is a bypass: slower, never silently stale.
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqC
 use serde::Serialize;
 
 pub(crate) use super::effect::Effect;
-use crate::Key;
+use crate::{Key, Tag};
 
 /// Default bound on the effects one instance keeps for replay.
 pub const DEFAULT_RECOVERY_CAPACITY: usize = 10_000;
@@ -61,6 +62,7 @@ struct State {
     /// How many queued effects concern each key / each namespace root.
     keys: HashMap<Key, usize>,
     roots: HashMap<String, usize>,
+    tags: HashMap<Tag, usize>,
     /// A flush or a new generation is queued: nothing in the cache is trusted until it
     /// lands.
     everything: bool,
@@ -83,6 +85,11 @@ impl State {
             Effect::Bump(namespaces) => {
                 for ns in namespaces {
                     step(&mut self.roots, ns.root().to_owned(), up);
+                }
+            }
+            Effect::BumpTags(tags) => {
+                for tag in tags {
+                    step(&mut self.tags, tag.clone(), up);
                 }
             }
             Effect::Flush | Effect::NewGeneration => self.everything = up,
@@ -211,6 +218,17 @@ impl Recovery {
         }
         let state = self.lock();
         let blocked = state.everything || state.keys.contains_key(key);
+        drop(state);
+        self.count_bypass(blocked)
+    }
+
+    /// Whether an entry carrying `tags` must not be served now.
+    pub(crate) fn blocks_tags(&self, tags: &[Tag]) -> bool {
+        if !self.any.load(SeqCst) {
+            return false;
+        }
+        let state = self.lock();
+        let blocked = state.everything || tags.iter().any(|t| state.tags.contains_key(t));
         drop(state);
         self.count_bypass(blocked)
     }

@@ -18,7 +18,7 @@ use super::effect::Effect;
 use crate::codec::Codec;
 use crate::strategy::{cache_aside, versioned, write_through};
 use crate::tier::{Cache, FillToken};
-use crate::{CacheError, Key, Namespace, Strategy, Ttl};
+use crate::{CacheError, Key, Namespace, Strategy, Tag, Ttl};
 
 /// What a write does when Redis cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
@@ -82,6 +82,8 @@ enum Announce {
 #[must_use = "finish the write once the source has acknowledged it"]
 pub struct WriteTicket {
     entity: Namespace,
+    /// Tags the write invalidates.
+    tags: Vec<Tag>,
     /// Write-through: the entity key's state after the invalidation before the write.
     token: Option<FillToken>,
 }
@@ -96,9 +98,21 @@ impl<C: Codec> CacheClient<C> {
         entity: &Namespace,
         id: Option<i64>,
     ) -> Result<WriteTicket, CacheError> {
+        self.begin_write_tagged(entity, id, Vec::new()).await
+    }
+
+    /// [`CacheClient::begin_write`] of a write that also invalidates `tags` (every entry
+    /// read with [`CacheClient::get_tagged`] that carries one of them).
+    pub async fn begin_write_tagged(
+        &self,
+        entity: &Namespace,
+        id: Option<i64>,
+        tags: Vec<Tag>,
+    ) -> Result<WriteTicket, CacheError> {
         let strict = self.inner.consistency == WriteConsistency::Strict && self.inner.l2.is_some();
         let mut ticket = WriteTicket {
             entity: entity.clone(),
+            tags,
             token: None,
         };
         // Strict: the other instances hold what the write touches until its second step.
@@ -118,7 +132,7 @@ impl<C: Codec> CacheClient<C> {
             }
         }
         if strict {
-            for effect in self.effects(entity, id) {
+            for effect in self.effects(entity, id, &ticket.tags) {
                 if self.inner.strategy == Strategy::WriteThrough
                     && matches!(effect, Effect::Invalidate(_))
                 {
@@ -140,7 +154,7 @@ impl<C: Codec> CacheClient<C> {
         T: Serialize + Clone + Send + Sync + 'static,
     {
         let entity = &ticket.entity;
-        for effect in self.effects(entity, Some(id)) {
+        for effect in self.effects(entity, Some(id), &ticket.tags) {
             match effect {
                 Effect::Invalidate(key) if self.inner.strategy == Strategy::WriteThrough => {
                     let negative = self.inner.negative_ttl;
@@ -162,8 +176,9 @@ impl<C: Codec> CacheClient<C> {
         }
     }
 
-    /// The cache-side effects of a write of `id` of `entity` under this strategy.
-    fn effects(&self, entity: &Namespace, id: Option<i64>) -> Vec<Effect> {
+    /// The cache-side effects of a write of `id` of `entity` under this strategy, and of
+    /// `tags`.
+    fn effects(&self, entity: &Namespace, id: Option<i64>, tags: &[Tag]) -> Vec<Effect> {
         let groups = self.groups_of(entity);
         let mut effects = match self.inner.strategy {
             Strategy::CacheAside | Strategy::WriteThrough => {
@@ -172,6 +187,9 @@ impl<C: Codec> CacheClient<C> {
             Strategy::Versioned => versioned::effects(entity, groups),
         };
         effects.retain(|e| !matches!(e, Effect::Bump(nss) if nss.is_empty()));
+        if !tags.is_empty() {
+            effects.push(Effect::BumpTags(tags.to_vec()));
+        }
         effects
     }
 
@@ -201,6 +219,13 @@ impl<C: Codec> CacheClient<C> {
                     (Some(bp), Announce::Done) => bp.publish_versions(&bumped).await,
                     (Some(bp), Announce::Hold) => bp.publish_hold_versions(&bumped).await,
                     (None, _) => Ok(()),
+                }
+            }
+            Effect::BumpTags(tags) => {
+                let seq = self.inner.tags.bump(tags).await?;
+                match &self.inner.backplane {
+                    Some(bp) => bp.publish_tags(seq, tags, announce == Announce::Hold).await,
+                    None => Ok(()),
                 }
             }
             Effect::Flush => {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use crate::entry::{ENVELOPE_HEADER, Entry, Envelope};
+pub use crate::entry::{ENVELOPE_HEADER, Entry, EntryTags, Envelope};
 use crate::{CacheError, Key, TierSnapshot, Ttl};
 
 pub(crate) mod moka;
@@ -69,11 +69,22 @@ pub struct FillToken {
     pub(crate) l2: Option<L2Token>,
 }
 
-/// What a load saw of a key in Redis: its guard counter and the generation.
+/// What a load saw of a key in Redis: its guard counter, the generation and the tag
+/// sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct L2Token {
     pub(crate) guard: u64,
     pub(crate) generation: u64,
+    pub(crate) tag_seq: u64,
+}
+
+impl FillToken {
+    /// The tag sequence Redis had when this token was taken (as far as this instance
+    /// knows: never ahead of it), if the shared tier was reached.
+    #[must_use]
+    pub fn tag_sequence(&self) -> Option<u64> {
+        self.l2.map(|t| t.tag_seq)
+    }
 }
 
 /// A cache of encoded entries: one tier, or several behind one face.

@@ -85,18 +85,20 @@ impl<C: Codec> TypedCache<C> {
             .await
     }
 
-    /// Stores a loaded value through the guard (or unguarded, without a token).
+    /// Stores a loaded value through the guard (or unguarded, without a token),
+    /// carrying its tags (`stamp`) if it has any.
     pub(super) async fn fill<T>(
         &self,
         key: &Key,
         value: &T,
         ttl: Ttl,
         token: Option<&FillToken>,
+        stamp: Option<(u64, Vec<crate::Tag>)>,
     ) -> Filled
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
-        let entry = match self.entry(value) {
+        let entry = match self.stamped_entry(value, stamp) {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "loaded value cannot be encoded: not cached");

@@ -44,7 +44,11 @@ pub(super) enum Leased<T> {
 
 impl<C: Codec> TypedCache<C> {
     /// With a lease configured: take it, or wait for its holder's value in the shared tier.
-    pub(super) async fn await_lease<T>(&self, key: &Key) -> Leased<T>
+    pub(super) async fn await_lease<T>(
+        &self,
+        key: &Key,
+        validate: Option<&dyn super::Validate>,
+    ) -> Leased<T>
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
@@ -70,7 +74,7 @@ impl<C: Codec> TypedCache<C> {
                 return Leased::NotHeld;
             }
             tokio::time::sleep(lease.poll).await;
-            if let Some(hit) = self.get::<T>(key).await {
+            if let Some((hit, _, super::Verdict::Current)) = self.lookup::<T>(key, validate).await {
                 return Leased::Found(hit);
             }
         }

@@ -12,6 +12,7 @@
 mod fetched;
 mod guarded;
 mod lease;
+mod read;
 mod refresh;
 mod single_flight;
 
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::fetched::{Fetched, Source};
 pub use self::lease::LeaseConfig;
+pub use self::read::{ReadOptions, TagClock, TagsOf, Validate, Verdict};
 use self::single_flight::Flight;
 use crate::clock::default_clock;
 use crate::codec::{Bincode, Codec};
@@ -234,21 +236,42 @@ impl<C: Codec> TypedCache<C> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        self.lookup(key).await.map(|(fetched, _)| fetched)
+        self.lookup(key, None)
+            .await
+            .filter(|(_, _, verdict)| *verdict == Verdict::Current)
+            .map(|(fetched, _, _)| fetched)
     }
 
-    /// A hit and how long it has left in the tier that had it, when the tier knows.
-    async fn lookup<T>(&self, key: &Key) -> Option<(Fetched<T>, Option<std::time::Duration>)>
+    /// A hit, how long it has left in the tier that had it (when the tier knows), and
+    /// what `validate` made of it. An invalid hit is no hit.
+    async fn lookup<T>(
+        &self,
+        key: &Key,
+        validate: Option<&dyn Validate>,
+    ) -> Option<(Fetched<T>, Option<std::time::Duration>, Verdict)>
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
         match self.inner.cache.get(key).await {
             Ok(Some(hit)) => {
-                if let (Some(stale), TierKind::L2) = (&self.inner.stale, hit.tier) {
+                let verdict = match validate {
+                    Some(v) => v.validate(&hit).await,
+                    None => Verdict::Current,
+                };
+                if verdict == Verdict::Invalid {
+                    return None;
+                }
+                if let (Some(stale), TierKind::L2, Verdict::Current) =
+                    (&self.inner.stale, hit.tier, verdict)
+                {
                     stale.record(key, hit.entry.clone()).await;
                 }
                 let left = hit.ttl_left;
-                self.decode(key, hit).map(|fetched| (fetched, left))
+                let mut fetched = self.decode(key, hit)?;
+                if verdict == Verdict::Stale {
+                    fetched.source = Source::Stale;
+                }
+                Some((fetched, left, verdict))
             }
             Ok(None) => None,
             Err(e) => {
@@ -293,6 +316,22 @@ impl<C: Codec> TypedCache<C> {
         let v = Arc::new(self.inner.codec.decode::<T>(entry.payload())?);
         entry.set_memo(v.clone());
         Ok(T::clone(&v))
+    }
+
+    /// The entry of a loaded `value`, carrying its tags (`stamp`) if it has any.
+    fn stamped_entry<T>(
+        &self,
+        value: &T,
+        stamp: Option<(u64, Vec<crate::Tag>)>,
+    ) -> Result<Entry, CacheError>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        let entry = self.entry(value)?;
+        Ok(match stamp {
+            Some((as_of, tags)) => entry.with_tags(as_of, tags),
+            None => entry,
+        })
     }
 
     fn entry<T>(&self, value: &T) -> Result<Entry, CacheError>

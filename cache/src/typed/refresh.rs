@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::TypedCache;
+use super::{ReadOptions, TypedCache, Verdict};
 use crate::codec::Codec;
 use crate::typed::Fetched;
 use crate::{CacheError, Key, Ttl};
@@ -29,8 +29,31 @@ impl<C: Codec> TypedCache<C> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
     {
-        let Some((hit, left)) = self.lookup::<T>(key).await else {
-            return self.get_or_load(key, ttl, loader).await;
+        self.get_or_refresh_with(key, ttl, loader, ReadOptions::default())
+            .await
+    }
+
+    /// Like [`TypedCache::get_or_refresh`], with hits judged and fills stamped as
+    /// `options` says (see [`TypedCache::get_or_load_with`]).
+    pub async fn get_or_refresh_with<T, F, Fut, E>(
+        &self,
+        key: &Key,
+        ttl: Ttl,
+        loader: F,
+        options: ReadOptions<T>,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    {
+        let Some((hit, left, Verdict::Current)) =
+            self.lookup::<T>(key, options.validate.as_deref()).await
+        else {
+            return self
+                .get_or_load_with(key, |_: &T| Some(ttl), loader, &options)
+                .await;
         };
         if let (Some(percent), Some(left)) = (self.inner.refresh_ahead, left) {
             let threshold = ttl.as_duration() * u32::from(percent) / 100;
@@ -38,7 +61,7 @@ impl<C: Codec> TypedCache<C> {
                 let this = self.clone();
                 let key = key.clone();
                 tokio::spawn(async move {
-                    this.refresh(&key, ttl, loader).await;
+                    this.refresh(&key, ttl, loader, &options).await;
                     this.refreshing().remove(&key);
                 });
             }
@@ -54,7 +77,7 @@ impl<C: Codec> TypedCache<C> {
     }
 
     /// A background reload: guarded like any fill, so it never overwrites a write.
-    async fn refresh<T, F, Fut, E>(&self, key: &Key, ttl: Ttl, loader: F)
+    async fn refresh<T, F, Fut, E>(&self, key: &Key, ttl: Ttl, loader: F, options: &ReadOptions<T>)
     where
         T: Serialize + Clone + Send + Sync + 'static,
         F: Fn() -> Fut,
@@ -62,11 +85,13 @@ impl<C: Codec> TypedCache<C> {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let token = self.inner.cache.fill_token(key).await.unwrap_or_default();
+        let as_of = options.as_of();
         self.inner.loader.calls.fetch_add(1, Relaxed);
         self.inner.loader.refreshes.fetch_add(1, Relaxed);
         match loader().await {
             Ok(value) => {
-                self.fill(key, &value, ttl, Some(&token)).await;
+                let stamp = options.stamp(as_of, &value);
+                self.fill(key, &value, ttl, Some(&token), stamp).await;
             }
             Err(e) => {
                 self.inner.loader.errors.fetch_add(1, Relaxed);

@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
-use super::TypedCache;
 use super::guarded::Filled;
 use super::lease::Leased;
+use super::{ReadOptions, TypedCache, Verdict};
 use crate::codec::Codec;
 use crate::typed::{Fetched, Source};
 use crate::{CacheError, Key, Ttl};
@@ -75,9 +75,41 @@ impl<C: Codec> TypedCache<C> {
         E: Into<BoxError>,
         P: Fn(&T) -> Option<Ttl>,
     {
-        if let Some(hit) = self.get::<T>(key).await {
-            return Ok(hit);
-        }
+        self.get_or_load_with(key, ttl_for, loader, &ReadOptions::default())
+            .await
+    }
+
+    /// Like [`TypedCache::get_or_load_with_ttl`], with hits judged and fills stamped as
+    /// `options` says. A hit judged [`Verdict::Stale`] is served (as
+    /// [`Source::Stale`]) while another caller reloads the key; the first caller to see
+    /// it reloads it, and falls back to it if the load fails.
+    pub async fn get_or_load_with<T, F, Fut, E, P>(
+        &self,
+        key: &Key,
+        ttl_for: P,
+        loader: F,
+        options: &ReadOptions<T>,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+        P: Fn(&T) -> Option<Ttl>,
+    {
+        let validate = options.validate.as_deref();
+        let fallback = match self.lookup::<T>(key, validate).await {
+            Some((hit, _, Verdict::Current)) => return Ok(hit),
+            Some((stale, _, _)) => {
+                if self.flights().contains_key(key) {
+                    // Someone is reloading it already.
+                    self.inner.loader.stale_served.fetch_add(1, Relaxed);
+                    return Ok(stale);
+                }
+                Some(stale)
+            }
+            None => None,
+        };
         let miss = if self.inner.cache.is_bypass() {
             Source::Bypass
         } else {
@@ -94,7 +126,7 @@ impl<C: Codec> TypedCache<C> {
                     let ttl_for = &ttl_for;
                     async {
                         let result = match loader {
-                            Some(loader) => self.load_and_fill(key, ttl_for, loader).await,
+                            Some(loader) => self.load_and_fill(key, ttl_for, loader, options).await,
                             None => Err(CacheError::Config("loader already taken".into())),
                         };
                         self.end_flight(key, &flight);
@@ -106,9 +138,14 @@ impl<C: Codec> TypedCache<C> {
             if !led {
                 self.inner.loader.coalesced.fetch_add(1, Relaxed);
             }
-            let landed = match landed {
-                Ok(landed) => landed,
-                Err(e) => return self.stale_or(key, e).await,
+            let landed = match (landed, &fallback) {
+                (Ok(landed), _) => landed,
+                (Err(e), Some(stale)) => {
+                    tracing::warn!(key = %key, error = %e, "reload failed: serving the invalidated value it was to replace");
+                    self.inner.loader.stale_served.fetch_add(1, Relaxed);
+                    return Ok(stale.clone());
+                }
+                (Err(e), None) => return self.stale_or(key, e).await,
             };
             // We joined someone else's load and a write overtook it: our read may have
             // begun after that write, so load again rather than return older data.
@@ -130,7 +167,7 @@ impl<C: Codec> TypedCache<C> {
             let loader = loader
                 .take()
                 .ok_or_else(|| CacheError::Config("loader type mismatch".into()))?;
-            let own = self.load_and_fill(key, &ttl_for, loader).await?;
+            let own = self.load_and_fill(key, &ttl_for, loader, options).await?;
             let v = own
                 .value
                 .downcast::<T>()
@@ -202,6 +239,7 @@ impl<C: Codec> TypedCache<C> {
         key: &Key,
         ttl_for: &P,
         loader: F,
+        options: &ReadOptions<T>,
     ) -> Result<Landed, CacheError>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
@@ -210,7 +248,10 @@ impl<C: Codec> TypedCache<C> {
         E: Into<BoxError>,
         P: Fn(&T) -> Option<Ttl>,
     {
-        let leased = match self.await_lease::<T>(key).await {
+        let leased = match self
+            .await_lease::<T>(key, options.validate.as_deref())
+            .await
+        {
             Leased::Found(hit) => {
                 return Ok(Landed {
                     value: Arc::new(hit.value),
@@ -226,6 +267,7 @@ impl<C: Codec> TypedCache<C> {
         } else {
             None
         };
+        let as_of = options.as_of();
         self.inner.loader.calls.fetch_add(1, Relaxed);
         let timeout = self.inner.stale.as_ref().and_then(|s| s.load_timeout);
         let loaded: Result<T, BoxError> = match timeout {
@@ -241,7 +283,10 @@ impl<C: Codec> TypedCache<C> {
         let result = match loaded {
             Ok(value) => {
                 let filled = match ttl_for(&value) {
-                    Some(ttl) => self.fill(key, &value, ttl, token.as_ref()).await,
+                    Some(ttl) => {
+                        let stamp = options.stamp(as_of, &value);
+                        self.fill(key, &value, ttl, token.as_ref(), stamp).await
+                    }
                     None => Filled::Skipped,
                 };
                 Ok(Landed {

@@ -10,3 +10,4 @@ mod refresh;
 mod stale;
 mod suite;
 mod support;
+mod tags;

@@ -466,10 +466,22 @@ async fn clear_empties_our_prefix_only_and_keeps_version_counters() {
                 .await
                 .is_none()
         );
-        let dbsize: u64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
+        let mut left: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        left.sort();
+        let prefix = f.ns.root().split(':').next().unwrap().to_owned();
         assert_eq!(
-            dbsize, 3,
-            "only the version counter, the generation and the foreign key are left"
+            left,
+            [
+                "someone-else:key".to_owned(),
+                format!("{prefix}:gen"),
+                version_key.clone(),
+                format!("{prefix}:tagseq"),
+            ],
+            "only the counters (version, generation, tag sequence) and the foreign key are left"
         );
         let version: u64 = redis::cmd("GET")
             .arg(&version_key)

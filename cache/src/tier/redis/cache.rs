@@ -11,12 +11,76 @@ use crate::tier::{Cache, FillToken, Hit, L2Token, TierKind};
 use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
 
 impl RedisTier {
-    /// One pipelined trip: `GET` + `PTTL` per key, and the current generation. Per-key
-    /// server errors (`WRONGTYPE`: someone stored a non-string under our key) are
-    /// garbage, hence misses; so is an entry of another generation.
+    /// One round trip (the `READ` script): per key its bytes and PTTL, whether its tags
+    /// still hold, and the current generation and tag sequence. Garbage under a key (a
+    /// list, foreign bytes), an entry of another generation and an entry one of whose
+    /// tags was invalidated after its load began are all misses.
     async fn fetch(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
+        let Some(prefix) = self.inner.prefix.clone() else {
+            return self.fetch_plain(keys).await;
+        };
+        let n = keys.len();
+        let mut names: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        names.push(keys::generation(&prefix));
+        names.push(keys::tags(&prefix));
+        names.push(keys::tag_sequence(&prefix));
+        let values: Vec<redis::Value> = self
+            .run("get", |mut con| async move {
+                let mut invocation = scripts::READ.prepare_invoke();
+                for name in &names {
+                    invocation.key(name);
+                }
+                invocation.arg(n).invoke_async(&mut con).await
+            })
+            .await?;
+        if values.len() != 3 * n + 2 {
+            return Err(CacheError::Decode(format!(
+                "read script: {} values for {n} keys",
+                values.len()
+            )));
+        }
+        let mut values = values.into_iter();
+        let mut found = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (value, pttl, status) = (values.next(), values.next(), values.next());
+            let pttl = pttl
+                .and_then(|v| redis::from_redis_value::<i64>(v).ok())
+                .unwrap_or(-1);
+            let status = status
+                .and_then(|v| redis::from_redis_value::<i64>(v).ok())
+                .unwrap_or(2);
+            found.push((value.unwrap_or(redis::Value::Nil), pttl, status));
+        }
+        let counter = |v: Option<redis::Value>| {
+            v.and_then(|v| redis::from_redis_value::<u64>(v).ok())
+                .ok_or_else(|| CacheError::Decode("read script: unreadable counter".into()))
+        };
+        let generation = counter(values.next())?;
+        self.learn_generation(generation);
+        self.learn_tag_sequence(counter(values.next())?);
+        Ok(keys
+            .iter()
+            .zip(found)
+            .map(|(key, (value, pttl, status))| match status {
+                1 => self.decode(key, value, pttl, generation),
+                0 => {
+                    self.inner.stats.miss();
+                    tracing::trace!(key = %key, "an entry tag was invalidated: a miss");
+                    None
+                }
+                _ => {
+                    self.inner.stats.decode_failure();
+                    self.inner.stats.miss();
+                    tracing::warn!(key = %key, "non-string value under a cache key: treated as a miss");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// A tier without a prefix has no generation and no tags: `GET` + `PTTL` per key.
+    async fn fetch_plain(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
         let names: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
-        let generation_key = self.generation_key();
         let values = self
             .run("get", |mut con| async move {
                 let mut pipe = redis::pipe();
@@ -24,38 +88,20 @@ impl RedisTier {
                 for k in &names {
                     pipe.get(k).pttl(k);
                 }
-                if let Some(g) = &generation_key {
-                    pipe.get(g);
-                }
                 pipe.query_async::<Vec<redis::Value>>(&mut con).await
             })
             .await?;
         let mut values = values.into_iter();
-        let mut pairs = Vec::with_capacity(keys.len());
-        for _ in keys {
-            let value = values.next().unwrap_or(redis::Value::Nil);
-            let pttl = values
-                .next()
-                .and_then(|v| redis::from_redis_value::<i64>(v).ok())
-                .unwrap_or(-1);
-            pairs.push((value, pttl));
-        }
-        let generation = match (self.generation_key(), values.next()) {
-            (None, _) => 0,
-            (Some(_), Some(v)) => match redis::from_redis_value::<u64>(v) {
-                Ok(g) => {
-                    self.learn_generation(g);
-                    g
-                }
-                // Missing (a restart, an eviction) or garbage: start a new one.
-                Err(_) => self.read_generation().await?,
-            },
-            (Some(_), None) => self.read_generation().await?,
-        };
         Ok(keys
             .iter()
-            .zip(pairs)
-            .map(|(key, (value, pttl))| self.decode(key, value, pttl, generation))
+            .map(|key| {
+                let value = values.next().unwrap_or(redis::Value::Nil);
+                let pttl = values
+                    .next()
+                    .and_then(|v| redis::from_redis_value::<i64>(v).ok())
+                    .unwrap_or(-1);
+                self.decode(key, value, pttl, 0)
+            })
             .collect())
     }
 
@@ -207,9 +253,14 @@ impl Cache for RedisTier {
             Some(v) => v.parse().ok(),
         };
         let generation = self.current_generation().await?;
+        let tag_seq = self.tag_sequence();
         Ok(FillToken {
             l1: None,
-            l2: guard.map(|guard| L2Token { guard, generation }),
+            l2: guard.map(|guard| L2Token {
+                guard,
+                generation,
+                tag_seq,
+            }),
         })
     }
 
@@ -270,6 +321,7 @@ impl Cache for RedisTier {
             l2: Some(L2Token {
                 guard: counter,
                 generation: self.current_generation().await?,
+                tag_seq: self.tag_sequence(),
             }),
         })
     }

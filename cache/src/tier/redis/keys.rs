@@ -7,6 +7,8 @@
 //! | its loading lease | `{key}:lease` |
 //! | a version counter (namespace or tag) | `{root}:ver`, `root` = `{prefix}:{name}` |
 //! | the generation of every entry | `{prefix}:gen` |
+//! | the version of every tag (a hash: tag → sequence) | `{prefix}:tags` |
+//! | the tag sequence | `{prefix}:tagseq` |
 //! | the backplane channel | `{prefix}:backplane` |
 
 use crate::Key;
@@ -16,6 +18,8 @@ const LEASE: &str = ":lease";
 const COUNTER: &str = ":ver";
 const CHANNEL: &str = ":backplane";
 const GENERATION: &str = ":gen";
+const TAGS: &str = ":tags";
+const TAG_SEQUENCE: &str = ":tagseq";
 
 /// The fill-race guard (invalidation counter) of `key`.
 pub(super) fn guard(key: &Key) -> String {
@@ -37,6 +41,16 @@ pub(super) fn generation(prefix: &str) -> String {
     format!("{prefix}{GENERATION}")
 }
 
+/// The hash of tag versions under `prefix`.
+pub(super) fn tags(prefix: &str) -> String {
+    format!("{prefix}{TAGS}")
+}
+
+/// The sequence tag versions are drawn from, under `prefix`.
+pub(super) fn tag_sequence(prefix: &str) -> String {
+    format!("{prefix}{TAG_SEQUENCE}")
+}
+
 /// The backplane channel of every instance under `prefix`.
 pub(super) fn channel(prefix: &str) -> String {
     format!("{prefix}{CHANNEL}")
@@ -46,7 +60,7 @@ pub(super) fn channel(prefix: &str) -> String {
 /// `name` without `:`) or the [generation]: the admin flush keeps them, so neither goes
 /// back.
 pub(super) fn is_counter(prefix: &str, key: &str) -> bool {
-    if key == generation(prefix) {
+    if key == generation(prefix) || key == tags(prefix) || key == tag_sequence(prefix) {
         return true;
     }
     key.strip_prefix(prefix)
@@ -71,6 +85,7 @@ mod tests {
         assert_eq!(generation("app"), "app:gen");
         assert!(is_counter("app", "app:pet:ver"));
         assert!(is_counter("app", "app:gen"));
+        assert!(is_counter("app", "app:tags") && is_counter("app", "app:tagseq"));
         assert!(!is_counter("app", "app:gen:id:1"));
         assert!(
             !is_counter("app", "app:pet:v3:f:ver"),

@@ -8,9 +8,9 @@
 //! [`crate::tier::Cache::clear`] does (`SCAN` + `UNLINK` of our prefix), for the admin flush.
 //!
 //! This module is the only place that speaks Redis: the entries (`cache.rs`), the
-//! version counters and the generation (`counters.rs`), the backplane's publish and
-//! subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and every key suffix
-//! (`keys.rs`).
+//! version counters and the generation (`counters.rs`), tag versions (`tags.rs`), the
+//! backplane's publish and subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and
+//! every key suffix (`keys.rs`).
 //!
 //! # Generations
 //!
@@ -26,6 +26,7 @@ mod counters;
 mod keys;
 mod pubsub;
 mod scripts;
+mod tags;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -125,6 +126,7 @@ impl RedisTierBuilder {
                 clock: self.clock,
                 stats: TierStats::default(),
                 generation: AtomicU64::new(0),
+                tag_seq: AtomicU64::new(0),
                 faults: AtomicU64::new(0),
             }),
         })
@@ -141,6 +143,8 @@ struct Inner {
     stats: TierStats,
     /// The last generation Redis reported (0: not known yet).
     generation: AtomicU64,
+    /// The highest tag sequence Redis reported (0: not known yet).
+    tag_seq: AtomicU64,
     /// Times the breaker opened.
     faults: AtomicU64,
 }
@@ -253,6 +257,17 @@ impl RedisTier {
 
     fn learn_generation(&self, generation: u64) {
         self.inner.generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// The highest tag sequence seen in Redis (0 before the first read): a load that
+    /// begins now is at least this recent.
+    #[must_use]
+    pub fn tag_sequence(&self) -> u64 {
+        self.inner.tag_seq.load(Ordering::SeqCst)
+    }
+
+    fn learn_tag_sequence(&self, seq: u64) {
+        self.inner.tag_seq.fetch_max(seq, Ordering::SeqCst);
     }
 
     /// Runs `op` on a clone of the connection under the breaker and the timeout.

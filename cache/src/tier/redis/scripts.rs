@@ -101,3 +101,95 @@ pub(super) static BUMP_COUNTERS: LazyLock<redis::Script> = LazyLock::new(|| {
         return out"
     ))
 });
+
+/// Tag versions: `version(name)` is the sequence at which the tag was last invalidated,
+/// or the hash's floor, whichever is higher. The floor is set when the hash is made (or
+/// made again after it vanished) to the current sequence, so a tag whose history was
+/// lost counts as invalidated then: a lost hash never makes an old entry current again.
+/// Needs `START_MISSING` and the locals `tags` (the hash) and `seq` (the sequence).
+const TAG_VERSIONS: &str = r"
+    local floor
+    local function version(name)
+        if not floor then
+            floor = redis.call('HGET', tags, '_floor')
+            if (not floor) or (not string.match(floor, '^%d+$')) then
+                floor = current(seq)
+                redis.call('HSET', tags, '_floor', floor)
+            end
+            floor = tonumber(floor)
+        end
+        local v = tonumber(redis.call('HGET', tags, name) or '0') or 0
+        if v < floor then return floor end
+        return v
+    end";
+
+/// Every read of the tier, in one round trip. `KEYS`: the entries, then the generation,
+/// the tag versions and the tag sequence; `ARGV[1]`: how many entries. Returns, per
+/// entry, its bytes (or nil), its PTTL and a status (1: fine; 0: one of its tags was
+/// invalidated after its load began; 2: not a string), then the generation and the tag
+/// sequence. A tagged entry (envelope format 3) carries its tags in a text section.
+pub(super) static READ: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        local n = tonumber(ARGV[1])
+        local tags, seq = KEYS[n + 2], KEYS[n + 3]
+        {TAG_VERSIONS}
+        local out = {{}}
+        for i = 1, n do
+            local v = redis.pcall('GET', KEYS[i])
+            local status, pttl = 1, -2
+            if type(v) == 'table' then
+                v, status = false, 2
+            elseif v then
+                pttl = redis.call('PTTL', KEYS[i])
+                if string.byte(v, 3) == 3 and string.len(v) >= 33 then
+                    local len = struct.unpack('<I4', v, 30)
+                    local as_of
+                    for line in string.gmatch(string.sub(v, 34, 33 + len), '[^\n]+') do
+                        if not as_of then
+                            as_of = tonumber(line) or 0
+                        elseif version(line) > as_of then
+                            status = 0
+                            break
+                        end
+                    end
+                end
+            end
+            out[#out + 1] = v
+            out[#out + 1] = pttl
+            out[#out + 1] = status
+        end
+        out[#out + 1] = current(KEYS[n + 1])
+        out[#out + 1] = current(seq)
+        return out"
+    ))
+});
+
+/// The tag sequence and the versions of tags. `KEYS`: the tag versions, the tag
+/// sequence; `ARGV`: tag names. Returns the sequence, then each version (a Lua number
+/// below 2^53 comes back as an exact integer reply).
+pub(super) static READ_TAGS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        local tags, seq = KEYS[1], KEYS[2]
+        {TAG_VERSIONS}
+        local out = {{current(seq)}}
+        for i, name in ipairs(ARGV) do out[i + 1] = version(name) end
+        return out"
+    ))
+});
+
+/// Invalidates tags: draws the next sequence and records it as each tag's version.
+/// `KEYS` and `ARGV` as [`READ_TAGS`]. Returns the sequence.
+pub(super) static BUMP_TAGS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        local tags, seq = KEYS[1], KEYS[2]
+        {TAG_VERSIONS}
+        version('_')
+        current(seq)
+        local s = redis.call('INCR', seq)
+        for _, name in ipairs(ARGV) do redis.call('HSET', tags, name, s) end
+        return s"
+    ))
+});

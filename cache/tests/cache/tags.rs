@@ -1,0 +1,351 @@
+//! Tags: an entry carries tags; invalidating a tag makes every entry carrying it
+//! unreachable at once, in every tier and every instance, with no scan and no clock
+//! compared across instances. Soft invalidation serves such an entry, marked stale, for
+//! a bounded time while one caller reloads it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cache::testing::{Fault, Proxy, RedisServer};
+use cache::tier::{MokaTier, RedisTier};
+use cache::{CacheClient, KeyBuilder, Namespace, Params, Part, Source, Tag, Topology, Ttl};
+use tokio::sync::Notify;
+
+use crate::support::bounded;
+
+const TTL: Ttl = Ttl::secs(600);
+const WAIT: Duration = Duration::from_secs(20);
+
+type Page = Vec<(i64, u64)>;
+
+/// Rows `id → version`, and pages of rows.
+#[derive(Clone, Default)]
+struct Rows(Arc<Mutex<HashMap<i64, u64>>>);
+
+impl Rows {
+    fn page(&self, ids: &[i64]) -> Page {
+        let rows = self.0.lock().unwrap();
+        ids.iter()
+            .map(|id| (*id, rows.get(id).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    fn write(&self, id: i64) -> u64 {
+        let mut rows = self.0.lock().unwrap();
+        let v = rows.entry(id).or_insert(0);
+        *v += 1;
+        *v
+    }
+}
+
+fn tag(name: &str) -> Tag {
+    Tag::new(name).unwrap()
+}
+
+fn tags_of(page: &Page) -> Vec<Tag> {
+    page.iter()
+        .map(|(id, _)| tag(&format!("row:{id}")))
+        .collect()
+}
+
+struct World {
+    keys: KeyBuilder,
+    row: Namespace,
+    pages: Namespace,
+    rows: Rows,
+}
+
+impl World {
+    fn new() -> Self {
+        let keys = KeyBuilder::new(&format!("g{:x}", rand::random::<u32>())).unwrap();
+        Self {
+            row: keys.namespace("row").unwrap(),
+            pages: keys.namespace("pages").unwrap(),
+            keys,
+            rows: Rows::default(),
+        }
+    }
+
+    fn client(&self, topology: Topology, redis: Option<&str>) -> cache::CacheClientBuilder {
+        let mut b = CacheClient::builder(&self.keys).entity(&self.row, &[]);
+        if topology.has_l1() {
+            b = b.l1(MokaTier::builder());
+        }
+        if topology.has_l2() {
+            b = b
+                .l2(RedisTier::builder(redis.expect("redis"))
+                    .op_timeout(Duration::from_millis(200)));
+        }
+        b
+    }
+
+    fn part(ids: &[i64]) -> Part {
+        Part::Query(Params::new().with("ids", format!("{ids:?}")))
+    }
+
+    async fn read(&self, c: &CacheClient, ids: &[i64]) -> (Page, Source) {
+        let (rows, ids_owned) = (self.rows.clone(), ids.to_vec());
+        let got = c
+            .get_tagged(&self.pages, &Self::part(ids), TTL, tags_of, || async move {
+                Ok::<_, std::io::Error>(rows.page(&ids_owned))
+            })
+            .await
+            .unwrap();
+        (got.value, got.source)
+    }
+
+    async fn write(&self, c: &CacheClient, id: i64) -> u64 {
+        let t = c
+            .begin_write_tagged(&self.row, Some(id), vec![tag(&format!("row:{id}"))])
+            .await
+            .unwrap();
+        let v = self.rows.write(id);
+        c.finish_write(t, id, Some(&v), TTL).await;
+        v
+    }
+}
+
+async fn a_tagged_entry_stays_cached_until_one_of_its_tags_is_invalidated(topology: Topology) {
+    let redis = topology.has_l2().then(RedisServer::spawn);
+    let w = World::new();
+    let c = w
+        .client(topology, redis.as_ref().map(RedisServer::url).as_deref())
+        .build()
+        .unwrap();
+    assert!(c.wait_for_backplane(WAIT).await);
+    assert_eq!(w.read(&c, &[1, 2]).await.1, Source::Miss);
+    assert!(w.read(&c, &[1, 2]).await.1.is_hit());
+
+    // A write of a row the page does not hold leaves it cached.
+    w.write(&c, 3).await;
+    assert!(w.read(&c, &[1, 2]).await.1.is_hit(), "{topology}");
+
+    // A write of a row it holds makes it a miss, with the new row.
+    let v = w.write(&c, 2).await;
+    assert_eq!(
+        w.read(&c, &[1, 2]).await,
+        (vec![(1, 0), (2, v)], Source::Miss),
+        "{topology}"
+    );
+    assert!(w.read(&c, &[1, 2]).await.1.is_hit());
+}
+
+crate::support::per_topology!(a_tagged_entry_stays_cached_until_one_of_its_tags_is_invalidated);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_invalidated_through_one_instance_is_current_nowhere() {
+    bounded(async {
+        let redis = RedisServer::spawn();
+        let w = World::new();
+        let (a, b) = (
+            w.client(Topology::L1L2, Some(&redis.url()))
+                .build()
+                .unwrap(),
+            w.client(Topology::L1L2, Some(&redis.url()))
+                .build()
+                .unwrap(),
+        );
+        assert!(a.wait_for_backplane(WAIT).await && b.wait_for_backplane(WAIT).await);
+        w.read(&b, &[1, 2]).await;
+        assert_eq!(w.read(&b, &[1, 2]).await.1, Source::HitL1);
+
+        let v = w.write(&a, 1).await;
+        tokio::time::timeout(WAIT, async {
+            while b.stats().backplane.unwrap().received == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            w.read(&b, &[1, 2]).await,
+            (vec![(1, v), (2, 0)], Source::Miss)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_whose_load_an_invalidation_overtook_is_never_current() {
+    bounded(async {
+        for topology in [Topology::L1, Topology::L2, Topology::L1L2] {
+            let redis = topology.has_l2().then(RedisServer::spawn);
+            let w = World::new();
+            let c = w
+                .client(topology, redis.as_ref().map(RedisServer::url).as_deref())
+                .build()
+                .unwrap();
+            assert!(c.wait_for_backplane(WAIT).await);
+            // Something was read before, so the tag sequence is known.
+            w.read(&c, &[9]).await;
+
+            // A slow load of the page begins; row 1 is written while it runs.
+            let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+            let slow = {
+                let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
+                let (started, gate) = (started.clone(), gate.clone());
+                tokio::spawn(async move {
+                    c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
+                        let page = rows.page(&[1]);
+                        started.notify_one();
+                        gate.notified().await;
+                        Ok::<_, std::io::Error>(page)
+                    })
+                    .await
+                    .unwrap()
+                })
+            };
+            started.notified().await;
+            let v = w.write(&c, 1).await;
+            gate.notify_one();
+            assert_eq!(
+                slow.await.unwrap().value,
+                vec![(1, 0)],
+                "the slow load read the old row"
+            );
+
+            // Its fill landed, but it predates the write: never served.
+            assert_eq!(
+                w.read(&c, &[1]).await,
+                (vec![(1, v)], Source::Miss),
+                "{topology}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_versions_lost_in_redis_never_make_an_old_entry_current() {
+    bounded(async {
+        let redis = RedisServer::spawn();
+        let w = World::new();
+        let c = w.client(Topology::L2, Some(&redis.url())).build().unwrap();
+        w.read(&c, &[1]).await;
+        w.write(&c, 1).await;
+        w.read(&c, &[1]).await;
+        let old = w.read(&c, &[1]).await;
+        assert_eq!(old.1, Source::HitL2);
+
+        // Row 1 changes behind the cache's back while the tag versions vanish: nothing
+        // says the entry is old, except that its versions are gone.
+        let mut con = redis
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let prefix = w.keys.prefix().to_owned();
+        let _: () = redis::cmd("DEL")
+            .arg(format!("{prefix}:tags"))
+            .arg(format!("{prefix}:tagseq"))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        w.rows.write(1);
+
+        let (page, source) = w.read(&c, &[1]).await;
+        assert_eq!(
+            source,
+            Source::Miss,
+            "an entry whose tag history was lost is not current"
+        );
+        assert_eq!(page, w.rows.page(&[1]));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_invalidation_serves_the_old_page_marked_stale_while_one_caller_reloads() {
+    bounded(async {
+        let w = World::new();
+        let bound = Duration::from_millis(300);
+        let c = w
+            .client(Topology::L1, None)
+            .soft_invalidation(&w.pages, bound)
+            .build()
+            .unwrap();
+        let before = w.read(&c, &[1]).await.0;
+        w.write(&c, 1).await;
+
+        // The first reader after the write reloads (slowly); meanwhile others get the
+        // old page, marked stale.
+        let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let reloader = {
+            let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
+            let (started, gate) = (started.clone(), gate.clone());
+            tokio::spawn(async move {
+                c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
+                    started.notify_one();
+                    gate.notified().await;
+                    Ok::<_, std::io::Error>(rows.page(&[1]))
+                })
+                .await
+                .unwrap()
+            })
+        };
+        started.notified().await;
+        assert_eq!(w.read(&c, &[1]).await, (before.clone(), Source::Stale));
+        gate.notify_one();
+        let fresh = reloader.await.unwrap();
+        assert_eq!(
+            (fresh.value.clone(), fresh.source),
+            (w.rows.page(&[1]), Source::Miss)
+        );
+        assert_eq!(w.read(&c, &[1]).await, (fresh.value, Source::HitL1));
+
+        // Past the bound, an invalidated page is a plain miss.
+        w.write(&c, 1).await;
+        tokio::time::sleep(bound + Duration::from_millis(50)).await;
+        assert_eq!(w.read(&c, &[1]).await, (w.rows.page(&[1]), Source::Miss));
+        assert!(c.stats().cache.loader.stale_served >= 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_invalidation_that_cannot_reach_redis_is_replayed_and_blocks_its_entries_meanwhile() {
+    bounded(async {
+        let redis = RedisServer::spawn();
+        let proxy = Proxy::spawn(redis.port());
+        let w = World::new();
+        let (a, b) = (
+            w.client(Topology::L1L2, Some(&proxy.url()))
+                .build()
+                .unwrap(),
+            w.client(Topology::L1L2, Some(&redis.url()))
+                .build()
+                .unwrap(),
+        );
+        assert!(a.wait_for_backplane(WAIT).await && b.wait_for_backplane(WAIT).await);
+        w.read(&a, &[1]).await;
+        assert!(w.read(&a, &[1]).await.1.is_hit());
+        w.read(&b, &[1]).await;
+
+        proxy.set(Fault::Cut);
+        let v = w.write(&a, 1).await;
+        assert!(a.stats().recovery.pending >= 1);
+        assert_eq!(
+            w.read(&a, &[1]).await.0,
+            vec![(1, v)],
+            "A never serves what it replaced"
+        );
+
+        proxy.set(Fault::None);
+        tokio::time::timeout(WAIT, async {
+            while a.stats().recovery.pending > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the queue drains");
+        tokio::time::timeout(WAIT, async {
+            while w.read(&b, &[1]).await.0 != vec![(1, v)] {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("B sees the write once A is back");
+    })
+    .await;
+}
