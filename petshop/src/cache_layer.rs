@@ -13,10 +13,20 @@
 //! | `write-through` | invalidates the key before the database write, stores the new pet in every tier after it (a delete stores "not found") | a hit |
 //! | `versioned` | bumps the `pet` namespace version: every `petshop:pet:v{n}:…` key is unreachable at once | a miss under the new version |
 //!
-//! Lists (`petshop:pets:v{n}:q:{hash of the filter}`) and the stats
-//! (`petshop:stats:v{n}:f:all`) are the pet entity's *groups*: every write bumps their
-//! versions (`INCR`s in one pipelined round trip when Redis is a tier, in memory
-//! otherwise), so no write has to find the pages it made stale; old entries expire by TTL.
+//! Lists (`petshop:pets:q:{hash of the filter}`) and the stats (`petshop:stats:f:all`)
+//! carry **tags**, and a write invalidates only the tags it can change ([`WriteTags`]):
+//!
+//! | a page / the stats carries | invalidated by |
+//! |---|---|
+//! | `pet:{id}` of every pet on the page | any change of that pet |
+//! | `species:{s}` (a page filtered by species `s`) | a create, a delete, a species or age change of a pet of species `s` (before or after) |
+//! | `pets:all` (a page not filtered by species) | a create, a delete, any species or age change |
+//! | `stats` (the stats) | a create, a delete, any species, age or happiness change |
+//!
+//! so renaming a pet makes only the pages that show it misses. No write has to find the
+//! pages it made stale: each tag has a version, and an entry is current while none of
+//! its tags changed after its load began. With `PETS_LIST_MAX_STALE`, an invalidated
+//! page may still be served for that long (`X-Cache: STALE`) while one request reloads it.
 //!
 //! With `l1+l2`, invalidations and version bumps travel to the other instances over the
 //! library's Redis pub/sub backplane; while it is disconnected L1 is flushed and bypassed,
@@ -43,7 +53,7 @@ use cache::policy::{LeaseConfig, StaleConfig};
 use cache::tier::{MokaTier, RedisTier};
 use cache::{
     CacheClient, CacheError, ClientStats, Fetched, KeyBuilder, Namespace, Params, Part, Strategy,
-    Topology, Ttl, WriteTicket,
+    Tag, Topology, Ttl, WriteTicket,
 };
 use sea_orm::DbErr;
 
@@ -101,12 +111,97 @@ impl std::fmt::Debug for CacheLayer {
     }
 }
 
+/// The tags a write of a pet invalidates (see the module's table).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteTags(Vec<Tag>);
+
+impl WriteTags {
+    /// A new pet of `species`: its species' lists, the unfiltered lists, the stats.
+    #[must_use]
+    pub fn created(species: &str) -> Self {
+        Self(vec![tags::species(species), tags::all(), tags::stats()])
+    }
+
+    /// Pet `id` deleted (it was of `species`): the pages showing it and as [`Self::created`].
+    #[must_use]
+    pub fn deleted(id: i64, species: &str) -> Self {
+        let mut t = Self::created(species);
+        t.0.push(tags::pet(id));
+        t
+    }
+
+    /// Pet `id` changed from `before` (species, age, happiness) to `after`.
+    #[must_use]
+    pub fn changed(id: i64, before: (&str, i32, i32), after: (&str, i32, i32)) -> Self {
+        let mut t = vec![tags::pet(id)];
+        if before.0 != after.0 || before.1 != after.1 {
+            t.extend([tags::species(before.0), tags::species(after.0), tags::all()]);
+        }
+        if before != after {
+            t.push(tags::stats());
+        }
+        t.sort();
+        t.dedup();
+        Self(t)
+    }
+
+    /// Pet `id` renamed, or its happiness changed (`happiness`): the pages showing it,
+    /// and the stats for a happiness change.
+    #[must_use]
+    pub fn touched(id: i64, happiness: bool) -> Self {
+        let mut t = vec![tags::pet(id)];
+        if happiness {
+            t.push(tags::stats());
+        }
+        Self(t)
+    }
+
+    /// The tags.
+    #[must_use]
+    pub fn tags(&self) -> &[Tag] {
+        &self.0
+    }
+}
+
+/// The tags pages and the stats carry.
+mod tags {
+    use cache::Tag;
+
+    fn tag(name: String) -> Tag {
+        // Species are validated by the API; a name the cache refuses would be a bug.
+        Tag::new(name).expect("a valid tag")
+    }
+
+    pub(super) fn pet(id: i64) -> Tag {
+        tag(format!("pet:{id}"))
+    }
+
+    pub(super) fn species(s: &str) -> Tag {
+        tag(format!("species:{s}"))
+    }
+
+    pub(super) fn all() -> Tag {
+        tag("pets:all".into())
+    }
+
+    pub(super) fn stats() -> Tag {
+        tag("stats".into())
+    }
+}
+
 /// A write in progress: from [`CacheLayer::begin_write`], consumed by
 /// [`CacheLayer::pet_written`] or [`CacheLayer::pet_deleted`]. Dropping it (the write
 /// did not happen) is harmless.
 #[derive(Debug)]
 #[must_use = "finish the write once the database has acknowledged it"]
 pub struct PetWrite(WriteTicket);
+
+impl PetWrite {
+    /// More tags for the write to invalidate (found once the database answered).
+    pub fn add_tags(&mut self, tags: WriteTags) {
+        self.0.add_tags(tags.0);
+    }
+}
 
 impl CacheLayer {
     /// The tiers and strategy `config` asks for. Redis is connected lazily: a server that
@@ -121,7 +216,7 @@ impl CacheLayer {
         let mut builder = CacheClient::builder(&keys)
             .strategy(config.cache_strategy)
             .write_consistency(config.cache_write_consistency)
-            .entity(&pet, &[&pets, &stats])
+            .entity(&pet, &[])
             .negative_ttl(NOT_FOUND_TTL)
             .jitter_percent(config.cache_jitter_percent);
         if config.cache_tiers.has_l1() {
@@ -149,6 +244,9 @@ impl CacheLayer {
         }
         if let Some(percent) = config.stats_refresh_ahead {
             builder = builder.refresh_ahead(percent);
+        }
+        if let Some(max_stale) = config.pets_list_max_stale {
+            builder = builder.soft_invalidation(&pets, max_stale);
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -218,8 +316,14 @@ impl CacheLayer {
             .with("limit", filter.limit)
             .with("offset", filter.offset);
         let i = &self.inner;
+        let filtered = filter.species.as_deref().map(tags::species);
+        let tags_of = move |list: &PetList| {
+            let mut tags: Vec<Tag> = list.pets.iter().map(|p| tags::pet(p.id)).collect();
+            tags.push(filtered.clone().unwrap_or_else(tags::all));
+            tags
+        };
         i.client
-            .get(&i.pets, &Part::Query(params), i.list_ttl, loader)
+            .get_tagged(&i.pets, &Part::Query(params), i.list_ttl, tags_of, loader)
             .await
     }
 
@@ -231,17 +335,24 @@ impl CacheLayer {
         Fut: Future<Output = Result<StatsData, DbErr>> + Send + 'static,
     {
         let i = &self.inner;
+        let tags_of = |_: &StatsData| vec![tags::stats()];
         i.client
-            .get_or_refresh(&i.stats, &Part::Fixed("all"), i.stats_ttl, loader)
+            .get_or_refresh_tagged(&i.stats, &Part::Fixed("all"), i.stats_ttl, tags_of, loader)
             .await
     }
 
-    /// Call before writing pet `id` to the database (`None` for a create).
-    /// `Err(`[`CacheError::WriteRefused`]`)`: strict mode and Redis cannot be told; the
-    /// database must not be written.
-    pub(crate) async fn begin_write(&self, id: Option<i64>) -> Result<PetWrite, CacheError> {
+    /// Call before writing pet `id` to the database (`None` for a create), with the
+    /// tags the write invalidates. `Err(`[`CacheError::WriteRefused`]`)`: strict mode
+    /// and Redis cannot be told; the database must not be written.
+    pub(crate) async fn begin_write(
+        &self,
+        id: Option<i64>,
+        tags: WriteTags,
+    ) -> Result<PetWrite, CacheError> {
         let i = &self.inner;
-        Ok(PetWrite(i.client.begin_write(&i.pet, id).await?))
+        Ok(PetWrite(
+            i.client.begin_write_tagged(&i.pet, id, tags.0).await?,
+        ))
     }
 
     /// After a create or an update: `pet` is what the database now holds.

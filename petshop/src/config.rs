@@ -58,6 +58,9 @@ pub struct Config {
     pub stats_refresh_ahead: Option<u8>,
     /// `PETS_LIST_TTL`.
     pub pets_list_ttl: Ttl,
+    /// `PETS_LIST_MAX_STALE`: soft invalidation of lists; an invalidated page may be
+    /// served (`X-Cache: STALE`) for at most this long while one request reloads it.
+    pub pets_list_max_stale: Option<Duration>,
     /// `PET_TTL`.
     pub pet_ttl: Ttl,
     /// `STATS_TTL`.
@@ -262,6 +265,11 @@ impl Config {
             })
         };
         let pets_list_ttl = ttl("PETS_LIST_TTL", DEFAULT_PETS_LIST_TTL)?;
+        let pets_list_max_stale = optional_duration(
+            "PETS_LIST_MAX_STALE",
+            Duration::from_millis(1),
+            Duration::from_secs(60),
+        )?;
         let pet_ttl = ttl("PET_TTL", DEFAULT_PET_TTL)?;
         let stats_ttl = ttl("STATS_TTL", DEFAULT_STATS_TTL)?;
         let l1_max_bytes = match get("L1_MAX_BYTES") {
@@ -357,6 +365,7 @@ impl Config {
             cache_load_timeout,
             stats_refresh_ahead,
             pets_list_ttl,
+            pets_list_max_stale,
             pet_ttl,
             stats_ttl,
             l1_max_bytes,
@@ -388,6 +397,7 @@ impl fmt::Debug for Config {
             .field("cache_load_timeout", &self.cache_load_timeout)
             .field("stats_refresh_ahead", &self.stats_refresh_ahead)
             .field("pets_list_ttl", &self.pets_list_ttl.as_duration())
+            .field("pets_list_max_stale", &self.pets_list_max_stale)
             .field("pet_ttl", &self.pet_ttl.as_duration())
             .field("stats_ttl", &self.stats_ttl.as_duration())
             .field("l1_max_bytes", &self.l1_max_bytes)

@@ -88,6 +88,16 @@ pub struct WriteTicket {
     token: Option<FillToken>,
 }
 
+impl WriteTicket {
+    /// More tags for the write to invalidate once the source acknowledged it (what the
+    /// write turned out to touch); with strict consistency they are not held beforehand.
+    pub fn add_tags(&mut self, tags: impl IntoIterator<Item = Tag>) {
+        self.tags.extend(tags);
+        self.tags.sort();
+        self.tags.dedup();
+    }
+}
+
 impl<C: Codec> CacheClient<C> {
     /// Call before writing entity `id` of `entity` to the source (`None` for a create).
     ///

@@ -14,7 +14,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use crate::cache_layer::CacheLayer;
+use crate::cache_layer::{CacheLayer, WriteTags};
 use crate::entity::pet;
 use crate::model::{NewPet, Pet, PetFilter, PetList, PetPatch};
 
@@ -60,54 +60,77 @@ impl PetService {
 
     /// Stores a new pet.
     pub async fn create(&self, new: NewPet) -> Result<Pet, ServiceError> {
-        self.write(
-            None,
-            move |db| async move { create(&db, new).await.map(Some) },
-        )
-        .await?
-        .ok_or_else(|| ServiceError::Database(DbErr::RecordNotInserted))
+        let (cache, db) = (self.cache.clone(), self.db.clone());
+        self.detached(async move {
+            let write = cache
+                .begin_write(None, WriteTags::created(&new.species))
+                .await?;
+            let pet = create(&db, new).await?;
+            cache.pet_written(write, &pet).await;
+            Ok(pet)
+        })
+        .await
     }
 
     /// Applies `patch` to pet `id`; `None` when it does not exist.
     pub async fn update(&self, id: i64, patch: PetPatch) -> Result<Option<Pet>, ServiceError> {
-        self.write(
-            Some(id),
-            move |db| async move { update(&db, id, patch).await },
-        )
+        let (cache, db) = (self.cache.clone(), self.db.clone());
+        self.detached(async move {
+            // Which lists a species or age change moves the pet between needs the row
+            // as it was; a rename or a happiness change does not.
+            let before = if patch.species.is_some() || patch.age.is_some() {
+                match get(&db, id).await? {
+                    Some(pet) => Some(pet),
+                    None => return Ok(None),
+                }
+            } else {
+                None
+            };
+            let planned = match &before {
+                Some(b) => WriteTags::changed(
+                    id,
+                    (&b.species, b.age, b.happiness),
+                    (
+                        patch.species.as_deref().unwrap_or(&b.species),
+                        patch.age.unwrap_or(b.age),
+                        patch.happiness.unwrap_or(b.happiness),
+                    ),
+                ),
+                None => WriteTags::touched(id, patch.happiness.is_some()),
+            };
+            let mut write = cache.begin_write(Some(id), planned).await?;
+            let Some(pet) = update(&db, id, patch).await? else {
+                return Ok(None);
+            };
+            // Another write may have moved the pet meanwhile: its lists as it is now too.
+            if let Some(b) = &before {
+                write.add_tags(WriteTags::changed(
+                    id,
+                    (&b.species, b.age, b.happiness),
+                    (&pet.species, pet.age, pet.happiness),
+                ));
+            }
+            cache.pet_written(write, &pet).await;
+            Ok(Some(pet))
+        })
         .await
     }
 
     /// Deletes pet `id`; false when it did not exist.
     pub async fn delete(&self, id: i64) -> Result<bool, ServiceError> {
-        let cache = self.cache.clone();
-        let db = self.db.clone();
+        let (cache, db) = (self.cache.clone(), self.db.clone());
         self.detached(async move {
-            let write = cache.begin_write(Some(id)).await?;
+            let Some(pet) = get(&db, id).await? else {
+                return Ok(false);
+            };
+            let write = cache
+                .begin_write(Some(id), WriteTags::deleted(id, &pet.species))
+                .await?;
             if !delete(&db, id).await? {
                 return Ok(false);
             }
             cache.pet_deleted(write, id).await;
             Ok(true)
-        })
-        .await
-    }
-
-    /// The write protocol around `db_write` (which returns the pet as stored, or `None`
-    /// when there was nothing to write).
-    async fn write<F, Fut>(&self, id: Option<i64>, db_write: F) -> Result<Option<Pet>, ServiceError>
-    where
-        F: FnOnce(DatabaseConnection) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Option<Pet>, DbErr>> + Send,
-    {
-        let cache = self.cache.clone();
-        let db = self.db.clone();
-        self.detached(async move {
-            let write = cache.begin_write(id).await?;
-            let Some(pet) = db_write(db).await? else {
-                return Ok(None);
-            };
-            cache.pet_written(write, &pet).await;
-            Ok(Some(pet))
         })
         .await
     }
