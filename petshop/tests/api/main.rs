@@ -12,3 +12,4 @@ mod postgres;
 mod redis_outage;
 mod server;
 mod stale;
+mod ui;
