@@ -146,8 +146,11 @@ fn node(script: &str, base: &str) -> Outcome {
 }
 
 /// Starts a fresh pet shop on 127.0.0.1, runs `script` against it, stops it; fails
-/// with the script's output unless it exited 0.
-async fn browse(script: &str) {
+/// with the script's output unless it exited 0 and saved the screenshots `shots`.
+async fn browse(script: &str, shots: &[&str]) {
+    for shot in shots {
+        let _ = std::fs::remove_file(screenshots().join(shot));
+    }
     let vars = [
         ("BIND", "127.0.0.1:0"),
         ("DATABASE_URL", "sqlite::memory:"),
@@ -189,6 +192,9 @@ async fn browse(script: &str) {
             outcome.output
         ),
     }
+    for shot in shots {
+        assert!(screenshots().join(shot).is_file(), "no screenshot {shot}");
+    }
 }
 
 #[tokio::test]
@@ -196,10 +202,7 @@ async fn the_page_creates_and_edits_a_pet_and_its_panel_shows_an_l1_hit() {
     if !can_run("the page") {
         return;
     }
-    browse("page.mjs").await;
-    for shot in ["page.png", "page-edit.png"] {
-        assert!(screenshots().join(shot).is_file(), "no screenshot {shot}");
-    }
+    browse("page.mjs", &["page.png", "page-edit.png"]).await;
 }
 
 #[tokio::test]
@@ -207,8 +210,5 @@ async fn swagger_ui_creates_and_lists_pets_with_try_it_out() {
     if !can_run("Swagger UI") {
         return;
     }
-    browse("docs.mjs").await;
-    for shot in ["docs-post.png", "docs-get.png"] {
-        assert!(screenshots().join(shot).is_file(), "no screenshot {shot}");
-    }
+    browse("docs.mjs", &["docs-post.png", "docs-get.png"]).await;
 }
