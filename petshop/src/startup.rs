@@ -74,7 +74,8 @@ pub fn app(state: AppState) -> impl Endpoint<Output = poem::Response> + use<> {
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .nest("/", service)
+        .at("/ui/:file", api::ui::files())
+        .nest("/", api::ui::with_page(service))
         .data(state)
         .with(CatchPanic::new().with_handler(|_| {
             json_error(

@@ -6,6 +6,7 @@ pub mod middleware;
 pub mod ops;
 pub mod pets;
 pub mod stats;
+pub mod ui;
 
 use poem_openapi::{OpenApiService, Tags};
 

@@ -13,3 +13,4 @@ mod redis_outage;
 mod server;
 mod stale;
 mod tags;
+mod ui;
