@@ -12,6 +12,10 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// The codec id of raw values: a `bytes::Bytes` value is stored as it is, by every
+/// codec, and read back without a copy (an HTTP body, for instance).
+pub(crate) const RAW_ID: u8 = 0;
+
 use crate::CacheError;
 
 /// Encodes and decodes serde values for the cache.

@@ -46,6 +46,8 @@
 //! tiers (`CACHE_TIERS=none`) the library passes every read through (`X-Cache: BYPASS`).
 
 use std::future::Future;
+
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +59,7 @@ use cache::{
 };
 use sea_orm::DbErr;
 
+use crate::api::response_cache::{CachedRoute, NotCacheable};
 use crate::config::Config;
 use crate::model::{Pet, PetFilter, PetList, StatsData};
 
@@ -299,31 +302,49 @@ impl CacheLayer {
         i.client.get_entity(&i.pet, id, i.pet_ttl, loader).await
     }
 
-    /// A page of pets matching `filter`, from the cache or `loader`.
-    pub async fn list_pets<F, Fut>(
+    /// The cached route of `GET /pets` (see [`crate::api::response_cache`]).
+    #[must_use]
+    pub fn list_route(&self) -> CachedRoute {
+        CachedRoute {
+            path: "/pets",
+            operation: "list_pets",
+            ns: self.inner.pets.clone(),
+            ttl: self.inner.list_ttl,
+            canonical: crate::api::response_cache::pets_query,
+        }
+    }
+
+    /// The tags of a page of pets: each pet shown, and its species filter (or
+    /// `pets:all` for a page not filtered by species).
+    #[must_use]
+    pub fn page_tags(filter: &PetFilter, list: &PetList) -> Vec<Tag> {
+        let mut tags: Vec<Tag> = list.pets.iter().map(|p| tags::pet(p.id)).collect();
+        tags.push(
+            filter
+                .species
+                .as_deref()
+                .map_or_else(tags::all, tags::species),
+        );
+        tags
+    }
+
+    /// An encoded answer under `params` in `ns`, or `loader`'s, stored for `ttl` with
+    /// the tags `tags_of` gives it.
+    pub async fn response<F, Fut>(
         &self,
-        filter: &PetFilter,
+        ns: &Namespace,
+        params: Params,
+        ttl: Ttl,
+        tags_of: impl Fn(&Bytes) -> Vec<Tag> + Send + Sync + 'static,
         loader: F,
-    ) -> Result<Fetched<PetList>, CacheError>
+    ) -> Result<Fetched<Bytes>, CacheError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<PetList, DbErr>>,
+        Fut: Future<Output = Result<Bytes, NotCacheable>>,
     {
-        let params = Params::new()
-            .with("species", filter.species.clone())
-            .with("min_age", filter.min_age)
-            .with("max_age", filter.max_age)
-            .with("limit", filter.limit)
-            .with("offset", filter.offset);
-        let i = &self.inner;
-        let filtered = filter.species.as_deref().map(tags::species);
-        let tags_of = move |list: &PetList| {
-            let mut tags: Vec<Tag> = list.pets.iter().map(|p| tags::pet(p.id)).collect();
-            tags.push(filtered.clone().unwrap_or_else(tags::all));
-            tags
-        };
-        i.client
-            .get_tagged(&i.pets, &Part::Query(params), i.list_ttl, tags_of, loader)
+        self.inner
+            .client
+            .get_tagged(ns, &Part::Query(params), ttl, tags_of, loader)
             .await
     }
 

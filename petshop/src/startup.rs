@@ -13,6 +13,7 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Route, Server};
 
+use crate::api::response_cache::ResponseCache;
 use crate::api::{self, error::json_error, middleware::Observe};
 use crate::cache_layer::CacheLayer;
 use crate::config::{Config, redact_url};
@@ -71,12 +72,14 @@ pub fn app(state: AppState) -> impl Endpoint<Output = poem::Response> + use<> {
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     let metrics = state.metrics.clone();
+    let responses = ResponseCache::new(state.cache.clone(), vec![state.cache.list_route()]);
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/ui/:file", api::ui::files())
         .nest("/", api::ui::with_page(service))
         .data(state)
+        .with(responses)
         .with(CatchPanic::new().with_handler(|_| {
             json_error(
                 poem::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,9 +16,11 @@ mod read;
 mod refresh;
 mod single_flight;
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -27,7 +29,7 @@ pub use self::lease::LeaseConfig;
 pub use self::read::{ReadOptions, TagClock, TagsOf, Validate, Verdict};
 use self::single_flight::Flight;
 use crate::clock::default_clock;
-use crate::codec::{Bincode, Codec};
+use crate::codec::{Bincode, Codec, RAW_ID};
 use crate::stale::{StaleConfig, StaleStore};
 use crate::stats::{CacheStats, LoaderStats};
 use crate::tier::{Cache, Entry, Hit, TierKind};
@@ -303,6 +305,14 @@ impl<C: Codec> TypedCache<C> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
+        if entry.codec_id() == RAW_ID {
+            // Raw bytes: the payload is the value.
+            let mut slot: Option<T> = None;
+            if let Some(s) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Bytes>>() {
+                *s = Some(entry.payload().clone());
+            }
+            return slot.ok_or_else(|| CacheError::Decode("raw bytes read as another type".into()));
+        }
         if entry.codec_id() != C::ID {
             return Err(CacheError::Decode(format!(
                 "entry written by codec {} read with codec {}",
@@ -338,6 +348,13 @@ impl<C: Codec> TypedCache<C> {
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
+        if let Some(raw) = (value as &dyn Any).downcast_ref::<Bytes>() {
+            return Ok(Entry::new(
+                raw.clone(),
+                RAW_ID,
+                self.inner.clock.now_millis(),
+            ));
+        }
         let bytes = self.inner.codec.encode(value)?;
         let entry = Entry::new(bytes, C::ID, self.inner.clock.now_millis());
         entry.set_memo(Arc::new(value.clone()));

@@ -492,3 +492,42 @@ async fn clear_empties_our_prefix_only_and_keeps_version_counters() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_bytes_are_stored_as_they_are_and_an_l1_hit_shares_them() {
+    bounded(async {
+        for t in [Topology::L1, Topology::L2, Topology::L1L2] {
+            let f = fixture(t);
+            let cache = f.typed();
+            let key = f.ns.id(77);
+            let body = bytes::Bytes::from_static(br#"{"cached":true}"#);
+            cache.set(&key, &body, Ttl::secs(60)).await.unwrap();
+            let got = cache.get::<bytes::Bytes>(&key).await.unwrap();
+            assert_eq!(got.value, body);
+            if t.has_l1() {
+                assert_eq!(
+                    got.value.as_ptr(),
+                    body.as_ptr(),
+                    "an L1 hit copies nothing"
+                );
+            }
+            if let Some(mut raw) = f
+                .redis
+                .as_ref()
+                .map(|r| r.client().get_connection().unwrap())
+            {
+                let stored: Vec<u8> = redis::cmd("GET").arg(key.as_str()).query(&mut raw).unwrap();
+                assert_eq!(
+                    &stored[cache::tier::ENVELOPE_HEADER..],
+                    body.as_ref(),
+                    "no encoding"
+                );
+            }
+            assert!(
+                cache.get::<String>(&key).await.is_none(),
+                "not readable as another type"
+            );
+        }
+    })
+    .await;
+}

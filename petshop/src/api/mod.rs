@@ -5,6 +5,7 @@ pub mod error;
 pub mod middleware;
 pub mod ops;
 pub mod pets;
+pub mod response_cache;
 pub mod stats;
 pub mod ui;
 

@@ -10,6 +10,7 @@ mod metrics;
 mod openapi;
 mod postgres;
 mod redis_outage;
+mod responses;
 mod server;
 mod stale;
 mod tags;

@@ -1,0 +1,372 @@
+//! Cached responses: the seed's `@cache_response(ttl)`, the Poem way.
+//!
+//! [`ResponseCache`] is a middleware for GET routes. For a route it knows, it turns the
+//! query into canonical parameters with a hand-written parser ([`CachedRoute`]), looks
+//! the encoded response up through the cache client (tags, generations, recovery and
+//! holds all apply), and on a hit writes the stored bytes as they are: no handler, no
+//! parameter parsing by poem-openapi, no decode, no clone of a value, no JSON encoding.
+//! The stored body already says `"cached":true` (spliced once, when it was filled); the
+//! stored value also holds the content type.
+//!
+//! On a miss the handler runs as usual, tells the middleware the tags of its answer
+//! through a [`TagSink`] in the request's extensions, and its `200` answer is stored.
+//! A query the parser does not take (an error, or anything unusual) goes to the
+//! handler uncached, which answers it exactly as before.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use cache::{Fetched, Namespace, Params, Source, Tag, Ttl};
+use poem::http::header::CONTENT_TYPE;
+use poem::http::{HeaderValue, Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem_openapi::OperationId;
+
+use crate::cache_layer::CacheLayer;
+
+/// A GET route whose answers are cached as encoded bytes.
+#[derive(Clone, Debug)]
+pub struct CachedRoute {
+    /// The path, exactly (`/pets`).
+    pub path: &'static str,
+    /// Its operation id in the spec (metrics label hits with it).
+    pub operation: &'static str,
+    /// The namespace of its entries.
+    pub ns: Namespace,
+    /// How long an answer is kept.
+    pub ttl: Ttl,
+    /// The canonical parameters of a query string, or `None` to let the handler answer
+    /// it uncached (invalid, or not worth the risk: repeated or encoded parameters).
+    pub canonical: fn(&str) -> Option<Params>,
+}
+
+/// Where a handler says which tags its answer carries.
+#[derive(Clone, Debug, Default)]
+pub struct TagSink(Arc<Mutex<Vec<Tag>>>);
+
+impl TagSink {
+    /// The answer carries `tags`.
+    pub fn set(&self, tags: Vec<Tag>) {
+        *self.lock() = tags;
+    }
+
+    fn take(&self) -> Vec<Tag> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Tag>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// See the module docs.
+#[derive(Clone, Debug)]
+pub struct ResponseCache {
+    cache: CacheLayer,
+    routes: Arc<[CachedRoute]>,
+}
+
+impl ResponseCache {
+    /// Caches `routes` through `cache`.
+    #[must_use]
+    pub fn new(cache: CacheLayer, routes: Vec<CachedRoute>) -> Self {
+        Self {
+            cache,
+            routes: routes.into(),
+        }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for ResponseCache {
+    type Output = ResponseCacheEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ResponseCacheEndpoint {
+            inner,
+            cache: self.cache.clone(),
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+/// The endpoint [`ResponseCache`] wraps.
+#[derive(Debug)]
+pub struct ResponseCacheEndpoint<E> {
+    inner: E,
+    cache: CacheLayer,
+    routes: Arc<[CachedRoute]>,
+}
+
+/// Why a handler's answer was not stored (not a `200` JSON object that ends with the
+/// `cached` marker).
+#[derive(Debug, thiserror::Error)]
+#[error("the answer is not cacheable")]
+pub struct NotCacheable;
+
+/// The marker, where a JSON object's members are sorted (poem-openapi writes them so:
+/// `cached` comes first) or written in declaration order (`cached` last).
+const MARKERS: [(&[u8], &[u8], bool); 2] = [
+    (b"{\"cached\":false", b"{\"cached\":true", true),
+    (b"\"cached\":false}", b"\"cached\":true}", false),
+];
+
+/// The stored value: the content type's length (one byte), the content type, the body.
+fn pack(content_type: &[u8], body: &[u8]) -> Option<Bytes> {
+    let len = u8::try_from(content_type.len()).ok()?;
+    let mut out = BytesMut::with_capacity(1 + content_type.len() + body.len());
+    out.extend_from_slice(&[len]);
+    out.extend_from_slice(content_type);
+    out.extend_from_slice(body);
+    Some(out.freeze())
+}
+
+fn unpack(value: &Bytes) -> Option<(Bytes, Bytes)> {
+    let len = usize::from(*value.first()?);
+    (value.len() > len).then(|| (value.slice(1..=len), value.slice(1 + len..)))
+}
+
+/// A JSON object body whose first or last member is `"cached":false`, with `true`.
+fn spliced(body: &[u8]) -> Option<Vec<u8>> {
+    swap(body, |(off, on, first)| (off, on, first))
+}
+
+/// The same body saying `"cached":false` again (an answer shared by a load in flight).
+fn unspliced(body: &[u8]) -> Option<Vec<u8>> {
+    swap(body, |(off, on, first)| (on, off, first))
+}
+
+fn swap(
+    body: &[u8],
+    pick: impl Fn((&'static [u8], &'static [u8], bool)) -> (&'static [u8], &'static [u8], bool),
+) -> Option<Vec<u8>> {
+    MARKERS
+        .into_iter()
+        .map(&pick)
+        .find_map(|(from, to, first)| {
+            if first {
+                body.strip_prefix(from).map(|rest| [to, rest].concat())
+            } else {
+                body.strip_suffix(from).map(|rest| [rest, to].concat())
+            }
+        })
+}
+
+impl<E: Endpoint> ResponseCacheEndpoint<E> {
+    async fn pass(&self, req: Request) -> poem::Result<Response> {
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
+
+    /// A response of the stored `value` that came from `source`.
+    fn answer(&self, route: &CachedRoute, value: &Bytes, source: Source) -> Option<Response> {
+        let (content_type, body) = unpack(value)?;
+        let body = if source.is_hit() || source.is_stale() {
+            body
+        } else {
+            Bytes::from(unspliced(&body)?)
+        };
+        let mut resp = Response::builder()
+            .status(StatusCode::OK)
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_maybe_shared(content_type).ok()?,
+            )
+            .header(super::X_CACHE, HeaderValue::from_static(source.as_header()))
+            .header(
+                "x-cache-strategy",
+                HeaderValue::from_static(self.cache.strategy_name()),
+            )
+            .body(body);
+        resp.set_data(OperationId(route.operation));
+        Some(resp)
+    }
+}
+
+impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        if req.method() != Method::GET {
+            return self.pass(req).await;
+        }
+        let Some(route) = self.routes.iter().find(|r| r.path == req.uri().path()) else {
+            return self.pass(req).await;
+        };
+        let Some(params) = (route.canonical)(req.uri().query().unwrap_or_default()) else {
+            return self.pass(req).await;
+        };
+        let (uri, headers) = (req.uri().clone(), req.headers().clone());
+        let sink = TagSink::default();
+        req.extensions_mut().insert(sink.clone());
+        // The handler's own answer, for the caller that ran it.
+        let own: Arc<Mutex<Option<poem::Result<Response>>>> = Arc::default();
+        let loader = {
+            let own = own.clone();
+            move || async move {
+                let resp = match self.inner.call(req).await {
+                    Ok(out) => out.into_response(),
+                    Err(e) => {
+                        *own.lock().expect("own") = Some(Err(e));
+                        return Err(NotCacheable);
+                    }
+                };
+                if resp.status() != StatusCode::OK {
+                    *own.lock().expect("own") = Some(Ok(resp));
+                    return Err(NotCacheable);
+                }
+                let (parts, body) = resp.into_parts();
+                let body = body.into_bytes().await.map_err(|_| NotCacheable)?;
+                let content_type = parts
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .map(HeaderValue::as_bytes)
+                    .unwrap_or_default();
+                let stored = spliced(&body).and_then(|b| pack(content_type, &b));
+                *own.lock().expect("own") = Some(Ok(Response::from_parts(parts, body.into())));
+                stored.ok_or(NotCacheable)
+            }
+        };
+        let tags_of = {
+            let sink = sink.clone();
+            move |_: &Bytes| sink.take()
+        };
+        let fetched: Result<Fetched<Bytes>, _> = self
+            .cache
+            .response(&route.ns, params, route.ttl, tags_of, loader)
+            .await;
+        if let Some(own) = own.lock().expect("own").take() {
+            // This request ran the handler: its answer, saying where it came from (a
+            // miss, or a bypass when the cache is off or must not be trusted now).
+            return own.map(|mut resp| {
+                if let Ok(f) = &fetched {
+                    resp.headers_mut().insert(
+                        super::X_CACHE,
+                        HeaderValue::from_static(f.source.as_header()),
+                    );
+                }
+                resp
+            });
+        }
+        if let Ok(f) = fetched
+            && let Some(resp) = self.answer(route, &f.value, f.source)
+        {
+            return Ok(resp);
+        }
+        // A load this request joined failed, or its value is unreadable: answer it
+        // uncached, as if this middleware were not here.
+        let mut again = Request::builder().method(Method::GET).uri(uri).finish();
+        *again.headers_mut() = headers;
+        self.pass(again).await
+    }
+}
+
+/// The canonical parameters of `GET /pets`: the same rules as its handler, by hand.
+/// `None` for anything else (the handler then answers it, errors included).
+#[must_use]
+pub fn pets_query(query: &str) -> Option<Params> {
+    let (mut species, mut min_age, mut max_age) = (None, None, None);
+    let (mut limit, mut offset) = (None, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // Encoded or repeated parameters are left to the handler.
+        if value.contains(['%', '+']) || name.contains(['%', '+']) {
+            return None;
+        }
+        let slot = match name {
+            "species" => {
+                if species.is_some() || !crate::model::SpeciesName::is_valid(value) {
+                    return None;
+                }
+                species = Some(value);
+                continue;
+            }
+            "min_age" => &mut min_age,
+            "max_age" => &mut max_age,
+            "limit" => &mut limit,
+            "offset" => &mut offset,
+            _ => continue,
+        };
+        if slot.is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *slot = Some(value.parse::<u64>().ok()?);
+    }
+    let age = |a: Option<u64>| match a {
+        Some(a) if a > 100 => None,
+        a => Some(a),
+    };
+    let (min_age, max_age) = (age(min_age)?, age(max_age)?);
+    if let (Some(min), Some(max)) = (min_age, max_age)
+        && min > max
+    {
+        return None;
+    }
+    let limit = limit.unwrap_or(10);
+    let offset = offset.unwrap_or(0);
+    if !(1..=100).contains(&limit) || offset > 1_000_000_000 {
+        return None;
+    }
+    // Typed exactly as the handler's filter is, so both build the same key.
+    let as_i32 = |a: Option<u64>| a.map(|a| a as i32);
+    Some(
+        Params::new()
+            .with("species", species.map(str::to_owned))
+            .with("min_age", as_i32(min_age))
+            .with("max_age", as_i32(max_age))
+            .with("limit", limit)
+            .with("offset", offset),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_query_is_canonical_and_refuses_what_the_handler_would() {
+        let a = pets_query("species=cat&limit=10").unwrap();
+        let b = pets_query("limit=10&species=cat&offset=0&unknown=1").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            pets_query("").unwrap(),
+            pets_query("limit=10&offset=0").unwrap()
+        );
+        for bad in [
+            "species=Cat",
+            "species=",
+            "min_age=101",
+            "min_age=-1",
+            "min_age=5&max_age=4",
+            "limit=0",
+            "limit=101",
+            "offset=1000000001",
+            "limit=abc",
+            "species=cat&species=dog",
+            "species=c%61t",
+            "limit=1&limit=2",
+        ] {
+            assert!(pets_query(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cached_marker_is_spliced_where_it_is() {
+        let body = br#"{"pets":[],"total":0,"cached":false}"#;
+        let on = spliced(body).unwrap();
+        assert_eq!(on, br#"{"pets":[],"total":0,"cached":true}"#);
+        assert_eq!(unspliced(&on).unwrap(), body);
+        let sorted = br#"{"cached":false,"x":{"cached":false}}"#;
+        assert_eq!(
+            spliced(sorted).unwrap(),
+            br#"{"cached":true,"x":{"cached":false}}"#
+        );
+        assert!(spliced(br#"{"x":1,"cached":false,"y":2}"#).is_none());
+        let packed = pack(b"application/json", &on).unwrap();
+        let (ct, b) = unpack(&packed).unwrap();
+        assert_eq!(
+            (ct.as_ref(), b.as_ref()),
+            (&b"application/json"[..], &on[..])
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The response cache in front of `GET /pets`: a hit is the stored bytes, written as
+//! they are, with the `cached` marker and the `X-Cache` headers.
+
+use crate::helpers::{bounded, spawn, spawn_with};
+
+#[tokio::test]
+async fn a_hit_is_the_stored_answer_marked_cached_with_its_headers() {
+    bounded(async {
+        for (strategy, tiers) in [
+            ("cache-aside", "l1"),
+            ("versioned", "l2"),
+            ("write-through", "l1+l2"),
+        ] {
+            let app = spawn_with(strategy, tiers).await;
+            app.insert("Rex", "dog", 3, 60).await;
+            app.insert("Tom", "cat", 2, 50).await;
+            let path = "/pets?species=dog&limit=5";
+
+            let miss = app.get(path).await;
+            let hit = app.get(path).await;
+
+            assert_eq!(
+                (miss.status, miss.x_cache(), miss.cached()),
+                (200, "MISS", false)
+            );
+            let nearest = if tiers == "l2" { "HIT-L2" } else { "HIT-L1" };
+            assert_eq!(
+                (hit.status, hit.x_cache(), hit.cached()),
+                (200, nearest, true)
+            );
+            assert_eq!(hit.data(), miss.data(), "{tiers}: the same answer");
+            assert_eq!(hit.header("content-type"), miss.header("content-type"));
+            assert_eq!(hit.header("x-cache-strategy"), Some(strategy));
+            assert!(hit.header("x-request-id").is_some());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn queries_the_fast_parser_leaves_to_the_handler_are_answered_uncached() {
+    bounded(async {
+        let app = spawn(&[]).await;
+        app.insert("Rex", "dog", 3, 60).await;
+        // An encoded parameter: valid for the handler, not taken by the hit path.
+        for _ in 0..2 {
+            let r = app.get("/pets?limit=1%30").await;
+            assert_eq!(
+                (r.status, r.x_cache(), r.cached()),
+                (200, "BYPASS", false),
+                "{}",
+                r.text
+            );
+            assert_eq!(r.json["limit"], 10);
+        }
+        // Invalid queries still get the handler's errors.
+        let r = app.get("/pets?limit=0").await;
+        assert_eq!(
+            (r.status, r.json["field"].as_str()),
+            (422, Some("limit")),
+            "{}",
+            r.text
+        );
+        let r = app.get("/pets?min_age=5&max_age=4").await;
+        assert_eq!(r.status, 422, "{}", r.text);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn equivalent_queries_share_one_cached_answer() {
+    bounded(async {
+        let app = spawn(&[]).await;
+        app.insert("Rex", "dog", 3, 60).await;
+        assert!(!app.get("/pets?species=dog").await.cached());
+        for same in [
+            "/pets?limit=10&species=dog",
+            "/pets?species=dog&offset=0&unknown=x",
+        ] {
+            let r = app.get(same).await;
+            assert_eq!((r.x_cache(), r.cached()), ("HIT-L1", true), "{same}");
+        }
+    })
+    .await;
+}
