@@ -59,7 +59,7 @@ use cache::{
 };
 use sea_orm::DbErr;
 
-use crate::api::response_cache::{CachedRoute, NotCacheable};
+use crate::api::response_cache::CachedRoute;
 use crate::config::Config;
 use crate::model::{Pet, PetFilter, PetList, StatsData};
 
@@ -92,6 +92,10 @@ impl RedisHealth {
 struct Inner {
     client: CacheClient,
     pet: Namespace,
+    /// Encoded answers of `GET /pets/{id}` and `GET /stats`.
+    pet_answers: Namespace,
+    stats_answers: Namespace,
+    stats_refresh_ahead: bool,
     pets: Namespace,
     stats: Namespace,
     pet_ttl: Ttl,
@@ -254,6 +258,9 @@ impl CacheLayer {
         Ok(Self {
             inner: Arc::new(Inner {
                 client: builder.build()?,
+                pet_answers: keys.namespace("pet-answers")?,
+                stats_answers: keys.namespace("stats-answers")?,
+                stats_refresh_ahead: config.stats_refresh_ahead.is_some(),
                 pet,
                 pets,
                 stats,
@@ -302,16 +309,49 @@ impl CacheLayer {
         i.client.get_entity(&i.pet, id, i.pet_ttl, loader).await
     }
 
-    /// The cached route of `GET /pets` (see [`crate::api::response_cache`]).
+    /// The cached routes: `GET /pets`, `GET /pets/{id}` and `GET /stats` (see
+    /// [`crate::api::response_cache`]).
     #[must_use]
-    pub fn list_route(&self) -> CachedRoute {
-        CachedRoute {
-            path: "/pets",
-            operation: "list_pets",
-            ns: self.inner.pets.clone(),
-            ttl: self.inner.list_ttl,
-            canonical: crate::api::response_cache::pets_query,
+    pub fn routes(&self) -> Vec<CachedRoute> {
+        use crate::api::response_cache::{pet_path, pets_query, stats_path};
+        let i = &self.inner;
+        let mut routes = vec![
+            CachedRoute {
+                operation: "list_pets",
+                ns: i.pets.clone(),
+                ttl: i.list_ttl,
+                canonical: pets_query,
+            },
+            CachedRoute {
+                operation: "get_pet",
+                ns: i.pet_answers.clone(),
+                ttl: i.pet_ttl,
+                canonical: pet_path,
+            },
+        ];
+        // Refresh-ahead of the stats lives beneath, in the typed layer: a stored answer
+        // in front would hide the hits that trigger it.
+        if !i.stats_refresh_ahead {
+            routes.push(CachedRoute {
+                operation: "get_stats",
+                ns: i.stats_answers.clone(),
+                ttl: i.stats_ttl,
+                canonical: stats_path,
+            });
         }
+        routes
+    }
+
+    /// The tags of the answer about pet `id`.
+    #[must_use]
+    pub fn pet_tags(id: i64) -> Vec<Tag> {
+        vec![tags::pet(id)]
+    }
+
+    /// The tags of the stats.
+    #[must_use]
+    pub fn stats_tags() -> Vec<Tag> {
+        vec![tags::stats()]
     }
 
     /// The tags of a page of pets: each pet shown, and its species filter (or
@@ -329,7 +369,7 @@ impl CacheLayer {
     }
 
     /// An encoded answer under `params` in `ns`, or `loader`'s, stored for `ttl` with
-    /// the tags `tags_of` gives it.
+    /// the tags `tags_of` gives it. An empty answer from `loader` is not stored.
     pub async fn response<F, Fut>(
         &self,
         ns: &Namespace,
@@ -340,11 +380,12 @@ impl CacheLayer {
     ) -> Result<Fetched<Bytes>, CacheError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, NotCacheable>>,
+        Fut: Future<Output = Result<Bytes, std::convert::Infallible>>,
     {
+        let ttl_for = |b: &Bytes| (!b.is_empty()).then_some(ttl);
         self.inner
             .client
-            .get_tagged(ns, &Part::Query(params), ttl, tags_of, loader)
+            .get_tagged_with_ttl(ns, &Part::Query(params), ttl_for, tags_of, loader)
             .await
     }
 

@@ -72,7 +72,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = poem::Response> + use<> {
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     let metrics = state.metrics.clone();
-    let responses = ResponseCache::new(state.cache.clone(), vec![state.cache.list_route()]);
+    let responses = ResponseCache::new(state.cache.clone(), state.cache.routes());
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)

@@ -350,6 +350,32 @@ impl<C: Codec> CacheClient<C> {
             .await
     }
 
+    /// [`CacheClient::get_tagged`] with the TTL chosen from the loaded value (`None`:
+    /// do not store it; the caller still gets it).
+    pub async fn get_tagged_with_ttl<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl_for: impl Fn(&T) -> Option<Ttl>,
+        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let Some(key) = self.cacheable_key(ns, part).await? else {
+            return self.inner.typed.load_uncached(loader).await;
+        };
+        let options = self.options(ns, Some(Arc::new(tags_of)));
+        self.inner
+            .typed
+            .get_or_load_with(&key, ttl_for, loader, &options)
+            .await
+    }
+
     async fn read<T, F, Fut, E>(
         &self,
         ns: &Namespace,

@@ -227,11 +227,19 @@ impl PetsApi {
 
     /// Read one pet.
     #[oai(path = "/pets/:id", method = "get", operation_id = "get_pet")]
-    async fn get(&self, state: Data<&AppState>, id: Path<i64>) -> Result<PetResponse, ApiError> {
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        req: &poem::Request,
+        id: Path<i64>,
+    ) -> Result<PetResponse, ApiError> {
         let fetched = state.pets.get(id.0).await?;
         let Some(pet) = fetched.value else {
             return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
         };
+        if let Some(sink) = req.extensions().get::<TagSink>() {
+            sink.set(CacheLayer::pet_tags(pet.id));
+        }
         Ok(PetResponse::Ok(
             Json(CachedPet {
                 pet,

@@ -27,17 +27,16 @@ use crate::cache_layer::CacheLayer;
 /// A GET route whose answers are cached as encoded bytes.
 #[derive(Clone, Debug)]
 pub struct CachedRoute {
-    /// The path, exactly (`/pets`).
-    pub path: &'static str,
     /// Its operation id in the spec (metrics label hits with it).
     pub operation: &'static str,
     /// The namespace of its entries.
     pub ns: Namespace,
     /// How long an answer is kept.
     pub ttl: Ttl,
-    /// The canonical parameters of a query string, or `None` to let the handler answer
-    /// it uncached (invalid, or not worth the risk: repeated or encoded parameters).
-    pub canonical: fn(&str) -> Option<Params>,
+    /// The canonical parameters of a request (its path and query string) when it is
+    /// this route's, or `None`: not this route, or a query to leave to the handler
+    /// uncached (invalid, or not worth the risk: repeated or encoded parameters).
+    pub canonical: fn(&str, &str) -> Option<Params>,
 }
 
 /// Where a handler says which tags its answer carries.
@@ -99,19 +98,6 @@ pub struct ResponseCacheEndpoint<E> {
     routes: Arc<[CachedRoute]>,
 }
 
-/// Why a handler's answer was not stored (not a `200` JSON object that ends with the
-/// `cached` marker).
-#[derive(Debug, thiserror::Error)]
-#[error("the answer is not cacheable")]
-pub struct NotCacheable;
-
-/// The marker, where a JSON object's members are sorted (poem-openapi writes them so:
-/// `cached` comes first) or written in declaration order (`cached` last).
-const MARKERS: [(&[u8], &[u8], bool); 2] = [
-    (b"{\"cached\":false", b"{\"cached\":true", true),
-    (b"\"cached\":false}", b"\"cached\":true}", false),
-];
-
 /// The stored value: the content type's length (one byte), the content type, the body.
 fn pack(content_type: &[u8], body: &[u8]) -> Option<Bytes> {
     let len = u8::try_from(content_type.len()).ok()?;
@@ -127,30 +113,64 @@ fn unpack(value: &Bytes) -> Option<(Bytes, Bytes)> {
     (value.len() > len).then(|| (value.slice(1..=len), value.slice(1 + len..)))
 }
 
-/// A JSON object body whose first or last member is `"cached":false`, with `true`.
+/// Where the top-level `cached` member's value begins, and what it says, in a JSON
+/// object as serde writes it (no whitespace). Only the top level counts: a nested
+/// object's `cached` is data.
+fn marker(body: &[u8]) -> Option<(usize, bool)> {
+    const KEY: &[u8] = b"\"cached\":";
+    if body.first() != Some(&b'{') {
+        return None;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in body.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                let key_start =
+                    depth == 1 && matches!(body.get(i.wrapping_sub(1)), Some(b'{' | b','));
+                if key_start && body[i..].starts_with(KEY) {
+                    let at = i + KEY.len();
+                    return match &body[at..] {
+                        v if v.starts_with(b"false") => Some((at, false)),
+                        v if v.starts_with(b"true") => Some((at, true)),
+                        _ => None,
+                    };
+                }
+                in_string = true;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `body` with its top-level `cached` member saying `cached` (a copy), or `None` when
+/// it has none.
+fn with_cached(body: &[u8], cached: bool) -> Option<Vec<u8>> {
+    let (at, now) = marker(body)?;
+    let old: &[u8] = if now { b"true" } else { b"false" };
+    let new: &[u8] = if cached { b"true" } else { b"false" };
+    Some([&body[..at], new, &body[at + old.len()..]].concat())
+}
+
+/// The body to store: `"cached":true`.
 fn spliced(body: &[u8]) -> Option<Vec<u8>> {
-    swap(body, |(off, on, first)| (off, on, first))
+    with_cached(body, true)
 }
 
 /// The same body saying `"cached":false` again (an answer shared by a load in flight).
 fn unspliced(body: &[u8]) -> Option<Vec<u8>> {
-    swap(body, |(off, on, first)| (on, off, first))
-}
-
-fn swap(
-    body: &[u8],
-    pick: impl Fn((&'static [u8], &'static [u8], bool)) -> (&'static [u8], &'static [u8], bool),
-) -> Option<Vec<u8>> {
-    MARKERS
-        .into_iter()
-        .map(&pick)
-        .find_map(|(from, to, first)| {
-            if first {
-                body.strip_prefix(from).map(|rest| [to, rest].concat())
-            } else {
-                body.strip_suffix(from).map(|rest| [rest, to].concat())
-            }
-        })
+    with_cached(body, false)
 }
 
 impl<E: Endpoint> ResponseCacheEndpoint<E> {
@@ -190,10 +210,12 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
         if req.method() != Method::GET {
             return self.pass(req).await;
         }
-        let Some(route) = self.routes.iter().find(|r| r.path == req.uri().path()) else {
-            return self.pass(req).await;
-        };
-        let Some(params) = (route.canonical)(req.uri().query().unwrap_or_default()) else {
+        let (path, query) = (req.uri().path(), req.uri().query().unwrap_or_default());
+        let Some((route, params)) = self
+            .routes
+            .iter()
+            .find_map(|r| (r.canonical)(path, query).map(|p| (r, p)))
+        else {
             return self.pass(req).await;
         };
         let (uri, headers) = (req.uri().clone(), req.headers().clone());
@@ -201,6 +223,9 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
         req.extensions_mut().insert(sink.clone());
         // The handler's own answer, for the caller that ran it.
         let own: Arc<Mutex<Option<poem::Result<Response>>>> = Arc::default();
+        // Not storable (an error, a stale fallback, not a JSON object with the marker):
+        // nothing to store, and the caller gets the handler's own answer.
+        let nothing = Bytes::new();
         let loader = {
             let own = own.clone();
             move || async move {
@@ -208,15 +233,26 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
                     Ok(out) => out.into_response(),
                     Err(e) => {
                         *own.lock().expect("own") = Some(Err(e));
-                        return Err(NotCacheable);
+                        return Ok(nothing);
                     }
                 };
-                if resp.status() != StatusCode::OK {
+                // Only a fresh answer is stored: not an error, not a stale fallback.
+                let stale = resp
+                    .headers()
+                    .get(super::X_CACHE)
+                    .is_some_and(|v| v.as_bytes() == Source::Stale.as_header().as_bytes());
+                if resp.status() != StatusCode::OK || stale {
                     *own.lock().expect("own") = Some(Ok(resp));
-                    return Err(NotCacheable);
+                    return Ok(nothing);
                 }
                 let (parts, body) = resp.into_parts();
-                let body = body.into_bytes().await.map_err(|_| NotCacheable)?;
+                let body = match body.into_bytes().await {
+                    Ok(body) => body,
+                    Err(e) => {
+                        *own.lock().expect("own") = Some(Err(e.into()));
+                        return Ok(nothing);
+                    }
+                };
                 let content_type = parts
                     .headers
                     .get(CONTENT_TYPE)
@@ -224,7 +260,7 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
                     .unwrap_or_default();
                 let stored = spliced(&body).and_then(|b| pack(content_type, &b));
                 *own.lock().expect("own") = Some(Ok(Response::from_parts(parts, body.into())));
-                stored.ok_or(NotCacheable)
+                Ok::<_, std::convert::Infallible>(stored.unwrap_or(nothing))
             }
         };
         let tags_of = {
@@ -236,10 +272,12 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
             .response(&route.ns, params, route.ttl, tags_of, loader)
             .await;
         if let Some(own) = own.lock().expect("own").take() {
-            // This request ran the handler: its answer, saying where it came from (a
-            // miss, or a bypass when the cache is off or must not be trusted now).
+            // This request ran the handler: its answer, as it is, unless the cache was
+            // off or must not be trusted now (a bypass, whatever the handler said).
             return own.map(|mut resp| {
-                if let Ok(f) = &fetched {
+                if let Ok(f) = &fetched
+                    && f.source == Source::Bypass
+                {
                     resp.headers_mut().insert(
                         super::X_CACHE,
                         HeaderValue::from_static(f.source.as_header()),
@@ -261,10 +299,30 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
     }
 }
 
+/// The canonical parameters of `GET /pets/{id}`: the id (the query is ignored, as the
+/// handler ignores it).
+#[must_use]
+pub fn pet_path(path: &str, _query: &str) -> Option<Params> {
+    let id = path.strip_prefix("/pets/")?;
+    if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Params::new().with("id", id.parse::<i64>().ok()?))
+}
+
+/// `GET /stats`: no parameters.
+#[must_use]
+pub fn stats_path(path: &str, _query: &str) -> Option<Params> {
+    (path == "/stats").then(Params::new)
+}
+
 /// The canonical parameters of `GET /pets`: the same rules as its handler, by hand.
 /// `None` for anything else (the handler then answers it, errors included).
 #[must_use]
-pub fn pets_query(query: &str) -> Option<Params> {
+pub fn pets_query(path: &str, query: &str) -> Option<Params> {
+    if path != "/pets" {
+        return None;
+    }
     let (mut species, mut min_age, mut max_age) = (None, None, None);
     let (mut limit, mut offset) = (None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -325,6 +383,18 @@ mod tests {
 
     #[test]
     fn the_list_query_is_canonical_and_refuses_what_the_handler_would() {
+        let pets_query = |q| super::pets_query("/pets", q);
+        assert!(super::pets_query("/pets/1", "").is_none());
+        assert!(pet_path("/pets/12", "x=1").is_some() && stats_path("/stats", "").is_some());
+        for bad in [
+            "/pets/",
+            "/pets/-1",
+            "/pets/1x",
+            "/pets/1/2",
+            "/pets/99999999999999999999",
+        ] {
+            assert!(pet_path(bad, "").is_none(), "{bad}");
+        }
         let a = pets_query("species=cat&limit=10").unwrap();
         let b = pets_query("limit=10&species=cat&offset=0&unknown=1").unwrap();
         assert_eq!(a, b);
@@ -356,12 +426,25 @@ mod tests {
         let on = spliced(body).unwrap();
         assert_eq!(on, br#"{"pets":[],"total":0,"cached":true}"#);
         assert_eq!(unspliced(&on).unwrap(), body);
+        let middle = br#"{"age":3,"cached":false,"name":"x\"cached\":false"}"#;
+        assert_eq!(
+            spliced(middle).unwrap(),
+            br#"{"age":3,"cached":true,"name":"x\"cached\":false"}"#
+        );
+        assert_eq!(
+            spliced(br#"{"a":"b","cached":true}"#).unwrap(),
+            br#"{"a":"b","cached":true}"#
+        );
+        assert!(
+            spliced(br#"{"a":{"cached":false}}"#).is_none(),
+            "only the top level"
+        );
+        assert!(spliced(br#"[{"cached":false}]"#).is_none());
         let sorted = br#"{"cached":false,"x":{"cached":false}}"#;
         assert_eq!(
             spliced(sorted).unwrap(),
             br#"{"cached":true,"x":{"cached":false}}"#
         );
-        assert!(spliced(br#"{"x":1,"cached":false,"y":2}"#).is_none());
         let packed = pack(b"application/json", &on).unwrap();
         let (ct, b) = unpack(&packed).unwrap();
         assert_eq!(

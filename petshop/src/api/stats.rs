@@ -6,6 +6,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::error::ApiError;
+use crate::api::response_cache::TagSink;
+use crate::cache_layer::CacheLayer;
 use crate::model::SpeciesStats;
 use crate::service::stats;
 use crate::state::AppState;
@@ -47,7 +49,14 @@ pub enum StatsResponse {
 impl StatsApi {
     /// Pet counts and mean happiness, overall and per species.
     #[oai(path = "/stats", method = "get", operation_id = "get_stats")]
-    async fn stats(&self, state: Data<&AppState>) -> Result<StatsResponse, ApiError> {
+    async fn stats(
+        &self,
+        state: Data<&AppState>,
+        req: &poem::Request,
+    ) -> Result<StatsResponse, ApiError> {
+        if let Some(sink) = req.extensions().get::<TagSink>() {
+            sink.set(CacheLayer::stats_tags());
+        }
         let db = state.db.clone();
         let fetched = state
             .cache
