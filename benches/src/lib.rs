@@ -8,8 +8,9 @@
 //!   keep-alive connections ([`http`]), with stale-read detection ([`staleness`]), the
 //!   service's own counters ([`metrics`]), and a markdown/JSON [`report`] with SVG
 //!   [`plot`]s and the project's [`targets`] judged against the run.
-//! * `src/bin/petshop-server.rs`: the pet shop itself, built with this crate so tests
-//!   find it as `CARGO_BIN_EXE_petshop-server`.
+//! * `src/bin/petshop-server.rs`: the pet shop itself with the benchmarks' ceiling
+//!   route ([`service`]), built with this crate so tests find it as
+//!   `CARGO_BIN_EXE_petshop-server`.
 
 pub mod compare;
 pub mod http;
@@ -20,6 +21,7 @@ pub mod pet;
 pub mod plot;
 pub mod process;
 pub mod report;
+pub mod service;
 pub mod staleness;
 pub mod targets;
 pub mod workload;

@@ -77,8 +77,6 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
-    /// `BENCH_BARE`: serve `GET /bench/bare`, the benchmarks' ceiling (default off).
-    pub bench_bare: bool,
     /// `SHUTDOWN_DRAIN`: after SIGTERM, how long `/ready` answers 503 while requests
     /// are still served, before the listener closes.
     pub shutdown_drain: Duration,
@@ -321,16 +319,6 @@ impl Config {
                 "is too short: use at least 16 characters (or leave it unset to disable admin endpoints)",
             ));
         }
-        let bench_bare = match get("BENCH_BARE").as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(other) => {
-                return Err(err(
-                    "BENCH_BARE",
-                    format!("{other:?} is not one of: off, on"),
-                ));
-            }
-        };
         let shutdown_drain = match get("SHUTDOWN_DRAIN") {
             None => DEFAULT_SHUTDOWN_DRAIN,
             Some(v) => {
@@ -374,7 +362,6 @@ impl Config {
             bind,
             admin_token,
             log_json,
-            bench_bare,
             shutdown_drain,
         })
     }
@@ -409,7 +396,6 @@ impl fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("log_json", &self.log_json)
-            .field("bench_bare", &self.bench_bare)
             .field("shutdown_drain", &self.shutdown_drain)
             .finish()
     }

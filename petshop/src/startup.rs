@@ -62,18 +62,29 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         cache,
         metrics,
         admin_token: config.admin_token.as_deref().map(Arc::from),
-        bench_bare: config.bench_bare.then(Arc::default),
     })
 }
 
 /// Every route, behind the middleware, with `state` attached.
 pub fn app(state: AppState) -> impl Endpoint<Output = poem::Response> + use<> {
+    app_with(state, |route, _| route)
+}
+
+/// More routes for a program that embeds the service (the benchmarks add their
+/// ceiling): they get the same middleware as every route of the service.
+pub type ExtraRoutes = Box<dyn FnOnce(Route, &AppState) -> Route + Send>;
+
+/// [`app`] with `extra` routes behind the same middleware.
+pub fn app_with<F>(state: AppState, extra: F) -> impl Endpoint<Output = poem::Response> + use<F>
+where
+    F: FnOnce(Route, &AppState) -> Route,
+{
     let service = api::service();
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     let metrics = state.metrics.clone();
     let responses = ResponseCache::new(state.cache.clone(), state.cache.routes());
-    Route::new()
+    extra(Route::new(), &state)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/ui/:file", api::ui::files())
@@ -106,6 +117,7 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     drain: Duration,
+    extra: Option<ExtraRoutes>,
 }
 
 impl Application {
@@ -126,6 +138,7 @@ impl Application {
             addr,
             state,
             drain: config.shutdown_drain,
+            extra: None,
         })
     }
 
@@ -133,6 +146,13 @@ impl Application {
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Serves `extra` routes too, behind the same middleware (see [`app_with`]).
+    #[must_use]
+    pub fn with_routes(mut self, extra: ExtraRoutes) -> Self {
+        self.extra = Some(extra);
+        self
     }
 
     /// The shared state (database, cache, metrics).
@@ -158,8 +178,9 @@ impl Application {
                 tokio::time::sleep(drain).await;
             }
         };
+        let extra = self.extra.unwrap_or_else(|| Box::new(|route, _| route));
         Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app(self.state), stop, Some(SHUTDOWN_GRACE))
+            .run_with_graceful_shutdown(app_with(self.state, extra), stop, Some(SHUTDOWN_GRACE))
             .await
     }
 }

@@ -7,7 +7,6 @@ use sea_orm::DatabaseConnection;
 
 use crate::cache_layer::CacheLayer;
 use crate::metrics::Metrics;
-use crate::model::PetList;
 use crate::service::pets::PetService;
 
 /// The database, the cache, the metrics and the admin token. Cheap to clone.
@@ -25,8 +24,6 @@ pub struct AppState {
     pub metrics: Metrics,
     /// `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token: Option<Arc<str>>,
-    /// `BENCH_BARE=on`: the one page `GET /bench/bare` serves, loaded by its first call.
-    pub bench_bare: Option<Arc<tokio::sync::OnceCell<PetList>>>,
 }
 
 /// Whether the instance is shutting down. Clones share the flag.

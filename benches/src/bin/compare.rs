@@ -83,8 +83,9 @@ fn pick<T: Copy>(all: &[T], names: &[String], name: impl Fn(T) -> String) -> Res
 #[tokio::main]
 async fn main() -> Result<()> {
     if std::env::var_os(AS_PETSHOP_ENV).is_some() {
-        // Launched by a comparison as its service: be the pet shop (same code as `petshop`).
-        return petshop::cli::run().await;
+        // Launched by a comparison as its service: be the pet shop (same code as
+        // `petshop`), with the ceiling route.
+        return benches::service::run().await;
     }
     let args = Args::parse();
     let mut config = if args.quick {

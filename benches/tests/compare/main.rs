@@ -193,3 +193,52 @@ async fn a_reduced_quick_comparison_against_the_real_petshop_covers_every_config
         "no read of a written pet was checked for staleness"
     );
 }
+
+#[tokio::test]
+async fn the_ceiling_answers_the_bytes_of_the_cached_hot_page_with_no_database_work() {
+    use poem::EndpointExt;
+    use poem::test::TestClient;
+
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let config = petshop::config::Config::from_vars([
+            ("DATABASE_URL", "sqlite::memory:"),
+            ("CACHE_TIERS", "l1"),
+        ])
+        .unwrap();
+        let state = petshop::startup::build_state(&config).await.unwrap();
+        for i in 0..12 {
+            let new = petshop::model::NewPet {
+                name: format!("Cat {i}"),
+                species: "cat".into(),
+                age: i % 10,
+                happiness: 50,
+            };
+            petshop::service::pets::create(&state.db, new)
+                .await
+                .unwrap();
+        }
+        let app = TestClient::new(
+            petshop::startup::app_with(state.clone(), benches::service::bare_route).boxed(),
+        );
+        let body = |r: poem::test::TestResponse| async move {
+            (r.0.status(), r.0.into_body().into_string().await.unwrap())
+        };
+        app.get("/pets?species=cat&limit=10").send().await;
+        let hit = body(app.get("/pets?species=cat&limit=10").send().await).await;
+        let bare = body(app.get("/bench/bare").send().await).await;
+        assert_eq!(bare, hit, "the same bytes as the cached page");
+        // Encoded once: a pet added since does not show.
+        let new = petshop::model::NewPet {
+            name: "Cat 99".into(),
+            species: "cat".into(),
+            age: 1,
+            happiness: 1,
+        };
+        petshop::service::pets::create(&state.db, new)
+            .await
+            .unwrap();
+        assert_eq!(body(app.get("/bench/bare").send().await).await, bare);
+    })
+    .await
+    .expect("bounded");
+}

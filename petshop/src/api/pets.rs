@@ -10,7 +10,6 @@ use crate::api::error::ApiError;
 use crate::api::response_cache::TagSink;
 use crate::cache_layer::CacheLayer;
 use crate::model::{NewPet, Pet, PetFilter, PetList, PetPatch};
-use crate::service::pets;
 use crate::state::AppState;
 
 /// The `/pets` operations.
@@ -192,37 +191,6 @@ impl PetsApi {
             None => "BYPASS",
         };
         Ok(page(&state, list, &filter, false, x_cache))
-    }
-
-    /// The benchmarks' ceiling (only with `BENCH_BARE=on`; not in the spec): the same
-    /// parameters, validation, body and headers as `GET /pets`, but no cache and no
-    /// database work: every call serves the page its first call loaded.
-    #[oai(path = "/bench/bare", method = "get", hidden)]
-    async fn bare(
-        &self,
-        state: Data<&AppState>,
-        #[oai(validator(min_length = 1, max_length = 32, custom = "crate::model::SpeciesName"))]
-        species: Query<Option<String>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] min_age: Query<Option<i32>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "100")))] max_age: Query<Option<i32>>,
-        #[oai(
-            default = "default_limit",
-            validator(minimum(value = "1"), maximum(value = "100"))
-        )]
-        limit: Query<u64>,
-        #[oai(default, validator(maximum(value = "1000000000")))] offset: Query<u64>,
-    ) -> Result<ListResponse, ApiError> {
-        let Some(once) = &state.bench_bare else {
-            return Err(ApiError::not_found(
-                "/bench/bare is off (BENCH_BARE=on turns it on)",
-            ));
-        };
-        let filter = filter(species.0, min_age.0, max_age.0, limit.0, offset.0)?;
-        let list = once
-            .get_or_try_init(|| pets::list(&state.db, &filter))
-            .await?
-            .clone();
-        Ok(page(&state, list, &filter, true, "BYPASS"))
     }
 
     /// Read one pet.

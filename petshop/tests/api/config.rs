@@ -144,7 +144,6 @@ fn bad_values_name_the_variable_and_the_allowed_values() {
         (&[("BIND", "localhost")], "BIND", &["127.0.0.1:8000"]),
         (&[("ADMIN_TOKEN", "short")], "ADMIN_TOKEN", &["16"]),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT", &["text", "json"]),
-        (&[("BENCH_BARE", "yes")], "BENCH_BARE", &["off", "on"]),
         (
             &[("CACHE_MAX_STALE", "forever")],
             "CACHE_MAX_STALE",
