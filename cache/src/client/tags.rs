@@ -45,6 +45,8 @@ struct State {
 pub(crate) struct TagVersions {
     state: Mutex<State>,
     l2: Option<RedisTier>,
+    /// How many tag versions the local copy keeps before it starts over.
+    max_known: usize,
     /// Moves whenever the local copy changes; an entry checked at this epoch needs no
     /// second look.
     epoch: AtomicU64,
@@ -55,6 +57,7 @@ impl TagVersions {
         Self {
             state: Mutex::default(),
             l2,
+            max_known: MAX_KNOWN,
             epoch: AtomicU64::new(1),
         }
     }
@@ -102,12 +105,22 @@ impl TagVersions {
                 .checked_sub(Duration::from_secs(3600))
                 .unwrap_or_else(Instant::now);
             let mut state = self.lock();
+            // Fetched tags count against the same bound as heard ones: a shop's
+            // `pet:{id}` tags would otherwise grow the local copy without end.
+            let over = state.known.len() + unknown.len() > self.max_known;
+            if over {
+                self.start_over(&mut state);
+            }
             state.seq = state.seq.max(seq);
             for (tag, version) in unknown.into_iter().zip(versions) {
                 state.known.entry(tag).or_insert(Known {
                     version,
                     learned: long_ago,
                 });
+            }
+            drop(state);
+            if over {
+                self.changed();
             }
         }
         let state = self.lock();
@@ -136,7 +149,7 @@ impl TagVersions {
     pub(crate) fn learn(&self, seq: u64, tags: &[Tag]) {
         let now = Instant::now();
         let mut state = self.lock();
-        if state.known.len() + tags.len() > MAX_KNOWN {
+        if state.known.len() + tags.len() > self.max_known {
             self.start_over(&mut state);
         }
         state.seq = state.seq.max(seq);
@@ -223,6 +236,32 @@ mod tests {
         let entry = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&["a"]));
         v.start_over(&mut v.lock());
         v.changed();
+        assert!(matches!(
+            v.check(entry.tags().unwrap()).await.unwrap(),
+            TagCheck::Invalidated { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn tags_fetched_from_redis_are_bounded_like_heard_ones() {
+        let redis = crate::testing::RedisServer::spawn();
+        let l2 = RedisTier::builder(redis.url())
+            .prefix("t")
+            .build()
+            .unwrap();
+        // The sequence starts from Redis' clock: learn it, as the client's first read does.
+        l2.read_tags(&[]).await.unwrap();
+        let mut v = TagVersions::new(Some(l2));
+        v.max_known = 3;
+        for id in 0..10 {
+            let name = format!("pet:{id}");
+            let entry = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&[&name]));
+            assert_eq!(v.check(entry.tags().unwrap()).await.unwrap(), TagCheck::Current);
+            assert!(v.lock().known.len() <= 3, "the local copy outgrew its bound");
+        }
+        // Starting over forgets nothing that matters: a bump still reaches old entries.
+        let entry = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&["pet:0"]));
+        v.bump(&tags(&["pet:0"])).await.unwrap();
         assert!(matches!(
             v.check(entry.tags().unwrap()).await.unwrap(),
             TagCheck::Invalidated { .. }
