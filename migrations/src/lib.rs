@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_pet;
+mod m20251126_000002_list_indexes;
 
 /// The default database: the same SQLite file the service uses.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://petshop.sqlite?mode=rwc";
@@ -18,7 +19,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20250101_000001_create_pet::Migration)]
+        vec![
+            Box::new(m20250101_000001_create_pet::Migration),
+            Box::new(m20251126_000002_list_indexes::Migration),
+        ]
     }
 }
 
@@ -36,9 +40,14 @@ mod tests {
         Migrator::up(&db, None).await.unwrap();
         Migrator::up(&db, None).await.unwrap();
         assert!(schema.has_table("pet").await.unwrap());
-        for index in ["idx_pet_species_id", "idx_pet_age"] {
+        for index in [
+            "idx_pet_species_id_age",
+            "idx_pet_species_age",
+            "idx_pet_age",
+        ] {
             assert!(schema.has_index("pet", index).await.unwrap(), "{index}");
         }
+        assert!(!schema.has_index("pet", "idx_pet_species_id").await.unwrap());
 
         Migrator::down(&db, None).await.unwrap();
         assert!(!schema.has_table("pet").await.unwrap());

@@ -5,8 +5,8 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
-#[derive(DeriveIden)]
-enum Pet {
+#[derive(DeriveIden, Clone)]
+pub(crate) enum Pet {
     Table,
     Id,
     Name,
