@@ -245,10 +245,7 @@ mod tests {
     #[tokio::test]
     async fn tags_fetched_from_redis_are_bounded_like_heard_ones() {
         let redis = crate::testing::RedisServer::spawn();
-        let l2 = RedisTier::builder(redis.url())
-            .prefix("t")
-            .build()
-            .unwrap();
+        let l2 = RedisTier::builder(redis.url()).prefix("t").build().unwrap();
         // The sequence starts from Redis' clock: learn it, as the client's first read does.
         l2.read_tags(&[]).await.unwrap();
         let mut v = TagVersions::new(Some(l2));
@@ -256,8 +253,14 @@ mod tests {
         for id in 0..10 {
             let name = format!("pet:{id}");
             let entry = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&[&name]));
-            assert_eq!(v.check(entry.tags().unwrap()).await.unwrap(), TagCheck::Current);
-            assert!(v.lock().known.len() <= 3, "the local copy outgrew its bound");
+            assert_eq!(
+                v.check(entry.tags().unwrap()).await.unwrap(),
+                TagCheck::Current
+            );
+            assert!(
+                v.lock().known.len() <= 3,
+                "the local copy outgrew its bound"
+            );
         }
         // Starting over forgets nothing that matters: a bump still reaches old entries.
         let entry = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&["pet:0"]));
