@@ -62,7 +62,8 @@ impl Default for MokaTierBuilder {
 }
 
 impl MokaTierBuilder {
-    /// The byte budget: key + payload + a fixed per-entry overhead, summed over entries.
+    /// The byte budget, against which each entry is charged what it holds in memory
+    /// ([`Entry::weight`]: key, payload, tags, decoded copy and moka's bookkeeping).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
         self
@@ -236,7 +237,7 @@ impl Cache for MokaTier {
         let inner = &self.inner;
         let ttl = ttl.as_duration();
         let slot = Slot {
-            entry,
+            entry: entry.compacted(),
             expires_at: inner.clock.now() + ttl,
             ttl,
         };

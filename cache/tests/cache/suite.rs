@@ -505,9 +505,12 @@ async fn raw_bytes_are_stored_as_they_are_and_an_l1_hit_shares_them() {
             let got = cache.get::<bytes::Bytes>(&key).await.unwrap();
             assert_eq!(got.value, body);
             if t.has_l1() {
+                // L1 keeps its own exact-size copy, made once when it is stored (so that a
+                // slice of a larger buffer never pins it); its hits share that copy.
+                let again = cache.get::<bytes::Bytes>(&key).await.unwrap();
                 assert_eq!(
+                    again.value.as_ptr(),
                     got.value.as_ptr(),
-                    body.as_ptr(),
                     "an L1 hit copies nothing"
                 );
             }
