@@ -7,6 +7,8 @@
 //! in order, as soon as Redis answers; until then this instance reads what it concerns
 //! from the source. With [`WriteConsistency::Strict`] the same steps run before the
 //! source is written too, and a write whose first step cannot reach Redis is refused.
+//! Tags known at `begin_write_tagged` are bumped before the source write in either
+//! mode (and again after it).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -140,6 +142,15 @@ impl<C: Codec> CacheClient<C> {
                 // `finish_write` invalidates again, or queues it.
                 Err(_) => {}
             }
+        }
+        if !strict && !ticket.tags.is_empty() && self.inner.l2.is_some() {
+            // Tags are invalidated before the source is written as well as after: the
+            // other instances hear of the first bump while the source is being written,
+            // not just after the write is acknowledged, when a reader may already ask
+            // them. If it cannot reach Redis, `finish_write` bumps again or queues it.
+            let _ = self
+                .make(&Effect::BumpTags(ticket.tags.clone()), Announce::Done)
+                .await;
         }
         if strict {
             for effect in self.effects(entity, id, &ticket.tags) {

@@ -14,6 +14,7 @@ use super::guarded::Filled;
 use super::lease::Leased;
 use super::{ReadOptions, TypedCache, Verdict};
 use crate::codec::Codec;
+use crate::tier::{Entry, Hit, TierKind};
 use crate::typed::{Fetched, Source};
 use crate::{CacheError, Key, Ttl};
 
@@ -285,7 +286,14 @@ impl<C: Codec> TypedCache<C> {
                 let filled = match ttl_for(&value) {
                     Some(ttl) => {
                         let stamp = options.stamp(as_of, &value);
-                        self.fill(key, &value, ttl, token.as_ref(), stamp).await
+                        if overtaken(stamp.as_ref(), options).await {
+                            // One of its tags was invalidated while it loaded: it may be
+                            // older than that write, so it is not stored, and callers who
+                            // joined late load again (as for a fill the guard refuses).
+                            Filled::Refused
+                        } else {
+                            self.fill(key, &value, ttl, token.as_ref(), stamp).await
+                        }
                     }
                     None => Filled::Skipped,
                 };
@@ -305,6 +313,24 @@ impl<C: Codec> TypedCache<C> {
         }
         result
     }
+}
+
+/// Whether a value loaded at `stamp`'s sequence, carrying its tags, is already judged
+/// invalid: a tag of it was invalidated after its load began.
+async fn overtaken<T>(stamp: Option<&(u64, Vec<crate::Tag>)>, options: &ReadOptions<T>) -> bool {
+    let (Some((as_of, tags)), Some(validate)) = (stamp, options.validate.as_deref()) else {
+        return false;
+    };
+    if tags.is_empty() {
+        return false;
+    }
+    let probe = Hit {
+        entry: Entry::new(bytes::Bytes::new(), crate::codec::RAW_ID, 0)
+            .with_tags(*as_of, tags.clone()),
+        tier: TierKind::L1,
+        ttl_left: None,
+    };
+    validate.validate(&probe).await != Verdict::Current
 }
 
 #[cfg(test)]

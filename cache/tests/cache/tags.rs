@@ -170,6 +170,61 @@ async fn a_tag_invalidated_through_one_instance_is_current_nowhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_instances_hear_of_a_tagged_write_before_the_source_is_written() {
+    bounded(async {
+        let redis = RedisServer::spawn();
+        let w = World::new();
+        let (a, b) = (
+            w.client(Topology::L1L2, Some(&redis.url()))
+                .build()
+                .unwrap(),
+            w.client(Topology::L1L2, Some(&redis.url()))
+                .build()
+                .unwrap(),
+        );
+        assert!(a.wait_for_backplane(WAIT).await && b.wait_for_backplane(WAIT).await);
+        w.read(&b, &[1, 2]).await;
+        assert_eq!(w.read(&b, &[1, 2]).await.1, Source::HitL1);
+
+        // A begins a write of row 1 and has not written the source yet: B already drops
+        // its copy (and reloads what the source still holds).
+        let ticket = a
+            .begin_write_tagged(&w.row, Some(1), vec![tag("row:1")])
+            .await
+            .unwrap();
+        let dropped = tokio::time::timeout(WAIT, async {
+            loop {
+                let (page, source) = w.read(&b, &[1, 2]).await;
+                if source != Source::HitL1 {
+                    return (page, source);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("B kept its copy until the write was acknowledged");
+        assert_eq!(dropped.0, vec![(1, 0), (2, 0)]);
+
+        // The write lands; the second bump makes the page B reloaded meanwhile a miss.
+        let v = w.rows.write(1);
+        a.finish_write(ticket, 1, Some(&v), TTL).await;
+        let seen = tokio::time::timeout(WAIT, async {
+            loop {
+                let got = w.read(&b, &[1, 2]).await;
+                if got.0 != vec![(1, 0), (2, 0)] {
+                    return got;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("B never saw the write");
+        assert_eq!(seen, (vec![(1, v), (2, 0)], Source::Miss));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fill_whose_load_an_invalidation_overtook_is_never_current() {
     bounded(async {
         for topology in [Topology::L1, Topology::L2, Topology::L1L2] {
@@ -208,12 +263,66 @@ async fn a_fill_whose_load_an_invalidation_overtook_is_never_current() {
                 "the slow load read the old row"
             );
 
-            // Its fill landed, but it predates the write: never served.
+            // It predates the write: never served (it is not even stored).
             assert_eq!(
                 w.read(&c, &[1]).await,
                 (vec![(1, v)], Source::Miss),
                 "{topology}"
             );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_who_joins_a_load_a_tag_invalidation_overtook_loads_again() {
+    bounded(async {
+        for topology in [Topology::L1, Topology::L1L2] {
+            let redis = topology.has_l2().then(RedisServer::spawn);
+            let w = World::new();
+            let c = w
+                .client(topology, redis.as_ref().map(RedisServer::url).as_deref())
+                .build()
+                .unwrap();
+            assert!(c.wait_for_backplane(WAIT).await);
+            w.read(&c, &[9]).await;
+
+            // A slow load of the page begins before row 1 is written.
+            let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+            let slow = {
+                let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
+                let (started, gate) = (started.clone(), gate.clone());
+                tokio::spawn(async move {
+                    c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
+                        let page = rows.page(&[1]);
+                        started.notify_one();
+                        gate.notified().await;
+                        Ok::<_, std::io::Error>(page)
+                    })
+                    .await
+                    .unwrap()
+                })
+            };
+            started.notified().await;
+            let v = w.write(&c, 1).await;
+
+            // A read that begins after the write joins that load...
+            let joiner = {
+                let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
+                tokio::spawn(async move {
+                    c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
+                        Ok::<_, std::io::Error>(rows.page(&[1]))
+                    })
+                    .await
+                    .unwrap()
+                })
+            };
+            // (time for it to find the flight; had it not, it would load on its own)
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            gate.notify_one();
+            assert_eq!(slow.await.unwrap().value, vec![(1, 0)]);
+            // ...and must not take its result, which predates the write.
+            assert_eq!(joiner.await.unwrap().value, vec![(1, v)], "{topology}");
         }
     })
     .await;
