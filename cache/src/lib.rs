@@ -21,7 +21,7 @@
 //! The low-level pieces live in modules for those who compose their own cache:
 //! [`tier`] (the [`tier::Cache`] trait and its tiers), [`typed`] (serde values,
 //! single-flight, the guard), [`codec`], [`policy`] (lease, serve-stale), [`stats`],
-//! [`clock`] and [`key`].
+//! [`clock`], [`key`] and [`limit`] (a rate limiter shared across instances).
 //!
 //! # Example
 //! Two instances of a service, each with an L1 in front of one Redis; a write through
@@ -76,6 +76,7 @@ pub mod codec;
 mod entry;
 mod error;
 pub mod key;
+pub mod limit;
 mod stale;
 pub mod stats;
 mod strategy;

@@ -5,6 +5,7 @@
 //! bounded in time.
 
 mod faults;
+mod limit;
 mod recovery;
 mod refresh;
 mod stale;

@@ -10,6 +10,7 @@
 //! | the version of every tag (a hash: tag → sequence) | `{prefix}:tags` |
 //! | the tag sequence | `{prefix}:tagseq` |
 //! | the backplane channel | `{prefix}:backplane` |
+//! | a rate-limit window of a client | `{prefix}:rate:{xxh3-128 hex of the client key}` |
 
 use crate::Key;
 
@@ -20,6 +21,7 @@ const CHANNEL: &str = ":backplane";
 const GENERATION: &str = ":gen";
 const TAGS: &str = ":tags";
 const TAG_SEQUENCE: &str = ":tagseq";
+const RATE: &str = ":rate:";
 
 /// The fill-race guard (invalidation counter) of `key`.
 pub(super) fn guard(key: &Key) -> String {
@@ -56,6 +58,12 @@ pub(super) fn channel(prefix: &str) -> String {
     format!("{prefix}{CHANNEL}")
 }
 
+/// The rate-limit counter of the client whose hashed key is `client` (hex), under
+/// `prefix`.
+pub(super) fn rate(prefix: &str, client: &str) -> String {
+    format!("{prefix}{RATE}{client}")
+}
+
 /// Whether `key`, a Redis key under `prefix`, is a version [counter] (`{prefix}:{name}:ver`,
 /// `name` without `:`) or the [generation]: the admin flush keeps them, so neither goes
 /// back.
@@ -83,6 +91,7 @@ mod tests {
         assert_eq!(counter(ns.root()), "app:pet:ver");
         assert_eq!(channel("app"), "app:backplane");
         assert_eq!(generation("app"), "app:gen");
+        assert_eq!(rate("app", "00ff"), "app:rate:00ff");
         assert!(is_counter("app", "app:pet:ver"));
         assert!(is_counter("app", "app:gen"));
         assert!(is_counter("app", "app:tags") && is_counter("app", "app:tagseq"));

@@ -25,6 +25,7 @@ mod cache;
 mod counters;
 mod keys;
 mod pubsub;
+mod rate;
 mod scripts;
 mod tags;
 

@@ -193,3 +193,25 @@ pub(super) static BUMP_TAGS: LazyLock<redis::Script> = LazyLock::new(|| {
         return s"
     ))
 });
+
+/// Counts one request of a client in its fixed window, in one atomic step: `INCR` of
+/// KEYS[1]; the window (ARGV[1] ms) starts at the first request, when the counter has no
+/// expiry yet. A counter that holds garbage is started again. Returns `{count, ms left
+/// in the window}`.
+pub(super) static COUNT_REQUEST: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local ok, n = pcall(redis.call, 'INCR', KEYS[1])
+if not ok then
+  redis.call('DEL', KEYS[1])
+  n = redis.call('INCR', KEYS[1])
+end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+",
+    )
+});
