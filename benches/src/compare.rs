@@ -1,8 +1,9 @@
 //! The comparison: every cache topology × strategy of the pet shop under the same
 //! workloads, with the ceilings measured in the same run.
 //!
-//! [`run`] drives it through a [`Launcher`]: [`ProcessLauncher`] runs the real `petshop`
-//! binary; tests can pass one that serves in-process.
+//! [`run`] drives it through a [`Launcher`] and returns what it measured; judging the
+//! targets, writing the report and plotting are the caller's (the `compare` binary
+//! composes them).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,82 +13,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use cache::testing::RedisServer;
-use futures::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::launcher::{Launcher, Running};
 use crate::loadgen::{self, LoadSpec, MixState, Target};
 use crate::metrics::Snapshot;
-use crate::process::{self, Database, PetshopCommand, Service};
-use crate::report::{Meta, Report, Row};
-use crate::workload::{Population, Workload};
-
-/// What the bare-endpoint ceiling requests: the benchmarks' own route (see
-/// [`crate::service`]), the bytes of the hot page, pre-encoded, through the service's
-/// middleware.
-pub const BARE_ENDPOINT: &str = "GET /bench/bare?species=cat&limit=10";
-
-/// The path and query of [`BARE_ENDPOINT`].
-#[must_use]
-pub fn bare_path() -> String {
-    format!(
-        "/bench/bare{}",
-        crate::workload::HOT_QUERY.trim_start_matches("/pets")
-    )
-}
+use crate::process::Database;
+use crate::results::{Meta, Report, Row};
+use crate::workload::{BARE_ENDPOINT, Population, Workload};
 
 pub use cache::{Strategy, Topology};
-
-/// A running service and whatever keeps it alive.
-pub struct Running {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Dropped to stop it.
-    pub guard: Box<dyn Send>,
-}
-
-/// Seeds a database and starts services.
-pub trait Launcher: Send + Sync {
-    /// Fills the database at `database_url` with `pets` pets.
-    fn seed(&self, database_url: &str, pets: u64, log_dir: &Path) -> Result<()>;
-
-    /// Starts a service with `env` (`DATABASE_URL`, `REDIS_URL`, `CACHE_TIERS`, ...) and
-    /// returns once it answers `GET /health`.
-    fn start<'a>(
-        &'a self,
-        env: &'a [(String, String)],
-        log_dir: &'a Path,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Running>>;
-}
-
-/// Runs the pet shop as child processes.
-#[derive(Clone, Debug)]
-pub struct ProcessLauncher {
-    /// How to run it.
-    pub petshop: PetshopCommand,
-}
-
-impl Launcher for ProcessLauncher {
-    fn seed(&self, database_url: &str, pets: u64, log_dir: &Path) -> Result<()> {
-        process::seed(&self.petshop, database_url, pets, log_dir)
-    }
-
-    fn start<'a>(
-        &'a self,
-        env: &'a [(String, String)],
-        log_dir: &'a Path,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Running>> {
-        Box::pin(async move {
-            let mut service = Service::start(&self.petshop, env, log_dir, name)?;
-            service.wait_healthy().await?;
-            Ok(Running {
-                addr: service.addr(),
-                guard: Box::new(service),
-            })
-        })
-    }
-}
 
 /// What to compare and how hard.
 #[derive(Clone, Debug)]
@@ -108,7 +43,7 @@ pub struct CompareConfig {
     pub load: LoadSpec,
     /// Whether to measure the ceilings.
     pub ceilings: bool,
-    /// Where to write the report; `None` writes nothing.
+    /// Where the caller writes the report; `None` writes nothing.
     pub out_dir: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
@@ -234,7 +169,7 @@ impl Progress {
     }
 }
 
-/// Runs the comparison with `launcher` and writes the report if `config.out_dir` is set.
+/// Runs the comparison with `launcher`; the report it returns has no verdicts yet.
 pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Report> {
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -349,10 +284,6 @@ pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Repo
         }
     }
     progress.bar.finish_and_clear();
-    report.targets = crate::targets::evaluate(&report.ceilings, &report.rows, config.pets);
-    if let Some(dir) = &config.out_dir {
-        report.write(dir)?;
-    }
     Ok(report)
 }
 
@@ -379,13 +310,5 @@ fn http_target(service: &Running, population: &Arc<Population>, workload: Worklo
         population: population.clone(),
         workload,
         state: Arc::new(MixState::default()),
-    }
-}
-
-#[cfg(test)]
-mod bare_tests {
-    #[test]
-    fn the_bare_endpoint_asks_for_the_hot_page() {
-        assert_eq!(format!("GET {}", super::bare_path()), super::BARE_ENDPOINT);
     }
 }

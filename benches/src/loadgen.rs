@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hyper::Method;
@@ -296,7 +295,7 @@ async fn http_call(
         Call::List(q) => (Method::GET, q.clone(), None),
         Call::GetPet(id) => (Method::GET, format!("/pets/{id}"), None),
         Call::Stats => (Method::GET, "/stats".to_owned(), None),
-        Call::Bare => (Method::GET, crate::compare::bare_path(), None),
+        Call::Bare => (Method::GET, crate::workload::bare_path(), None),
         Call::Delete(id) => (Method::DELETE, format!("/pets/{id}"), None),
         Call::Patch { id, happiness } => (
             Method::PATCH,
@@ -389,23 +388,6 @@ fn pet_field(body: &[u8], field: &str) -> Option<String> {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-/// Waits until `GET path` answers 2xx, or fails after `timeout`.
-pub async fn wait_ready(addr: SocketAddr, path: &str, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut conn = HttpConn::new(addr);
-        let last = match conn.get(path).await {
-            Ok(r) if r.status.is_success() => return Ok(()),
-            Ok(r) => format!("status {}", r.status),
-            Err(e) => format!("{e:#}"),
-        };
-        if Instant::now() >= deadline {
-            anyhow::bail!("{addr}{path} not ready after {timeout:?}: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

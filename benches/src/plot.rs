@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use crate::report::{Report, Row};
+use crate::results::{Report, Row};
 
 const PANEL: (u32, u32) = (520, 360);
 const COLORS: [RGBColor; 4] = [

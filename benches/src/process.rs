@@ -208,7 +208,7 @@ impl Service {
 
     /// Waits for `GET /health`; on failure the error carries the service's log tail.
     pub async fn wait_healthy(&mut self) -> Result<()> {
-        let ready = crate::loadgen::wait_ready(self.addr, "/health", START_TIMEOUT);
+        let ready = crate::http::wait_ready(self.addr, "/health", START_TIMEOUT);
         let exited = async {
             loop {
                 if let Ok(Some(status)) = self.child.try_wait() {

@@ -3,36 +3,7 @@
 //! They are goals to report, never assertions: a verdict says what was measured and
 //! whether the goal holds in this run, or that the run has no row to judge it by.
 
-use std::fmt::Write as _;
-
-use serde::Serialize;
-
-use crate::report::Row;
-
-/// One target and where this run stands.
-#[derive(Clone, Debug, Serialize)]
-pub struct Verdict {
-    /// The goal, in words.
-    pub target: String,
-    /// What was measured.
-    pub measured: String,
-    /// `Some(true)` holds, `Some(false)` does not, `None` not measured in this run.
-    pub holds: Option<bool>,
-}
-
-impl Verdict {
-    fn new(target: impl Into<String>, measured: impl Into<String>, holds: Option<bool>) -> Self {
-        Self {
-            target: target.into(),
-            measured: measured.into(),
-            holds,
-        }
-    }
-
-    fn unmeasured(target: &str, why: &str) -> Self {
-        Self::new(target, why, None)
-    }
-}
+use crate::results::{Row, Verdict};
 
 fn rows<'a>(all: &'a [Row], topology: &'a str, workload: &'a str) -> Vec<&'a Row> {
     all.iter()
@@ -164,19 +135,4 @@ pub fn evaluate(ceilings: &[Row], all: &[Row], pets: u64) -> Vec<Verdict> {
         });
     }
     out
-}
-
-/// The verdicts as a markdown table.
-#[must_use]
-pub fn markdown(verdicts: &[Verdict]) -> String {
-    let mut s = String::from("| target | measured | verdict |\n|---|---|---|\n");
-    for v in verdicts {
-        let verdict = match v.holds {
-            Some(true) => "holds",
-            Some(false) => "does not hold",
-            None => "not measured",
-        };
-        let _ = writeln!(s, "| {} | {} | {verdict} |", v.target, v.measured);
-    }
-    s
 }

@@ -15,6 +15,20 @@ pub const DISTINCT_QUERIES: usize = 10_000;
 pub const ZIPF_EXPONENT: f64 = 1.0;
 /// The list query of the `hot` workload.
 pub const HOT_QUERY: &str = "/pets?species=cat&limit=10";
+/// What the bare-endpoint ceiling requests: the benchmarks' own route (see
+/// [`crate::service`]), the bytes of the hot page, pre-encoded, through the service's
+/// middleware.
+pub const BARE_ENDPOINT: &str = "GET /bench/bare?species=cat&limit=10";
+
+/// The path and query of [`BARE_ENDPOINT`].
+#[must_use]
+pub fn bare_path() -> String {
+    format!(
+        "{}{}",
+        crate::service::BARE_PATH,
+        HOT_QUERY.trim_start_matches("/pets")
+    )
+}
 
 /// Species of petshop's seed, and no species filter.
 const SPECIES: [Option<&str>; 8] = [
@@ -224,6 +238,11 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     use super::*;
+
+    #[test]
+    fn the_bare_endpoint_asks_for_the_hot_page() {
+        assert_eq!(format!("GET {}", bare_path()), BARE_ENDPOINT);
+    }
 
     #[test]
     fn there_are_ten_thousand_distinct_list_queries() {

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use benches::compare::{self, CompareConfig, ProcessLauncher, Strategy, Topology};
+use benches::compare::{self, CompareConfig, Strategy, Topology};
+use benches::launcher::ProcessLauncher;
 use benches::process::{AS_PETSHOP_ENV, PetshopCommand};
 use benches::workload::Workload;
+use benches::{plot, report, targets};
 use clap::Parser;
 
 /// Runs every topology × strategy of the pet shop under the same workloads.
@@ -126,9 +128,13 @@ async fn main() -> Result<()> {
     let launcher = ProcessLauncher {
         petshop: PetshopCommand::find(args.petshop.as_deref())?,
     };
-    let report = compare::run(&config, &launcher).await?;
-    println!("{}", report.markdown());
+    // The composition: measure, judge, write, plot.
+    let mut measured = compare::run(&config, &launcher).await?;
+    measured.targets = targets::evaluate(&measured.ceilings, &measured.rows, config.pets);
+    println!("{}", report::markdown(&measured));
     if let Some(dir) = &config.out_dir {
+        report::write(&measured, dir)?;
+        plot::write_all(&measured, dir, &format!("compare-{}", config.mode))?;
         eprintln!(
             "written to {}/compare-{}.{{md,json}} and *.svg",
             dir.display(),

@@ -9,11 +9,24 @@ mod fake;
 
 use std::time::Duration;
 
-use benches::compare::{self, CompareConfig, ProcessLauncher, Strategy, Topology};
+use benches::compare::{self, CompareConfig, Strategy, Topology};
+use benches::launcher::{Launcher, ProcessLauncher};
 use benches::loadgen::LoadSpec;
 use benches::process::PetshopCommand;
-use benches::report::Report;
+use benches::results::Report;
 use benches::workload::Workload;
+use benches::{plot, report, targets};
+
+/// What the `compare` binary does: measure, judge, write, plot.
+async fn run_and_write(config: &CompareConfig, launcher: &dyn Launcher) -> Report {
+    let mut measured = compare::run(config, launcher).await.unwrap();
+    measured.targets = targets::evaluate(&measured.ceilings, &measured.rows, config.pets);
+    if let Some(dir) = &config.out_dir {
+        report::write(&measured, dir).unwrap();
+        plot::write_all(&measured, dir, &format!("compare-{}", config.mode)).unwrap();
+    }
+    measured
+}
 
 /// The pet shop as cargo built it for this test: this crate's `petshop-server` bin, which
 /// runs `petshop::cli::run` like the `petshop` binary does.
@@ -86,9 +99,7 @@ async fn a_reduced_quick_comparison_against_a_fake_service_covers_every_configur
     let config = reduced_quick(out.path());
 
     // Act
-    let report = compare::run(&config, &fake::FakeLauncher::default())
-        .await
-        .unwrap();
+    let report = run_and_write(&config, &fake::FakeLauncher::default()).await;
 
     // Assert
     assert_complete_and_error_free(&report, &config);
@@ -129,9 +140,7 @@ async fn reads_served_from_an_old_snapshot_after_acknowledged_writes_are_counted
     };
 
     // Act
-    let report = compare::run(&config, &fake::FakeLauncher::default())
-        .await
-        .unwrap();
+    let report = run_and_write(&config, &fake::FakeLauncher::default()).await;
 
     // Assert
     let row = &report.rows[0];
@@ -148,10 +157,9 @@ async fn a_reduced_quick_comparison_against_the_real_petshop_covers_every_config
     let launcher = ProcessLauncher { petshop: petshop() };
 
     // Act
-    let report = tokio::time::timeout(Duration::from_secs(300), compare::run(&config, &launcher))
+    let report = tokio::time::timeout(Duration::from_secs(300), run_and_write(&config, &launcher))
         .await
-        .expect("bounded")
-        .unwrap();
+        .expect("bounded");
 
     // Assert: complete, error-free, written.
     assert_complete_and_error_free(&report, &config);
