@@ -14,6 +14,8 @@ use crate::process::{self, PetshopCommand, Service};
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its process, when it has one of its own (for its resident memory).
+    pub pid: Option<u32>,
     /// Dropped to stop it.
     pub guard: Box<dyn Send>,
 }
@@ -56,6 +58,7 @@ impl Launcher for ProcessLauncher {
             service.wait_healthy().await?;
             Ok(Running {
                 addr: service.addr(),
+                pid: Some(service.pid()),
                 guard: Box::new(service),
             })
         })

@@ -2,6 +2,7 @@
 //! keep-alive connection, sending one request at a time until the run's duration or
 //! request budget is spent. Latencies go into HDR histograms (nanoseconds).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use serde::Serialize;
 
 use crate::http::{HttpConn, Response};
 use crate::staleness::{Freshness, WriteLog};
-use crate::workload::{Call, Population, Workload};
+use crate::workload::{Call, Change, PetRef, Population, Workload};
 
 /// Error messages kept per run, for the report.
 const KEPT_ERRORS: usize = 5;
@@ -32,28 +33,72 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Request bound of the run.
     pub max_requests: u64,
+    /// A run of the same load before the measured one, not counted: caches fill and
+    /// the service reaches its steady state.
+    pub warmup: Duration,
+}
+
+impl LoadSpec {
+    /// The warm-up run: the same load for [`Self::warmup`]; `None` when there is none.
+    #[must_use]
+    pub fn warmup_run(&self) -> Option<Self> {
+        (!self.warmup.is_zero()).then_some(Self {
+            duration: self.warmup,
+            max_requests: u64::MAX,
+            warmup: Duration::ZERO,
+            ..*self
+        })
+    }
 }
 
 /// What a run is aimed at.
 #[derive(Clone, Debug)]
 pub enum Target {
     /// A workload over HTTP.
-    Http {
-        /// The service.
-        addr: SocketAddr,
-        /// Queries and ids to draw from.
-        population: Arc<Population>,
-        /// The workload.
-        workload: Workload,
-        /// Write log and created pets, shared by the workers (and across runs of one service).
-        state: Arc<MixState>,
-    },
+    Http(HttpTarget),
     /// Redis `PING`, one multiplexed connection per worker: the shared-tier ceiling.
     RedisPing {
         /// The server.
         url: String,
     },
 }
+
+/// A workload over HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpTarget {
+    /// Where reads go (and writes, unless [`Self::write_addr`] says otherwise).
+    pub addr: SocketAddr,
+    /// Where writes go when not to `addr`: the app behind a proxy that reads go through.
+    pub write_addr: Option<SocketAddr>,
+    /// Queries and ids to draw from.
+    pub population: Arc<Population>,
+    /// The workload.
+    pub workload: Workload,
+    /// Write log and created pets, shared by the workers (and across runs of one service).
+    pub state: Arc<MixState>,
+}
+
+impl HttpTarget {
+    /// `workload` against `addr`, reads and writes alike.
+    #[must_use]
+    pub fn new(
+        addr: SocketAddr,
+        population: Arc<Population>,
+        workload: Workload,
+        state: Arc<MixState>,
+    ) -> Self {
+        Self {
+            addr,
+            write_addr: None,
+            population,
+            workload,
+            state,
+        }
+    }
+}
+
+/// Ids of pets list pages showed lately, the pets a mix's "shown" `PATCH`es pick.
+const SHOWN_KEPT: usize = 256;
 
 /// State the workers of a mixed workload share.
 #[derive(Debug, Default)]
@@ -62,7 +107,28 @@ pub struct MixState {
     pub log: WriteLog,
     /// Pets this run created, the only ones it deletes.
     pub created: Mutex<Vec<i64>>,
+    /// Pets list pages showed lately (a ring of [`SHOWN_KEPT`]).
+    shown: Mutex<VecDeque<i64>>,
     names: AtomicU64,
+    /// The next index of a sweep.
+    sweep: AtomicU64,
+}
+
+impl MixState {
+    fn remember_shown(&self, ids: impl Iterator<Item = i64>) {
+        let mut shown = self.shown.lock().expect("poisoned");
+        for id in ids {
+            if shown.len() == SHOWN_KEPT {
+                shown.pop_front();
+            }
+            shown.push_back(id);
+        }
+    }
+
+    fn pick_shown(&self, rng: &mut SmallRng) -> Option<i64> {
+        let shown = self.shown.lock().expect("poisoned");
+        (!shown.is_empty()).then(|| shown[rng.random_range(0..shown.len())])
+    }
 }
 
 /// `X-Cache` values seen.
@@ -72,6 +138,9 @@ pub struct XCacheCounts {
     pub hit_l1: u64,
     /// `HIT-L2`.
     pub hit_l2: u64,
+    /// `STALE`: served while invalidated, within a soft-invalidation bound.
+    #[serde(default)]
+    pub stale: u64,
     /// `MISS`.
     pub miss: u64,
     /// `BYPASS`.
@@ -85,6 +154,7 @@ impl XCacheCounts {
         match value {
             Some("HIT-L1") => self.hit_l1 += 1,
             Some("HIT-L2") => self.hit_l2 += 1,
+            Some("STALE") => self.stale += 1,
             Some("MISS") => self.miss += 1,
             Some("BYPASS") => self.bypass += 1,
             _ => self.absent += 1,
@@ -94,6 +164,7 @@ impl XCacheCounts {
     fn merge(&mut self, o: &Self) {
         self.hit_l1 += o.hit_l1;
         self.hit_l2 += o.hit_l2;
+        self.stale += o.stale;
         self.miss += o.miss;
         self.bypass += o.bypass;
         self.absent += o.absent;
@@ -105,6 +176,8 @@ impl XCacheCounts {
 pub struct LoadResult {
     /// Requests sent (answered or failed).
     pub requests: u64,
+    /// Requests that change data.
+    pub writes: u64,
     /// Transport errors and non-2xx answers.
     pub errors: u64,
     /// Wall time of the run.
@@ -113,10 +186,14 @@ pub struct LoadResult {
     pub latency: Histogram<u64>,
     /// `X-Cache` values of successful responses.
     pub x_cache: XCacheCounts,
-    /// `GET /pets/{id}` reads older than a write acknowledged before they began.
+    /// Reads (`GET /pets/{id}`, list pages) showing a pet older than a write
+    /// acknowledged before they began.
     pub stale_reads: u64,
-    /// `GET /pets/{id}` reads that had an acknowledged write to compare against.
+    /// Reads that had an acknowledged write to compare against.
     pub checked_reads: u64,
+    /// The longest a replaced version was served after its replacing write was
+    /// acknowledged (zero without stale reads).
+    pub worst_stale: Duration,
     /// The first few error messages.
     pub sample_errors: Vec<String>,
 }
@@ -125,23 +202,27 @@ impl LoadResult {
     fn empty() -> Self {
         Self {
             requests: 0,
+            writes: 0,
             errors: 0,
             elapsed: Duration::ZERO,
             latency: histogram(),
             x_cache: XCacheCounts::default(),
             stale_reads: 0,
             checked_reads: 0,
+            worst_stale: Duration::ZERO,
             sample_errors: Vec::new(),
         }
     }
 
     fn merge(&mut self, o: &Self) {
         self.requests += o.requests;
+        self.writes += o.writes;
         self.errors += o.errors;
         self.latency.add(&o.latency).expect("same histogram bounds");
         self.x_cache.merge(&o.x_cache);
         self.stale_reads += o.stale_reads;
         self.checked_reads += o.checked_reads;
+        self.worst_stale = self.worst_stale.max(o.worst_stale);
         for e in &o.sample_errors {
             if self.sample_errors.len() < KEPT_ERRORS {
                 self.sample_errors.push(e.clone());
@@ -229,17 +310,15 @@ impl WorkerCtx {
     async fn run(self) -> LoadResult {
         let mut out = LoadResult::empty();
         match &self.target {
-            Target::Http {
-                addr,
-                population,
-                workload,
-                state,
-            } => {
+            Target::Http(t) => {
                 let mut rng = SmallRng::seed_from_u64(self.seed);
-                let mut conn = HttpConn::new(*addr);
+                let mut conns = Conns {
+                    read: HttpConn::new(t.addr),
+                    write: t.write_addr.map(HttpConn::new),
+                };
                 while self.next() {
-                    let call = population.call(*workload, &mut rng);
-                    http_call(&mut conn, call, state, &mut rng, &mut out).await;
+                    let call = t.population.call(t.workload, &mut rng);
+                    http_call(&mut conns, call, t, &mut rng, &mut out).await;
                     self.tick();
                 }
             }
@@ -275,50 +354,98 @@ fn record(out: &mut LoadResult, started: Instant) {
     out.latency.saturating_record(ns.max(1));
 }
 
-const SPECIES: [&str; 4] = ["cat", "dog", "rabbit", "hamster"];
+/// A worker's connections: reads, and writes when they go elsewhere.
+struct Conns {
+    read: HttpConn,
+    write: Option<HttpConn>,
+}
 
-async fn http_call(
-    conn: &mut HttpConn,
-    call: Call,
-    state: &MixState,
-    rng: &mut SmallRng,
-    out: &mut LoadResult,
-) {
-    let call = match call {
+/// Turns the calls that depend on what the run did so far into concrete ones.
+fn resolve(call: Call, t: &HttpTarget, rng: &mut SmallRng) -> Call {
+    let state = &t.state;
+    match call {
         Call::DeleteCreated => {
             let picked = state.created.lock().expect("poisoned").pop();
-            picked.map_or(Call::Create, Call::Delete)
+            picked.map_or(Call::Create("cat"), Call::Delete)
         }
+        Call::NextPet => {
+            let n = state.sweep.fetch_add(1, Relaxed);
+            let pets = t.population.pets().max(1) as u64;
+            Call::GetPet(i64::try_from(n % pets + 1).unwrap_or(1))
+        }
+        Call::Patch {
+            pet: PetRef::Shown(fallback),
+            change,
+        } => Call::Patch {
+            // Seeded pets only: a shown pet the run created may be deleted by now.
+            pet: PetRef::Id(
+                state
+                    .pick_shown(rng)
+                    .filter(|id| *id <= i64::try_from(t.population.pets()).unwrap_or(i64::MAX))
+                    .unwrap_or(fallback),
+            ),
+            change,
+        },
         other => other,
-    };
-    let (method, path, body) = match &call {
+    }
+}
+
+fn request(call: &Call, state: &MixState, rng: &mut SmallRng) -> (Method, String, Option<Bytes>) {
+    let json = |v: serde_json::Value| Some(Bytes::from(v.to_string()));
+    match call {
         Call::List(q) => (Method::GET, q.clone(), None),
         Call::GetPet(id) => (Method::GET, format!("/pets/{id}"), None),
         Call::Stats => (Method::GET, "/stats".to_owned(), None),
+        Call::Health => (Method::GET, "/health".to_owned(), None),
         Call::Bare => (Method::GET, crate::workload::bare_path(), None),
         Call::Delete(id) => (Method::DELETE, format!("/pets/{id}"), None),
-        Call::Patch { id, happiness } => (
-            Method::PATCH,
-            format!("/pets/{id}"),
-            Some(Bytes::from(format!("{{\"happiness\":{happiness}}}"))),
-        ),
-        Call::Create | Call::DeleteCreated => {
+        Call::Patch { pet, change } => {
+            let id = match pet {
+                PetRef::Id(id) | PetRef::Shown(id) => id,
+            };
+            let body = match change {
+                Change::Happiness(h) => serde_json::json!({ "happiness": h }),
+                Change::Name => serde_json::json!({
+                    "name": format!("renamed-{}", state.names.fetch_add(1, Relaxed))
+                }),
+                Change::Species(s) => serde_json::json!({ "species": s }),
+                Change::Age(a) => serde_json::json!({ "age": a }),
+            };
+            (Method::PATCH, format!("/pets/{id}"), json(body))
+        }
+        Call::Create(species) => {
             let n = state.names.fetch_add(1, Relaxed);
             let body = serde_json::json!({
                 "name": format!("bench-{n}"),
-                "species": SPECIES[rng.random_range(0..SPECIES.len())],
+                "species": species,
                 "age": rng.random_range(0..15),
                 "happiness": rng.random_range(0..=100),
             });
-            (
-                Method::POST,
-                "/pets".to_owned(),
-                Some(Bytes::from(body.to_string())),
-            )
+            (Method::POST, "/pets".to_owned(), json(body))
         }
+        Call::DeleteCreated | Call::NextPet => unreachable!("resolved before sending"),
+    }
+}
+
+async fn http_call(
+    conns: &mut Conns,
+    call: Call,
+    t: &HttpTarget,
+    rng: &mut SmallRng,
+    out: &mut LoadResult,
+) {
+    let state = &t.state;
+    let call = resolve(call, t, rng);
+    let (method, path, body) = request(&call, state, rng);
+    let conn = match (&mut conns.write, call.is_write()) {
+        (Some(w), true) => w,
+        _ => &mut conns.read,
     };
     let started = Instant::now();
     out.requests += 1;
+    if call.is_write() {
+        out.writes += 1;
+    }
     let resp = match conn.send(method.clone(), &path, body).await {
         Ok(r) => r,
         Err(e) => {
@@ -337,13 +464,27 @@ async fn http_call(
     }
     record(out, started);
     out.x_cache.add(resp.x_cache.as_deref());
-    follow_up(&call, &resp, state, started, acked, out);
+    follow_up(&call, &resp, t.workload, state, started, acked, out);
 }
 
-/// Book-keeping after a successful call: the write log, created ids, stale checks.
+fn tally(out: &mut LoadResult, freshness: Freshness) {
+    match freshness {
+        Freshness::Stale(window) => {
+            out.stale_reads += 1;
+            out.checked_reads += 1;
+            out.worst_stale = out.worst_stale.max(window);
+        }
+        Freshness::Fresh => out.checked_reads += 1,
+        Freshness::Unchecked => {}
+    }
+}
+
+/// Book-keeping after a successful call: the write log, created and shown ids, stale
+/// checks of pets and of list pages.
 fn follow_up(
     call: &Call,
     resp: &Response,
+    workload: Workload,
     state: &MixState,
     started: Instant,
     acked: Instant,
@@ -352,28 +493,62 @@ fn follow_up(
     match call {
         Call::GetPet(id) => {
             if let Some(updated) = pet_field(&resp.body, "updated_at") {
-                match state.log.check(*id, started, &updated) {
-                    Freshness::Stale => {
-                        out.stale_reads += 1;
-                        out.checked_reads += 1;
-                    }
-                    Freshness::Fresh => out.checked_reads += 1,
-                    Freshness::Unchecked => {}
-                }
+                tally(out, state.log.check(*id, started, &updated));
             }
         }
-        Call::Patch { id, .. } => {
+        Call::List(_) if matches!(workload, Workload::Mix { .. }) => {
+            let pets = page_pets(&resp.body);
+            state.remember_shown(pets.iter().map(|(id, _)| *id));
+            if state.log.is_empty() {
+                return;
+            }
+            // A page is stale when any pet on it is; its window is the worst of them.
+            let mut page = Freshness::Unchecked;
+            for (id, updated) in &pets {
+                page = match (page, state.log.check(*id, started, updated)) {
+                    (Freshness::Stale(a), Freshness::Stale(b)) => Freshness::Stale(a.max(b)),
+                    (Freshness::Stale(a), _) | (_, Freshness::Stale(a)) => Freshness::Stale(a),
+                    (Freshness::Fresh, _) | (_, Freshness::Fresh) => Freshness::Fresh,
+                    _ => Freshness::Unchecked,
+                };
+            }
+            tally(out, page);
+        }
+        Call::Patch {
+            pet: PetRef::Id(id),
+            ..
+        } => {
             if let Some(updated) = pet_field(&resp.body, "updated_at") {
                 state.log.record(*id, &updated, started, acked);
             }
         }
-        Call::Create | Call::DeleteCreated => {
+        Call::Create(_) => {
             if let Some(id) = pet_field(&resp.body, "id").and_then(|s| s.parse().ok()) {
                 state.created.lock().expect("poisoned").push(id);
             }
         }
         _ => {}
     }
+}
+
+/// The `(id, updated_at)` of each pet of a list page.
+fn page_pets(body: &[u8]) -> Vec<(i64, String)> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    v.get("pets")
+        .and_then(serde_json::Value::as_array)
+        .map(|pets| {
+            pets.iter()
+                .filter_map(|p| {
+                    Some((
+                        p.get("id")?.as_i64()?,
+                        p.get("updated_at")?.as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A field of a pet in a response body: the body itself or its `pet` member.
@@ -406,5 +581,15 @@ mod tests {
         );
         assert_eq!(pet_field(nested, "id").as_deref(), Some("4"));
         assert_eq!(pet_field(b"nope", "id"), None);
+    }
+
+    #[test]
+    fn a_page_gives_the_id_and_version_of_each_pet() {
+        let body = br#"{"cached":true,"pets":[{"id":1,"updated_at":"a"},{"id":2,"updated_at":"b"}],"total":2}"#;
+        assert_eq!(
+            page_pets(body),
+            vec![(1, "a".to_owned()), (2, "b".to_owned())]
+        );
+        assert!(page_pets(b"{}").is_empty());
     }
 }

@@ -3,6 +3,7 @@
 //! these types; this module imports only the load generator's result types.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -11,16 +12,23 @@ use crate::loadgen::{LoadResult, LoadSpec, XCacheCounts};
 /// One measured run: a configuration and a workload (or a ceiling).
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
-    /// `none`, `l1`, `l2`, `l1+l2`, or `ceiling`.
+    /// `none`, `l1`, `l2`, `l1+l2`, `nginx` (a proxy cache in front of `none`), or
+    /// `ceiling`.
     pub topology: String,
     /// `cache-aside`, `write-through`, `versioned`, or `-` for ceilings.
     pub strategy: String,
+    /// What else sets the service apart, e.g. `soft 500ms`; empty for none.
+    pub variant: String,
     /// The workload name.
     pub workload: String,
     /// Requests sent.
     pub requests: u64,
+    /// Requests that changed data.
+    pub writes: u64,
     /// Requests per second.
     pub rps: f64,
+    /// Throughput over `GET /health` of the same service in the same run.
+    pub vs_health: Option<f64>,
     /// Median latency, µs.
     pub p50_us: f64,
     /// 99th percentile, µs.
@@ -35,10 +43,12 @@ pub struct Row {
     pub db_queries_per_request: Option<f64>,
     /// Transport errors and non-2xx answers.
     pub errors: u64,
-    /// Stale reads of `GET /pets/{id}`.
+    /// Reads showing a pet older than a write acknowledged before they began.
     pub stale_reads: u64,
-    /// `GET /pets/{id}` reads that could be checked.
+    /// Reads that could be checked.
     pub checked_reads: u64,
+    /// The longest a replaced version was served after its write was acknowledged, ms.
+    pub worst_stale_ms: f64,
     /// The first few error messages.
     pub sample_errors: Vec<String>,
 }
@@ -50,9 +60,12 @@ impl Row {
         Self {
             topology: topology.to_owned(),
             strategy: strategy.to_owned(),
+            variant: String::new(),
             workload: workload.to_owned(),
             requests: result.requests,
+            writes: result.writes,
             rps: result.throughput(),
+            vs_health: None,
             p50_us: result.latency_us(0.5),
             p99_us: result.latency_us(0.99),
             p999_us: result.latency_us(0.999),
@@ -62,14 +75,19 @@ impl Row {
             errors: result.errors,
             stale_reads: result.stale_reads,
             checked_reads: result.checked_reads,
+            worst_stale_ms: result.worst_stale.as_secs_f64() * 1_000.0,
             sample_errors: result.sample_errors.clone(),
         }
     }
 
-    /// `topology/strategy`, the configuration's label in tables and plots.
+    /// `topology/strategy` (and the variant), the configuration's label.
     #[must_use]
     pub fn config(&self) -> String {
-        format!("{}/{}", self.topology, self.strategy)
+        if self.variant.is_empty() {
+            format!("{}/{}", self.topology, self.strategy)
+        } else {
+            format!("{}/{} ({})", self.topology, self.strategy, self.variant)
+        }
     }
 }
 
@@ -82,8 +100,10 @@ pub struct Meta {
     pub database: String,
     /// Seeded pets.
     pub pets: u64,
-    /// Load per run.
+    /// Load per run (its warm-up included).
     pub load: LoadSpec,
+    /// The TTL of lists, pets and stats in every service of the run.
+    pub cache_ttl: Duration,
     /// What the bare-endpoint ceiling requested.
     pub bare_endpoint: String,
     /// Seconds since the Unix epoch at the start.
@@ -94,15 +114,73 @@ pub struct Meta {
     pub load_average: Option<f64>,
 }
 
+/// A scenario of its own: rows on a database of its own size, or a reason it did not run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Section {
+    /// What it ran against and how.
+    pub note: String,
+    /// Why it did not run, when it did not (never a made-up number).
+    pub skipped: Option<String>,
+    /// Its rows.
+    pub rows: Vec<Row>,
+}
+
+impl Section {
+    /// A section that did not run, and why.
+    #[must_use]
+    pub fn skipped(why: &str) -> Self {
+        Self {
+            skipped: Some(why.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Resident memory of one service after the memory scenario's sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryRow {
+    /// `none` or `l1`.
+    pub topology: String,
+    /// `L1_MAX_BYTES`, for `l1`.
+    pub l1_max_bytes: Option<u64>,
+    /// `GET /pets/{id}` sent.
+    pub requests: u64,
+    /// Distinct pets read.
+    pub distinct_ids: u64,
+    /// Non-2xx answers and transport errors.
+    pub errors: u64,
+    /// `VmRSS` of the service process after the sweep; `None` when it has no process
+    /// of its own (an in-process service).
+    pub rss_bytes: Option<u64>,
+}
+
+/// The L1 memory scenario.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MemorySection {
+    /// What it ran against and how.
+    pub note: String,
+    /// Why it did not run, when it did not.
+    pub skipped: Option<String>,
+    /// `none` first, then one row per budget.
+    pub rows: Vec<MemoryRow>,
+}
+
 /// A whole comparison.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// How it was run.
     pub meta: Meta,
-    /// Bare endpoint and Redis round trip, same generator and concurrency.
+    /// The Redis round trip, same generator and concurrency.
     pub ceilings: Vec<Row>,
-    /// One row per configuration and workload.
+    /// One row per configuration and workload; each service's `health` and `bare`
+    /// ceilings sit beside its workloads.
     pub rows: Vec<Row>,
+    /// The seed tutorial's 95/5 mix, on its own database.
+    pub seed_mix: Section,
+    /// An nginx microcache in front of the uncached pet shop, beside our L1.
+    pub microcache: Section,
+    /// Resident memory against `L1_MAX_BYTES`.
+    pub memory: MemorySection,
     /// Where the project's targets stand in this run (filled by `targets::evaluate`).
     pub targets: Vec<Verdict>,
 }
@@ -114,8 +192,12 @@ pub struct Verdict {
     pub target: String,
     /// What was measured.
     pub measured: String,
+    /// What it was measured against, with its own number.
+    pub baseline: String,
     /// `Some(true)` holds, `Some(false)` does not, `None` not measured in this run.
     pub holds: Option<bool>,
+    /// What the number means, and why a target does not hold.
+    pub why: String,
 }
 
 impl Verdict {
@@ -124,18 +206,22 @@ impl Verdict {
     pub fn new(
         target: impl Into<String>,
         measured: impl Into<String>,
+        baseline: impl Into<String>,
         holds: Option<bool>,
+        why: impl Into<String>,
     ) -> Self {
         Self {
             target: target.into(),
             measured: measured.into(),
+            baseline: baseline.into(),
             holds,
+            why: why.into(),
         }
     }
 
     /// A target this run has no row to judge by.
     #[must_use]
     pub fn unmeasured(target: &str, why: &str) -> Self {
-        Self::new(target, why, None)
+        Self::new(target, "-", "-", None, why)
     }
 }

@@ -208,6 +208,7 @@ impl Launcher for FakeLauncher {
             benches::http::wait_ready(addr, "/health", std::time::Duration::from_secs(5)).await?;
             Ok(Running {
                 addr,
+                pid: None,
                 guard: Box::new(AbortOnDrop(task)),
             })
         })
