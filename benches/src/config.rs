@@ -94,7 +94,7 @@ impl CompareConfig {
             nginx: None,
             memory: Some(MemoryConfig {
                 pets: 300_000,
-                duration: Duration::from_secs(30),
+                duration: Duration::from_secs(60),
                 budgets: vec![8 * MIB, 64 * MIB],
             }),
             out_dir: Some(default_out_dir()),
