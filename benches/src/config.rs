@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::loadgen::LoadSpec;
+use crate::outcome::LoadSpec;
 use crate::workload::Workload;
 
 pub use cache::{Strategy, Topology};

@@ -8,9 +8,10 @@
 //!   1. [`http`] (keep-alive client), [`workload`] (what is asked), [`staleness`]
 //!      (stale-read detection), [`metrics`] (the service's counters), [`process`]
 //!      (child processes), [`service`] (the ceiling route), [`nginx`] (a throwaway
-//!      microcache);
-//!   2. [`loadgen`] (the closed-loop generator), [`launcher`] (starting services),
-//!      [`config`] (what to run);
+//!      microcache), [`outcome`] (what a load run applies and measures);
+//!   2. [`exchange`] (one request and its book-keeping), then [`loadgen`] (the
+//!      closed-loop generator), [`launcher`] (starting services), [`config`] (what to
+//!      run);
 //!   3. [`results`] (what a run measured, plain data);
 //!   4. [`measure`] (one row: warm-up, load, counters);
 //!   5. the scenarios: [`seedmix`], [`microcache`], [`memory`];
@@ -23,6 +24,7 @@
 
 pub mod compare;
 pub mod config;
+pub mod exchange;
 pub mod http;
 pub mod launcher;
 pub mod loadgen;
@@ -32,6 +34,7 @@ pub mod metrics;
 pub mod micro_report;
 pub mod microcache;
 pub mod nginx;
+pub mod outcome;
 pub mod pet;
 pub mod plot;
 pub mod process;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::loadgen::XCacheCounts;
+use crate::outcome::XCacheCounts;
 use crate::results::{MemorySection, Report, Row, Section, Verdict};
 
 fn ratio(v: Option<&f64>) -> String {

@@ -1,13 +1,13 @@
 //! What a comparison measured, as plain data: its rows, how it was run, and where the
 //! targets stand. Everything else (running, judging, writing, plotting) reads or fills
-//! these types; this module imports only the load generator's result types.
+//! these types; this module imports only a load run's outcome types.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::loadgen::{LoadResult, LoadSpec, XCacheCounts};
+use crate::outcome::{LoadResult, LoadSpec, XCacheCounts};
 
 /// One measured run: a configuration and a workload (or a ceiling).
 #[derive(Clone, Debug, Serialize)]
