@@ -14,7 +14,8 @@ pub(super) fn hot_hit(report: &Report, out: &mut Vec<Verdict>) {
         .chain(&report.microcache.rows)
         .filter(|r| r.topology == "l1" && r.workload == "hot" && r.variant.is_empty())
         .collect();
-    let target = "Hot L1 hit ≥ 0.9× `GET /health` of the same server, same run";
+    let target = "Hot L1 hit ≥ 0.9× `GET /health` of the same server, same run (and of \
+                  its bare route when that is faster)";
     // Each hit with the /health (and bare route) of its own service.
     let judged: Vec<(&Row, &Row, Option<&Row>)> = [&report.rows, &report.microcache.rows]
         .into_iter()
@@ -30,18 +31,28 @@ pub(super) fn hot_hit(report: &Report, out: &mut Vec<Verdict>) {
             "no l1 hot row with its /health",
         ));
     } else {
-        let ratios: Vec<f64> = judged.iter().map(|(h, c, _)| h.rps / c.rps).collect();
-        // /health is the cheapest request: when it is slower than the bare route (the
-        // same middleware serving pre-encoded bytes), the machine, not the hit, set it.
-        let slow_baseline = judged
+        // The ceiling is the faster of the two: /health goes through poem-openapi and
+        // encodes JSON, the bare route writes pre-encoded bytes through the same
+        // middleware. A hit judged only against a /health slower than that would hold
+        // because its baseline is slow.
+        let ceiling = |c: &Row, b: Option<&Row>| b.map_or(c.rps, |b| c.rps.max(b.rps));
+        let ratios: Vec<f64> = judged
             .iter()
-            .any(|(_, c, b)| b.is_some_and(|b| c.rps < 0.95 * b.rps));
-        let holds = ratios.iter().all(|x| *x >= 0.9) && !slow_baseline;
+            .map(|(h, c, b)| h.rps / ceiling(c, *b))
+            .collect();
+        let holds = ratios.iter().all(|x| *x >= 0.9);
         let measured = list(
             &judged
                 .iter()
                 .zip(&ratios)
-                .map(|((h, ..), x)| format!("{} {x:.2}× ({})", h.strategy, rps(h)))
+                .map(|((h, c, _), x)| {
+                    format!(
+                        "{} {x:.2}× of the ceiling, {:.2}× /health ({})",
+                        h.strategy,
+                        h.rps / c.rps,
+                        rps(h)
+                    )
+                })
                 .collect::<Vec<_>>(),
         );
         let baseline = list(
@@ -54,14 +65,15 @@ pub(super) fn hot_hit(report: &Report, out: &mut Vec<Verdict>) {
                 .collect::<Vec<_>>(),
         );
         let mut why = String::from(
-            "A hit of the hot page against the service's most trivial request, in the same \
-             process minutes apart; the bare route (pre-encoded page bytes through the same \
-             middleware) is the physical ceiling of a hit.",
+            "A hit of the hot page against the service's most trivial request and against \
+             the bare route (the hot page's bytes, pre-encoded, through the same middleware: \
+             the physical ceiling of a hit), whichever was faster, same process, same run.",
         );
-        if slow_baseline {
-            why.push_str(" /health ran slower than the bare route, so it is no fair baseline here: not counted as holding.");
-        } else if !holds {
-            why.push_str(" A hit still costs the cache lookup (tags checked) beyond /health.");
+        if !holds {
+            why.push_str(
+                " A hit still parses the query, looks the entry up and checks its tags \
+                 beyond what the ceiling does.",
+            );
         }
         out.push(Verdict::new(target, measured, baseline, Some(holds), why));
     }

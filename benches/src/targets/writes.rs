@@ -180,7 +180,7 @@ pub(super) fn mix_soft(report: &Report, out: &mut Vec<Verdict>) {
     } else {
         Verdict::new(
             target,
-            format!("worst {worst:.0} ms; {stale} stale of {checked} checked reads; {served} answers marked STALE"),
+            format!("worst {worst:.0} ms ({stale} stale of {checked} checked reads; 0 ms when none was stale); {served} answers marked STALE"),
             "the bound, 500 ms",
             Some(worst <= SOFT_BOUND_MS),
             "The window is measured by the client: from an acknowledged write to the start \
