@@ -188,6 +188,9 @@ pub(crate) async fn http_call(
     out.requests += 1;
     if call.is_write() {
         out.writes += 1;
+        if call.changes_lists() {
+            out.list_writes += 1;
+        }
     }
     let resp = match conn.send(method.clone(), &path, body).await {
         Ok(r) => r,

@@ -85,6 +85,9 @@ pub struct LoadResult {
     pub requests: u64,
     /// Requests that change data.
     pub writes: u64,
+    /// Writes that change which pets a list holds (creates, deletes, species and age
+    /// changes): each invalidates every list of its species and the unfiltered ones.
+    pub list_writes: u64,
     /// Transport errors and non-2xx answers.
     pub errors: u64,
     /// Wall time of the run.
@@ -110,6 +113,7 @@ impl LoadResult {
         Self {
             requests: 0,
             writes: 0,
+            list_writes: 0,
             errors: 0,
             elapsed: Duration::ZERO,
             latency: histogram(),
@@ -124,6 +128,7 @@ impl LoadResult {
     pub(crate) fn merge(&mut self, o: &Self) {
         self.requests += o.requests;
         self.writes += o.writes;
+        self.list_writes += o.list_writes;
         self.errors += o.errors;
         self.latency.add(&o.latency).expect("same histogram bounds");
         self.x_cache.merge(&o.x_cache);

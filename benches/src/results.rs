@@ -25,6 +25,8 @@ pub struct Row {
     pub requests: u64,
     /// Requests that changed data.
     pub writes: u64,
+    /// Writes that changed which pets a list holds.
+    pub list_writes: u64,
     /// Requests per second.
     pub rps: f64,
     /// Throughput over `GET /health` of the same service in the same run.
@@ -64,6 +66,7 @@ impl Row {
             workload: workload.to_owned(),
             requests: result.requests,
             writes: result.writes,
+            list_writes: result.list_writes,
             rps: result.throughput(),
             vs_health: None,
             p50_us: result.latency_us(0.5),

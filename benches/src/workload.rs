@@ -162,6 +162,22 @@ pub enum Call {
 }
 
 impl Call {
+    /// True for writes that change which pets a list holds: creates, deletes, and
+    /// changes of a filtered field (species, age).
+    #[must_use]
+    pub fn changes_lists(&self) -> bool {
+        matches!(
+            self,
+            Self::Create(_)
+                | Self::DeleteCreated
+                | Self::Delete(_)
+                | Self::Patch {
+                    change: Change::Species(_) | Change::Age(_),
+                    ..
+                }
+        )
+    }
+
     /// True for requests that change data.
     #[must_use]
     pub fn is_write(&self) -> bool {

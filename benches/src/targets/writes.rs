@@ -56,6 +56,52 @@ fn none_mix(report: &Report) -> Option<&Row> {
         .max_by(|a, b| a.rps.total_cmp(&b.rps))
 }
 
+/// Share of answers served from the cache (hits and soft-stale answers).
+fn served_share(r: &Row) -> Option<f64> {
+    let x = &r.x_cache;
+    let cached = x.hit_l1 + x.hit_l2 + x.stale;
+    let served = cached + x.miss + x.bypass;
+    (served > 0).then(|| cached as f64 / served as f64)
+}
+
+/// Where a mix's misses come from: the same service's `zipf` row (the same list reads,
+/// no writes) against this one, and how often writes invalidated whole lists.
+fn miss_cause(report: &Report, mix: &Row) -> String {
+    let secs = if mix.rps > 0.0 {
+        mix.requests as f64 / mix.rps
+    } else {
+        0.0
+    };
+    let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let zipf = report.rows.iter().find(|r| {
+        r.topology == mix.topology
+            && r.strategy == mix.strategy
+            && r.variant.is_empty()
+            && r.workload == "zipf"
+    });
+    let mut s = format!(
+        "This row: {:.0} % of answers from the cache; {:.0} writes/s, {:.0}/s of them \
+         creates, deletes, species or age changes, each invalidating every list of its \
+         species and every unfiltered list.",
+        served_share(mix).unwrap_or(0.0) * 100.0,
+        per_sec(mix.writes),
+        per_sec(mix.list_writes),
+    );
+    if let Some(z) = zipf.and_then(served_share) {
+        s.push_str(&format!(
+            " The same service's zipf row (the same list queries, no writes) had {:.0} % \
+             after its warm-up: {}",
+            z * 100.0,
+            if z > 0.95 {
+                "the misses come from writes, not from a cold cache."
+            } else {
+                "part of the misses are first reads of the Zipf tail the warm-up did not reach."
+            }
+        ));
+    }
+    s
+}
+
 fn writes_share(r: &Row) -> f64 {
     if r.requests == 0 {
         0.0
@@ -88,9 +134,16 @@ pub(super) fn mix_exact(report: &Report, out: &mut Vec<Verdict>) {
                 ),
                 format!("none {} (the fastest none row)", rps(n)),
                 Some(ratios.iter().all(|x| *x >= 5.0)),
-                "The uncached mix pays a count and a page per list read and a primary-key \
-                 read per pet; the cached one pays them only after a write's tags changed \
-                 or for a first read.",
+                format!(
+                    "The uncached mix pays a count and a page per list read and a primary-key \
+                     read per pet; the cached one pays them only after a write's tags changed \
+                     or for a first read. {}",
+                    if ratios.iter().all(|x| *x >= 5.0) {
+                        String::new()
+                    } else {
+                        miss_cause(report, rows[0])
+                    }
+                ),
             ));
         }
         _ => out.push(Verdict::unmeasured(
@@ -114,14 +167,23 @@ pub(super) fn mix_exact(report: &Report, out: &mut Vec<Verdict>) {
         let share = writes_share(per[0].0);
         out.push(Verdict::new(
             &target,
-            list(&per.iter().map(|(r, q)| format!("{} {q:.3}", r.strategy)).collect::<Vec<_>>()),
-            none.and_then(|n| n.db_queries_per_request).map_or("-".into(), |q| format!("none {q:.2}")),
+            list(
+                &per.iter()
+                    .map(|(r, q)| format!("{} {q:.3}", r.strategy))
+                    .collect::<Vec<_>>(),
+            ),
+            none.and_then(|n| n.db_queries_per_request)
+                .map_or("-".into(), |q| format!("none {q:.2}")),
             Some(holds),
             format!(
                 "Every SQL statement counted, writes included: writes are {:.1} % of requests \
                  and each costs at least one statement, so reads have what is left. {}",
                 share * 100.0,
-                if holds { "" } else { "Misses come from first reads of the Zipf tail (10,000 list queries, every pet) that the warm-up has not reached, and from pages whose tags a write changed." }
+                if holds {
+                    String::new()
+                } else {
+                    miss_cause(report, per[0].0)
+                }
             ),
         ));
     }
@@ -162,7 +224,16 @@ pub(super) fn mix_soft(report: &Report, out: &mut Vec<Verdict>) {
                 ),
                 format!("none {}", rps(n)),
                 Some(x >= 10.0),
-                "An invalidated list page is served (X-Cache: STALE) while one request reloads it.",
+                format!(
+                    "An invalidated list page is served (X-Cache: STALE) while one request \
+                     reloads it: answers wait less, but every invalidation still costs a \
+                     reload. {}",
+                    if x >= 10.0 {
+                        String::new()
+                    } else {
+                        miss_cause(report, s)
+                    }
+                ),
             ));
         }
         _ => out.push(Verdict::unmeasured(
