@@ -1,257 +1,103 @@
 //! The comparison: every cache topology × strategy of the pet shop under the same
-//! workloads, with the ceilings measured in the same run.
+//! workloads, each service's ceilings beside its rows, then the scenarios that need a
+//! database or a process of their own (the seed mix, the nginx microcache, L1 memory).
 //!
-//! [`run`] drives it through a [`Launcher`]: [`ProcessLauncher`] runs the real `petshop`
-//! binary; tests can pass one that serves in-process.
+//! [`run`] drives it through a [`Launcher`] and returns what it measured; judging the
+//! targets, writing the report and plotting are the caller's (the `compare` binary
+//! composes them).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use cache::testing::RedisServer;
-use futures::future::BoxFuture;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::loadgen::{self, LoadSpec, MixState, Target};
-use crate::metrics::Snapshot;
-use crate::process::{self, Database, PetshopCommand, Service};
-use crate::report::{Meta, Report, Row};
-use crate::workload::{Population, Workload};
+use crate::config::{CompareConfig, Strategy, Topology};
+use crate::launcher::Launcher;
+use crate::loadgen::{HttpTarget, MixState};
+use crate::measure::{Bench, Label, set_vs_health};
+use crate::process::Database;
+use crate::results::{MemorySection, Meta, Report, Section};
+use crate::workload::{BARE_ENDPOINT, Population, Workload};
+use crate::{memory, microcache, seedmix};
 
-/// What the bare-endpoint ceiling requests: the benchmarks' own route (see
-/// [`crate::service`]), the bytes of the hot page, pre-encoded, through the service's
-/// middleware.
-pub const BARE_ENDPOINT: &str = "GET /bench/bare?species=cat&limit=10";
-
-/// The path and query of [`BARE_ENDPOINT`].
-#[must_use]
-pub fn bare_path() -> String {
-    format!(
-        "/bench/bare{}",
-        crate::workload::HOT_QUERY.trim_start_matches("/pets")
-    )
+/// One service of the matrix: its tiers, strategy, extra settings and workloads.
+struct Configuration {
+    label: Label,
+    topology: Topology,
+    strategy: Strategy,
+    env: Vec<(String, String)>,
+    workloads: Vec<Workload>,
 }
 
-pub use cache::{Strategy, Topology};
-
-/// A running service and whatever keeps it alive.
-pub struct Running {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Dropped to stop it.
-    pub guard: Box<dyn Send>,
-}
-
-/// Seeds a database and starts services.
-pub trait Launcher: Send + Sync {
-    /// Fills the database at `database_url` with `pets` pets.
-    fn seed(&self, database_url: &str, pets: u64, log_dir: &Path) -> Result<()>;
-
-    /// Starts a service with `env` (`DATABASE_URL`, `REDIS_URL`, `CACHE_TIERS`, ...) and
-    /// returns once it answers `GET /health`.
-    fn start<'a>(
-        &'a self,
-        env: &'a [(String, String)],
-        log_dir: &'a Path,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Running>>;
-}
-
-/// Runs the pet shop as child processes.
-#[derive(Clone, Debug)]
-pub struct ProcessLauncher {
-    /// How to run it.
-    pub petshop: PetshopCommand,
-}
-
-impl Launcher for ProcessLauncher {
-    fn seed(&self, database_url: &str, pets: u64, log_dir: &Path) -> Result<()> {
-        process::seed(&self.petshop, database_url, pets, log_dir)
-    }
-
-    fn start<'a>(
-        &'a self,
-        env: &'a [(String, String)],
-        log_dir: &'a Path,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Running>> {
-        Box::pin(async move {
-            let mut service = Service::start(&self.petshop, env, log_dir, name)?;
-            service.wait_healthy().await?;
-            Ok(Running {
-                addr: service.addr(),
-                guard: Box::new(service),
-            })
-        })
-    }
-}
-
-/// What to compare and how hard.
-#[derive(Clone, Debug)]
-pub struct CompareConfig {
-    /// Names the output files: `compare-<mode>.*`.
-    pub mode: String,
-    /// Pets seeded.
-    pub pets: u64,
-    /// PostgreSQL instead of a temporary SQLite file.
-    pub postgres_url: Option<String>,
-    /// Topologies to run.
-    pub topologies: Vec<Topology>,
-    /// Strategies to run.
-    pub strategies: Vec<Strategy>,
-    /// Workloads per configuration.
-    pub workloads: Vec<Workload>,
-    /// Load per workload (and per ceiling).
-    pub load: LoadSpec,
-    /// Whether to measure the ceilings.
-    pub ceilings: bool,
-    /// Where to write the report; `None` writes nothing.
-    pub out_dir: Option<PathBuf>,
-    /// Show a progress bar.
-    pub progress: bool,
-    /// Extra environment for every service (TTLs, `RUST_LOG`).
-    pub extra_env: Vec<(String, String)>,
-    /// Seed of query and id orders.
-    pub seed: u64,
-}
-
-impl CompareConfig {
-    /// The full run: 100,000 pets, 5 s or 500,000 requests per row, 8 connections.
-    ///
-    /// Eight connections saturate a 2-core machine (the generator shares it with the
-    /// service); more only queue, raising latency without adding throughput.
-    #[must_use]
-    pub fn full() -> Self {
-        Self {
-            mode: "full".into(),
-            pets: 100_000,
-            postgres_url: None,
-            topologies: Topology::ALL.to_vec(),
-            strategies: Strategy::ALL.to_vec(),
-            workloads: Workload::ALL.to_vec(),
-            load: LoadSpec {
-                concurrency: 8,
-                duration: Duration::from_secs(5),
-                max_requests: 500_000,
-            },
-            ceilings: true,
-            out_dir: Some(default_out_dir()),
-            progress: true,
-            extra_env: Vec::new(),
-            seed: 42,
+/// The matrix, then the soft-invalidation configuration (l1+l2, cache-aside,
+/// `PETS_LIST_MAX_STALE`) under the mixed workloads.
+fn configurations(config: &CompareConfig) -> Vec<Configuration> {
+    let mut out = Vec::new();
+    for &topology in &config.topologies {
+        for &strategy in &config.strategies {
+            out.push(Configuration {
+                label: Label::of(topology, strategy),
+                topology,
+                strategy,
+                env: Vec::new(),
+                workloads: config.workloads.clone(),
+            });
         }
     }
-
-    /// Every configuration on small data and short runs: 2,000 pets, 1 s per row.
-    #[must_use]
-    pub fn quick() -> Self {
-        Self {
-            mode: "quick".into(),
-            pets: 2_000,
-            load: LoadSpec {
-                concurrency: 8,
-                duration: Duration::from_secs(1),
-                max_requests: 50_000,
-            },
-            ..Self::full()
-        }
-    }
-}
-
-/// `benches/results` of this crate.
-#[must_use]
-pub fn default_out_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
-}
-
-fn env_of(
-    config: &CompareConfig,
-    db: &Database,
-    redis: &str,
-    t: Topology,
-    s: Strategy,
-) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("DATABASE_URL".to_owned(), db.url().to_owned()),
-        ("REDIS_URL".to_owned(), redis.to_owned()),
-        ("CACHE_TIERS".to_owned(), t.as_str().to_owned()),
-        ("CACHE_STRATEGY".to_owned(), s.as_str().to_owned()),
-    ];
-    env.extend(config.extra_env.iter().cloned());
-    env
-}
-
-async fn flush(redis: &RedisServer) -> Result<()> {
-    let mut con = redis.client().get_multiplexed_async_connection().await?;
-    redis::cmd("FLUSHALL").query_async::<()>(&mut con).await?;
-    Ok(())
-}
-
-struct Progress {
-    bar: ProgressBar,
-    done: Arc<AtomicU64>,
-}
-
-impl Progress {
-    fn new(config: &CompareConfig) -> Self {
-        let runs = config.topologies.len() * config.strategies.len() * config.workloads.len()
-            + if config.ceilings { 2 } else { 0 };
-        let bar = if config.progress {
-            ProgressBar::new(runs as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Self {
-            bar,
-            done: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    async fn measure(&self, label: &str, spec: LoadSpec, target: &Target) -> loadgen::LoadResult {
-        self.done.store(0, Relaxed);
-        let bar = self.bar.clone();
-        let done = self.done.clone();
-        let label = label.to_owned();
-        let ticker = tokio::spawn(async move {
-            loop {
-                bar.set_message(format!("{label}: {} requests", done.load(Relaxed)));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+    let mixes: Vec<Workload> = config
+        .workloads
+        .iter()
+        .copied()
+        .filter(|w| matches!(w, Workload::Mix { .. }))
+        .collect();
+    if let Some(bound) = config.soft_stale
+        && config.topologies.contains(&Topology::L1L2)
+        && !mixes.is_empty()
+    {
+        let ms = bound.as_millis();
+        out.push(Configuration {
+            label: Label::of(Topology::L1L2, Strategy::CacheAside)
+                .with_variant(format!("soft {ms}ms")),
+            topology: Topology::L1L2,
+            strategy: Strategy::CacheAside,
+            env: vec![("PETS_LIST_MAX_STALE".to_owned(), format!("{ms}ms"))],
+            workloads: mixes,
         });
-        let result = loadgen::run(spec, target, Some(self.done.clone())).await;
-        ticker.abort();
-        self.bar.inc(1);
-        result
     }
+    out
 }
 
-/// Runs the comparison with `launcher` and writes the report if `config.out_dir` is set.
+/// Runs the comparison with `launcher`; the report it returns has no verdicts yet.
+///
+/// # Errors
+/// When Redis, the database or a service cannot be set up.
 pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Report> {
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     let redis = tokio::task::spawn_blocking(RedisServer::spawn).await?;
     let db = match &config.postgres_url {
         Some(url) => Database::Postgres { url: url.clone() },
         None => Database::sqlite()?,
     };
-    let log_dir = db.log_dir();
-    let progress = Progress::new(config);
-    progress
-        .bar
-        .set_message(format!("seeding {} pets", config.pets));
+    let bench = Bench::new(
+        launcher,
+        &redis,
+        db.log_dir(),
+        config.load,
+        config.ttl(),
+        config.extra_env.clone(),
+        config.progress,
+    );
+    bench.message(format!("seeding {} pets", config.pets));
     // Blocking, but nothing else runs yet.
     launcher
-        .seed(db.url(), config.pets, &log_dir)
+        .seed(db.url(), config.pets, &db.log_dir())
         .context("seed the database")?;
     let population = Arc::new(Population::new(config.pets, config.seed));
     let mut report = Report {
@@ -260,104 +106,80 @@ pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Repo
             database: db.kind().to_owned(),
             pets: config.pets,
             load: config.load,
+            cache_ttl: config.ttl(),
             bare_endpoint: BARE_ENDPOINT.to_owned(),
             started_unix,
             cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-            load_average: std::fs::read_to_string("/proc/loadavg")
-                .ok()
-                .and_then(|l| l.split_whitespace().next()?.parse().ok()),
+            load_average,
         },
         ceilings: Vec::new(),
         rows: Vec::new(),
+        seed_mix: Section::default(),
+        microcache: Section::default(),
+        memory: MemorySection::default(),
         targets: Vec::new(),
     };
-    let mut verified = false;
     if config.ceilings {
-        let env = env_of(
-            config,
-            &db,
-            &redis.url(),
-            Topology::None,
-            Strategy::CacheAside,
-        );
-        let service = launcher
-            .start(&env, &log_dir, "ceiling")
+        report.ceilings.push(bench.redis_ping().await);
+    }
+    let mut verified = false;
+    for c in configurations(config) {
+        let mut env = bench.env(db.url(), c.topology, c.strategy);
+        env.extend(c.env.iter().cloned());
+        let name = c.label.text_for_file();
+        let service = bench
+            .start(&env, &name)
             .await
-            .context("ceiling service")?;
-        check_seeded(service.addr, config.pets).await?;
-        verified = true;
-        let target = http_target(&service, &population, Workload::Bare);
-        let r = progress
-            .measure("ceiling: bare endpoint", config.load, &target)
-            .await;
-        report
-            .ceilings
-            .push(Row::new("ceiling", "-", BARE_ENDPOINT, &r));
-        drop(service);
-        let target = Target::RedisPing { url: redis.url() };
-        let r = progress
-            .measure("ceiling: redis PING", config.load, &target)
-            .await;
-        report
-            .ceilings
-            .push(Row::new("ceiling", "-", "redis PING", &r));
-    }
-    for &topology in &config.topologies {
-        for &strategy in &config.strategies {
-            flush(&redis)
-                .await
-                .context("flush redis between configurations")?;
-            let env = env_of(config, &db, &redis.url(), topology, strategy);
-            let name = format!(
-                "{}-{}",
-                topology.as_str().replace('+', "-"),
-                strategy.as_str()
-            );
-            let service = launcher
-                .start(&env, &log_dir, &name)
-                .await
-                .with_context(|| format!("start {name}"))?;
-            if !verified {
-                check_seeded(service.addr, config.pets).await?;
-                verified = true;
-            }
-            let state = Arc::new(MixState::default());
-            for &workload in &config.workloads {
-                let target = Target::Http {
-                    addr: service.addr,
-                    population: population.clone(),
-                    workload,
-                    state: state.clone(),
-                };
-                let before = Snapshot::read(service.addr).await;
-                let label = format!("{}/{} {workload}", topology.as_str(), strategy.as_str());
-                let r = progress.measure(&label, config.load, &target).await;
-                let after = Snapshot::read(service.addr).await;
-                let mut row = Row::new(
-                    topology.as_str(),
-                    strategy.as_str(),
-                    &workload.to_string(),
-                    &r,
-                );
-                row.hit_ratio = before.hit_ratios(&after);
-                row.db_queries_per_request = before
-                    .db_queries(&after)
-                    .filter(|_| r.requests > 0)
-                    .map(|q| q / r.requests as f64);
-                report.rows.push(row);
-            }
+            .with_context(|| format!("start {name}"))?;
+        if !verified {
+            check_seeded(service.addr, config.pets).await?;
+            verified = true;
         }
+        let state = Arc::new(MixState::default());
+        let ceilings = if config.ceilings {
+            vec![Workload::Health, Workload::Bare]
+        } else {
+            Vec::new()
+        };
+        let mut rows = Vec::new();
+        for workload in ceilings.into_iter().chain(c.workloads.iter().copied()) {
+            let target = HttpTarget::new(service.addr, population.clone(), workload, state.clone());
+            rows.push(bench.row(&c.label, target, service.addr).await);
+        }
+        set_vs_health(&mut rows);
+        report.rows.extend(rows);
     }
-    progress.bar.finish_and_clear();
-    report.targets = crate::targets::evaluate(&report.ceilings, &report.rows, config.pets);
-    if let Some(dir) = &config.out_dir {
-        report.write(dir)?;
+    if config.microcache {
+        report.microcache =
+            microcache::run(&bench, db.url(), &population, config.nginx.as_deref()).await?;
     }
+    let own_database = "skipped: it seeds a SQLite database of its own; run without --postgres";
+    if let Some(pets) = config.seed_mix_pets {
+        report.seed_mix = if config.postgres_url.is_some() {
+            Section::skipped(own_database)
+        } else {
+            seedmix::run(&bench, pets, config.seed).await?
+        };
+    }
+    if let Some(memory) = &config.memory {
+        report.memory = if config.postgres_url.is_some() {
+            MemorySection {
+                skipped: Some(own_database.to_owned()),
+                ..MemorySection::default()
+            }
+        } else {
+            memory::run(&bench, memory, config.seed).await?
+        };
+    }
+    bench.finish();
     Ok(report)
 }
 
 /// The workloads read ids `1..=pets`: make sure the seed put at least that many there.
-async fn check_seeded(addr: SocketAddr, pets: u64) -> Result<()> {
+///
+/// # Errors
+/// When the service does not answer a total of at least `pets`.
+pub async fn check_seeded(addr: SocketAddr, pets: u64) -> Result<()> {
     let resp = crate::http::HttpConn::new(addr)
         .get("/pets?limit=1")
         .await?;
@@ -370,22 +192,5 @@ async fn check_seeded(addr: SocketAddr, pets: u64) -> Result<()> {
             "after seeding {pets} pets, GET /pets?limit=1 answered {} with total {other:?}",
             resp.status
         ),
-    }
-}
-
-fn http_target(service: &Running, population: &Arc<Population>, workload: Workload) -> Target {
-    Target::Http {
-        addr: service.addr,
-        population: population.clone(),
-        workload,
-        state: Arc::new(MixState::default()),
-    }
-}
-
-#[cfg(test)]
-mod bare_tests {
-    #[test]
-    fn the_bare_endpoint_asks_for_the_hot_page() {
-        assert_eq!(format!("GET {}", super::bare_path()), super::BARE_ENDPOINT);
     }
 }

@@ -3,7 +3,7 @@
 //! exactly its number of connections.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
@@ -117,5 +117,22 @@ impl HttpConn {
     /// `GET path`.
     pub async fn get(&mut self, path: &str) -> Result<Response> {
         self.send(Method::GET, path, None).await
+    }
+}
+
+/// Waits until `GET path` answers 2xx, or fails after `timeout`.
+pub async fn wait_ready(addr: SocketAddr, path: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut conn = HttpConn::new(addr);
+        let last = match conn.get(path).await {
+            Ok(r) if r.status.is_success() => return Ok(()),
+            Ok(r) => format!("status {}", r.status),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!("{addr}{path} not ready after {timeout:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,182 +1,30 @@
 //! The closed-loop load generator: a fixed number of workers, each with its own
 //! keep-alive connection, sending one request at a time until the run's duration or
-//! request budget is spent. Latencies go into HDR histograms (nanoseconds).
+//! request budget is spent. What a request is and what its answer tells the run is
+//! [`crate::exchange`]'s; what a run measured, [`crate::outcome`]'s.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::Result;
-use bytes::Bytes;
-use hdrhistogram::Histogram;
-use hyper::Method;
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use serde::Serialize;
 
-use crate::http::{HttpConn, Response};
-use crate::staleness::{Freshness, WriteLog};
-use crate::workload::{Call, Population, Workload};
-
-/// Error messages kept per run, for the report.
-const KEPT_ERRORS: usize = 5;
-/// Highest latency the histograms track: 60 s.
-const MAX_LATENCY_NS: u64 = 60_000_000_000;
-
-/// How much load a run applies.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct LoadSpec {
-    /// Workers, each with one connection and one request in flight.
-    pub concurrency: usize,
-    /// Time bound of the run.
-    pub duration: Duration,
-    /// Request bound of the run.
-    pub max_requests: u64,
-}
+use crate::exchange::{Conns, http_call};
+pub use crate::exchange::{HttpTarget, MixState};
+use crate::outcome::record;
+pub use crate::outcome::{LoadResult, LoadSpec, XCacheCounts};
 
 /// What a run is aimed at.
 #[derive(Clone, Debug)]
 pub enum Target {
     /// A workload over HTTP.
-    Http {
-        /// The service.
-        addr: SocketAddr,
-        /// Queries and ids to draw from.
-        population: Arc<Population>,
-        /// The workload.
-        workload: Workload,
-        /// Write log and created pets, shared by the workers (and across runs of one service).
-        state: Arc<MixState>,
-    },
+    Http(HttpTarget),
     /// Redis `PING`, one multiplexed connection per worker: the shared-tier ceiling.
     RedisPing {
         /// The server.
         url: String,
     },
-}
-
-/// State the workers of a mixed workload share.
-#[derive(Debug, Default)]
-pub struct MixState {
-    /// Acknowledged writes, for stale-read detection.
-    pub log: WriteLog,
-    /// Pets this run created, the only ones it deletes.
-    pub created: Mutex<Vec<i64>>,
-    names: AtomicU64,
-}
-
-/// `X-Cache` values seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct XCacheCounts {
-    /// `HIT-L1`.
-    pub hit_l1: u64,
-    /// `HIT-L2`.
-    pub hit_l2: u64,
-    /// `MISS`.
-    pub miss: u64,
-    /// `BYPASS`.
-    pub bypass: u64,
-    /// Responses without the header (writes, health, errors).
-    pub absent: u64,
-}
-
-impl XCacheCounts {
-    fn add(&mut self, value: Option<&str>) {
-        match value {
-            Some("HIT-L1") => self.hit_l1 += 1,
-            Some("HIT-L2") => self.hit_l2 += 1,
-            Some("MISS") => self.miss += 1,
-            Some("BYPASS") => self.bypass += 1,
-            _ => self.absent += 1,
-        }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.hit_l1 += o.hit_l1;
-        self.hit_l2 += o.hit_l2;
-        self.miss += o.miss;
-        self.bypass += o.bypass;
-        self.absent += o.absent;
-    }
-}
-
-/// The outcome of one run.
-#[derive(Clone, Debug)]
-pub struct LoadResult {
-    /// Requests sent (answered or failed).
-    pub requests: u64,
-    /// Transport errors and non-2xx answers.
-    pub errors: u64,
-    /// Wall time of the run.
-    pub elapsed: Duration,
-    /// Latencies of successful requests, in nanoseconds.
-    pub latency: Histogram<u64>,
-    /// `X-Cache` values of successful responses.
-    pub x_cache: XCacheCounts,
-    /// `GET /pets/{id}` reads older than a write acknowledged before they began.
-    pub stale_reads: u64,
-    /// `GET /pets/{id}` reads that had an acknowledged write to compare against.
-    pub checked_reads: u64,
-    /// The first few error messages.
-    pub sample_errors: Vec<String>,
-}
-
-impl LoadResult {
-    fn empty() -> Self {
-        Self {
-            requests: 0,
-            errors: 0,
-            elapsed: Duration::ZERO,
-            latency: histogram(),
-            x_cache: XCacheCounts::default(),
-            stale_reads: 0,
-            checked_reads: 0,
-            sample_errors: Vec::new(),
-        }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.latency.add(&o.latency).expect("same histogram bounds");
-        self.x_cache.merge(&o.x_cache);
-        self.stale_reads += o.stale_reads;
-        self.checked_reads += o.checked_reads;
-        for e in &o.sample_errors {
-            if self.sample_errors.len() < KEPT_ERRORS {
-                self.sample_errors.push(e.clone());
-            }
-        }
-    }
-
-    /// Requests per second over the run.
-    #[must_use]
-    pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.requests as f64 / secs
-        } else {
-            0.0
-        }
-    }
-
-    /// The latency at `quantile` (0–1), in microseconds.
-    #[must_use]
-    pub fn latency_us(&self, quantile: f64) -> f64 {
-        self.latency.value_at_quantile(quantile) as f64 / 1_000.0
-    }
-
-    fn error(&mut self, msg: String) {
-        self.errors += 1;
-        if self.sample_errors.len() < KEPT_ERRORS {
-            self.sample_errors.push(msg);
-        }
-    }
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")
 }
 
 /// Runs `target` under `spec`. `progress`, when given, counts requests as they finish.
@@ -230,17 +78,12 @@ impl WorkerCtx {
     async fn run(self) -> LoadResult {
         let mut out = LoadResult::empty();
         match &self.target {
-            Target::Http {
-                addr,
-                population,
-                workload,
-                state,
-            } => {
+            Target::Http(t) => {
                 let mut rng = SmallRng::seed_from_u64(self.seed);
-                let mut conn = HttpConn::new(*addr);
+                let mut conns = Conns::new(t);
                 while self.next() {
-                    let call = population.call(*workload, &mut rng);
-                    http_call(&mut conn, call, state, &mut rng, &mut out).await;
+                    let call = t.population.call(t.workload, &mut rng);
+                    http_call(&mut conns, call, t, &mut rng, &mut out).await;
                     self.tick();
                 }
             }
@@ -268,161 +111,5 @@ impl WorkerCtx {
             }
         }
         out
-    }
-}
-
-fn record(out: &mut LoadResult, started: Instant) {
-    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    out.latency.saturating_record(ns.max(1));
-}
-
-const SPECIES: [&str; 4] = ["cat", "dog", "rabbit", "hamster"];
-
-async fn http_call(
-    conn: &mut HttpConn,
-    call: Call,
-    state: &MixState,
-    rng: &mut SmallRng,
-    out: &mut LoadResult,
-) {
-    let call = match call {
-        Call::DeleteCreated => {
-            let picked = state.created.lock().expect("poisoned").pop();
-            picked.map_or(Call::Create, Call::Delete)
-        }
-        other => other,
-    };
-    let (method, path, body) = match &call {
-        Call::List(q) => (Method::GET, q.clone(), None),
-        Call::GetPet(id) => (Method::GET, format!("/pets/{id}"), None),
-        Call::Stats => (Method::GET, "/stats".to_owned(), None),
-        Call::Bare => (Method::GET, crate::compare::bare_path(), None),
-        Call::Delete(id) => (Method::DELETE, format!("/pets/{id}"), None),
-        Call::Patch { id, happiness } => (
-            Method::PATCH,
-            format!("/pets/{id}"),
-            Some(Bytes::from(format!("{{\"happiness\":{happiness}}}"))),
-        ),
-        Call::Create | Call::DeleteCreated => {
-            let n = state.names.fetch_add(1, Relaxed);
-            let body = serde_json::json!({
-                "name": format!("bench-{n}"),
-                "species": SPECIES[rng.random_range(0..SPECIES.len())],
-                "age": rng.random_range(0..15),
-                "happiness": rng.random_range(0..=100),
-            });
-            (
-                Method::POST,
-                "/pets".to_owned(),
-                Some(Bytes::from(body.to_string())),
-            )
-        }
-    };
-    let started = Instant::now();
-    out.requests += 1;
-    let resp = match conn.send(method.clone(), &path, body).await {
-        Ok(r) => r,
-        Err(e) => {
-            out.error(format!("{method} {path}: {e:#}"));
-            return;
-        }
-    };
-    let acked = Instant::now();
-    if !resp.status.is_success() {
-        out.error(format!(
-            "{method} {path}: {} {}",
-            resp.status,
-            String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
-        ));
-        return;
-    }
-    record(out, started);
-    out.x_cache.add(resp.x_cache.as_deref());
-    follow_up(&call, &resp, state, started, acked, out);
-}
-
-/// Book-keeping after a successful call: the write log, created ids, stale checks.
-fn follow_up(
-    call: &Call,
-    resp: &Response,
-    state: &MixState,
-    started: Instant,
-    acked: Instant,
-    out: &mut LoadResult,
-) {
-    match call {
-        Call::GetPet(id) => {
-            if let Some(updated) = pet_field(&resp.body, "updated_at") {
-                match state.log.check(*id, started, &updated) {
-                    Freshness::Stale => {
-                        out.stale_reads += 1;
-                        out.checked_reads += 1;
-                    }
-                    Freshness::Fresh => out.checked_reads += 1,
-                    Freshness::Unchecked => {}
-                }
-            }
-        }
-        Call::Patch { id, .. } => {
-            if let Some(updated) = pet_field(&resp.body, "updated_at") {
-                state.log.record(*id, &updated, started, acked);
-            }
-        }
-        Call::Create | Call::DeleteCreated => {
-            if let Some(id) = pet_field(&resp.body, "id").and_then(|s| s.parse().ok()) {
-                state.created.lock().expect("poisoned").push(id);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A field of a pet in a response body: the body itself or its `pet` member.
-fn pet_field(body: &[u8], field: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let pet = if v.get(field).is_some() {
-        &v
-    } else {
-        v.get("pet")?
-    };
-    match pet.get(field)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Waits until `GET path` answers 2xx, or fails after `timeout`.
-pub async fn wait_ready(addr: SocketAddr, path: &str, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut conn = HttpConn::new(addr);
-        let last = match conn.get(path).await {
-            Ok(r) if r.status.is_success() => return Ok(()),
-            Ok(r) => format!("status {}", r.status),
-            Err(e) => format!("{e:#}"),
-        };
-        if Instant::now() >= deadline {
-            anyhow::bail!("{addr}{path} not ready after {timeout:?}: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pet_fields_are_read_from_the_body_or_its_pet_member() {
-        let flat = br#"{"id":3,"updated_at":"2025-01-01T00:00:00Z"}"#;
-        let nested = br#"{"pet":{"id":4}}"#;
-        assert_eq!(pet_field(flat, "id").as_deref(), Some("3"));
-        assert_eq!(
-            pet_field(flat, "updated_at").as_deref(),
-            Some("2025-01-01T00:00:00Z")
-        );
-        assert_eq!(pet_field(nested, "id").as_deref(), Some("4"));
-        assert_eq!(pet_field(b"nope", "id"), None);
     }
 }

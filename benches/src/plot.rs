@@ -1,12 +1,12 @@
 //! SVG plots of a comparison: throughput and p99 per configuration (one panel per
-//! workload), and stale reads per strategy.
+//! workload), and stale reads per configuration (nginx microcache included).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use crate::report::{Report, Row};
+use crate::results::{Report, Row};
 
 const PANEL: (u32, u32) = (520, 360);
 const COLORS: [RGBColor; 4] = [
@@ -119,33 +119,23 @@ fn bar_panel(
 }
 
 fn stale_reads(report: &Report, path: &Path) -> Result<()> {
-    // Summed over the mixed workloads, one bar per configuration, grouped by strategy.
+    // Summed over the workloads, one bar per configuration (a variant is a
+    // configuration of its own), then the microcache's: nginx's stale reads beside ours.
     let mut bars: Vec<(String, f64, &str)> = Vec::new();
-    let mut strategies: Vec<&str> = report.rows.iter().map(|r| r.strategy.as_str()).collect();
-    strategies.dedup();
-    strategies.sort_unstable();
-    strategies.dedup();
-    for strategy in strategies {
-        let mut topologies: Vec<&str> = Vec::new();
-        for r in report.rows.iter().filter(|r| r.strategy == strategy) {
-            if !topologies.contains(&r.topology.as_str()) {
-                topologies.push(&r.topology);
-            }
-        }
-        for topology in topologies {
+    for rows in [&report.rows, &report.microcache.rows] {
+        for r in rows.iter() {
             #[allow(clippy::cast_precision_loss)]
-            let stale: f64 = report
-                .rows
-                .iter()
-                .filter(|r| r.strategy == strategy && r.topology == topology)
-                .map(|r| r.stale_reads as f64)
-                .sum();
-            bars.push((format!("{strategy}/{topology}"), stale, topology));
+            let stale = r.stale_reads as f64;
+            let label = r.config();
+            match bars.iter_mut().find(|b| b.0 == label) {
+                Some(bar) => bar.1 += stale,
+                None => bars.push((label, stale, r.topology.as_str())),
+            }
         }
     }
     let root = SVGBackend::new(path, (PANEL.0 * 2, PANEL.1 + 60)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    bar_panel(&root, "stale reads per strategy (mixed workloads)", &bars)?;
+    bar_panel(&root, "stale reads per configuration", &bars)?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }

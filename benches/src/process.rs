@@ -206,9 +206,15 @@ impl Service {
         self.addr
     }
 
+    /// Its process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for `GET /health`; on failure the error carries the service's log tail.
     pub async fn wait_healthy(&mut self) -> Result<()> {
-        let ready = crate::loadgen::wait_ready(self.addr, "/health", START_TIMEOUT);
+        let ready = crate::http::wait_ready(self.addr, "/health", START_TIMEOUT);
         let exited = async {
             loop {
                 if let Ok(Some(status)) = self.child.try_wait() {

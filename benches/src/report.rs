@@ -1,232 +1,243 @@
-//! The comparison's rows and how they are written: a markdown table and JSON.
+//! How a comparison is written: a markdown report and JSON. The plots are the `plot`
+//! module's; the `compare` binary writes both.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use serde::Serialize;
 
-use crate::loadgen::{LoadResult, LoadSpec, XCacheCounts};
-
-/// One measured run: a configuration and a workload (or a ceiling).
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    /// `none`, `l1`, `l2`, `l1+l2`, or `ceiling`.
-    pub topology: String,
-    /// `cache-aside`, `write-through`, `versioned`, or `-` for ceilings.
-    pub strategy: String,
-    /// The workload name.
-    pub workload: String,
-    /// Requests sent.
-    pub requests: u64,
-    /// Requests per second.
-    pub rps: f64,
-    /// Median latency, µs.
-    pub p50_us: f64,
-    /// 99th percentile, µs.
-    pub p99_us: f64,
-    /// 99.9th percentile, µs.
-    pub p999_us: f64,
-    /// Hit ratio per tier from the service's `/cache/stats` deltas.
-    pub hit_ratio: BTreeMap<String, f64>,
-    /// `X-Cache` values of successful responses.
-    pub x_cache: XCacheCounts,
-    /// SQL queries per request from `/metrics`, when the service exports them.
-    pub db_queries_per_request: Option<f64>,
-    /// Transport errors and non-2xx answers.
-    pub errors: u64,
-    /// Stale reads of `GET /pets/{id}`.
-    pub stale_reads: u64,
-    /// `GET /pets/{id}` reads that could be checked.
-    pub checked_reads: u64,
-    /// The first few error messages.
-    pub sample_errors: Vec<String>,
-}
-
-impl Row {
-    /// A row of `result` for a configuration and workload.
-    #[must_use]
-    pub fn new(topology: &str, strategy: &str, workload: &str, result: &LoadResult) -> Self {
-        Self {
-            topology: topology.to_owned(),
-            strategy: strategy.to_owned(),
-            workload: workload.to_owned(),
-            requests: result.requests,
-            rps: result.throughput(),
-            p50_us: result.latency_us(0.5),
-            p99_us: result.latency_us(0.99),
-            p999_us: result.latency_us(0.999),
-            hit_ratio: BTreeMap::new(),
-            x_cache: result.x_cache,
-            db_queries_per_request: None,
-            errors: result.errors,
-            stale_reads: result.stale_reads,
-            checked_reads: result.checked_reads,
-            sample_errors: result.sample_errors.clone(),
-        }
-    }
-
-    /// `topology/strategy`, the configuration's label in tables and plots.
-    #[must_use]
-    pub fn config(&self) -> String {
-        format!("{}/{}", self.topology, self.strategy)
-    }
-}
-
-/// How a comparison was run.
-#[derive(Clone, Debug, Serialize)]
-pub struct Meta {
-    /// `quick`, `full`, ...
-    pub mode: String,
-    /// `sqlite` or `postgres`.
-    pub database: String,
-    /// Seeded pets.
-    pub pets: u64,
-    /// Load per run.
-    pub load: LoadSpec,
-    /// What the bare-endpoint ceiling requested.
-    pub bare_endpoint: String,
-    /// Seconds since the Unix epoch at the start.
-    pub started_unix: u64,
-    /// CPUs available to the run (generator and services share them).
-    pub cpus: usize,
-    /// The 1-minute load average when the run began (Linux), a hint of other work.
-    pub load_average: Option<f64>,
-}
-
-/// A whole comparison.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// How it was run.
-    pub meta: Meta,
-    /// Bare endpoint and Redis round trip, same generator and concurrency.
-    pub ceilings: Vec<Row>,
-    /// One row per configuration and workload.
-    pub rows: Vec<Row>,
-    /// Where the project's targets stand in this run ([`crate::targets::evaluate`]).
-    pub targets: Vec<crate::targets::Verdict>,
-}
+use crate::outcome::XCacheCounts;
+use crate::results::{MemorySection, Report, Row, Section, Verdict};
 
 fn ratio(v: Option<&f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0))
 }
 
 fn hits(x: &XCacheCounts) -> String {
-    let served = x.hit_l1 + x.hit_l2 + x.miss + x.bypass;
+    let served = x.hit_l1 + x.hit_l2 + x.stale + x.miss + x.bypass;
     if served == 0 {
         return "-".to_owned();
     }
     let pct = |n: u64| n as f64 * 100.0 / served as f64;
     format!(
-        "{:.0}/{:.0}/{:.0}",
+        "{:.0}/{:.0}/{:.0}/{:.0}",
         pct(x.hit_l1),
         pct(x.hit_l2),
+        pct(x.stale),
         pct(x.miss + x.bypass)
     )
 }
 
-impl Report {
-    /// The markdown report.
-    #[must_use]
-    pub fn markdown(&self) -> String {
-        let m = &self.meta;
-        let mut s = String::new();
-        let _ = writeln!(s, "# Cache comparison ({})\n", m.mode);
+/// `stale/checked`, with the worst window when a read was stale.
+fn stale(r: &Row) -> String {
+    if r.stale_reads == 0 {
+        format!("{}/{}", r.stale_reads, r.checked_reads)
+    } else {
+        format!(
+            "{}/{}, worst {:.0} ms",
+            r.stale_reads, r.checked_reads, r.worst_stale_ms
+        )
+    }
+}
+
+const ROW_HEADER: &str = "| topology | strategy | workload | req/s | × /health | p50 | p99 | p99.9 | hit L1 | hit L2 | X-Cache | DB q/req | errors | stale |\n\
+                          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+
+fn rows_table(s: &mut String, rows: &[Row]) {
+    s.push_str(ROW_HEADER);
+    for r in rows {
+        let strategy = if r.variant.is_empty() {
+            r.strategy.clone()
+        } else {
+            format!("{} ({})", r.strategy, r.variant)
+        };
         let _ = writeln!(
             s,
-            "Database: {}, {} pets; {} CPUs shared by generator and service (load average {} \
-             at start). Load per row: {} connections, at most {:?} and {} requests. \
-             Latencies in µs. Hit ratios from `/cache/stats` deltas; X-Cache = % of responses \
-             HIT-L1/HIT-L2/MISS+BYPASS. Stale = reads of `GET /pets/{{id}}` returning a version \
-             that a write acknowledged before they began had replaced / reads checkable. \
-             Bare endpoint: {}.\n",
-            m.database,
-            m.pets,
-            m.cpus,
-            m.load_average
-                .map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
-            m.load.concurrency,
-            m.load.duration,
-            m.load.max_requests,
-            m.bare_endpoint
+            "| {} | {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            r.topology,
+            strategy,
+            r.workload,
+            r.rps,
+            r.vs_health
+                .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}×")),
+            r.p50_us,
+            r.p99_us,
+            r.p999_us,
+            ratio(r.hit_ratio.get("l1")),
+            ratio(r.hit_ratio.get("l2")),
+            hits(&r.x_cache),
+            r.db_queries_per_request
+                .map_or_else(|| "-".to_owned(), |q| format!("{q:.3}")),
+            r.errors,
+            stale(r),
         );
+    }
+}
+
+fn section(s: &mut String, title: &str, sec: &Section) {
+    let _ = writeln!(s, "\n## {title}\n");
+    if let Some(why) = &sec.skipped {
+        let _ = writeln!(s, "{why}");
+        return;
+    }
+    if !sec.note.is_empty() {
+        let _ = writeln!(s, "{}\n", sec.note);
+    }
+    rows_table(s, &sec.rows);
+}
+
+fn memory(s: &mut String, m: &MemorySection) {
+    let _ = writeln!(s, "\n## L1 memory\n");
+    if let Some(why) = &m.skipped {
+        let _ = writeln!(s, "{why}");
+        return;
+    }
+    if !m.note.is_empty() {
+        let _ = writeln!(s, "{}\n", m.note);
+    }
+    let mib = |b: f64| b / f64::from(1u32 << 20);
+    let base = m
+        .rows
+        .iter()
+        .find(|r| r.topology == "none")
+        .and_then(|r| r.rss_bytes);
+    s.push_str("| tiers | L1_MAX_BYTES | requests | distinct pets | errors | resident (MiB) | growth over none (MiB) | growth / budget |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in &m.rows {
+        let rss = r.rss_bytes.map_or_else(
+            || "no process".to_owned(),
+            |b| format!("{:.1}", mib(b as f64)),
+        );
+        let growth = r
+            .rss_bytes
+            .zip(base)
+            .map(|(b, n)| b as f64 - n as f64)
+            .filter(|_| r.topology != "none");
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {rss} | {} | {} |",
+            r.topology,
+            r.l1_max_bytes
+                .map_or_else(|| "-".to_owned(), |b| format!("{:.0} MiB", mib(b as f64))),
+            r.requests,
+            r.distinct_ids,
+            r.errors,
+            growth.map_or_else(|| "-".to_owned(), |g| format!("{:+.1}", mib(g))),
+            growth
+                .zip(r.l1_max_bytes)
+                .map_or_else(|| "-".to_owned(), |(g, b)| format!("{:.2}×", g / b as f64)),
+        );
+    }
+}
+
+/// The markdown report.
+#[must_use]
+pub fn markdown(report: &Report) -> String {
+    let m = &report.meta;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Cache comparison ({})\n", m.mode);
+    let _ = writeln!(
+        s,
+        "Database: {}, {} pets; {} CPUs shared by generator and service (load average {} \
+         at start). Load per row: {} connections, a warm-up of {:?} (not counted), then at \
+         most {:?} and {} requests measured. Every service's lists, pets and stats live \
+         {:?} (`PETS_LIST_TTL`, `PET_TTL`, `STATS_TTL`), longer than the service runs: \
+         entries end by invalidation, not expiry. Latencies in µs. × /health = throughput \
+         over `GET /health` of the same service in the same run. Hit ratios from \
+         `/cache/stats` deltas; X-Cache = % of responses HIT-L1/HIT-L2/STALE/MISS+BYPASS. \
+         DB q/req = SQL statements per request, writes included. Stale = reads (`GET \
+         /pets/{{id}}` and list pages) showing a pet version that a write acknowledged \
+         before they began had replaced / reads checkable, with the worst window (from \
+         that acknowledgement to the read) when any. Bare = {}, pre-encoded bytes of the \
+         hot page through the same middleware.\n",
+        m.database,
+        m.pets,
+        m.cpus,
+        m.load_average
+            .map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}")),
+        m.load.concurrency,
+        m.load.warmup,
+        m.load.duration,
+        m.load.max_requests,
+        m.cache_ttl,
+        m.bare_endpoint
+    );
+    if !report.ceilings.is_empty() {
         let _ = writeln!(s, "## Ceilings\n");
         let _ = writeln!(s, "| ceiling | req/s | p50 | p99 | p99.9 | errors |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
-        for r in &self.ceilings {
+        for r in &report.ceilings {
             let _ = writeln!(
                 s,
                 "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                 r.workload, r.rps, r.p50_us, r.p99_us, r.p999_us, r.errors
             );
         }
-        let _ = writeln!(s, "\n## Configurations\n");
-        let _ = writeln!(
-            s,
-            "| topology | strategy | workload | req/s | p50 | p99 | p99.9 | hit L1 | hit L2 | X-Cache | DB q/req | errors | stale |"
-        );
-        let _ = writeln!(
-            s,
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for r in &self.rows {
+        s.push_str("\n`GET /health` and the bare route of each service are rows of its configuration below.\n");
+    }
+    let _ = writeln!(s, "\n## Configurations\n");
+    rows_table(&mut s, &report.rows);
+    section(&mut s, "Seed 95/5 mix", &report.seed_mix);
+    section(&mut s, "nginx microcache", &report.microcache);
+    memory(&mut s, &report.memory);
+    if !report.targets.is_empty() {
+        let _ = writeln!(s, "\n## Targets\n");
+        s.push_str(&verdicts(&report.targets));
+    }
+    let errors: Vec<_> = report
+        .ceilings
+        .iter()
+        .chain(&report.rows)
+        .chain(&report.seed_mix.rows)
+        .chain(&report.microcache.rows)
+        .filter(|r| !r.sample_errors.is_empty())
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\n## Sample errors\n");
+        for r in errors {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {}/{} |",
-                r.topology,
-                r.strategy,
+                "- {} {}: {}",
+                r.config(),
                 r.workload,
-                r.rps,
-                r.p50_us,
-                r.p99_us,
-                r.p999_us,
-                ratio(r.hit_ratio.get("l1")),
-                ratio(r.hit_ratio.get("l2")),
-                hits(&r.x_cache),
-                r.db_queries_per_request
-                    .map_or_else(|| "-".to_owned(), |q| format!("{q:.2}")),
-                r.errors,
-                r.stale_reads,
-                r.checked_reads,
+                r.sample_errors.join("; ")
             );
         }
-        if !self.targets.is_empty() {
-            let _ = writeln!(s, "\n## Targets\n");
-            s.push_str(&crate::targets::markdown(&self.targets));
-        }
-        let errors: Vec<_> = self
-            .ceilings
-            .iter()
-            .chain(&self.rows)
-            .filter(|r| !r.sample_errors.is_empty())
-            .collect();
-        if !errors.is_empty() {
-            let _ = writeln!(s, "\n## Sample errors\n");
-            for r in errors {
-                let _ = writeln!(
-                    s,
-                    "- {} {}: {}",
-                    r.config(),
-                    r.workload,
-                    r.sample_errors.join("; ")
-                );
-            }
-        }
-        s
     }
+    s
+}
 
-    /// Writes `compare-<mode>.md`, `compare-<mode>.json` and the plots into `dir`;
-    /// returns the paths written.
-    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir)?;
-        let base = format!("compare-{}", self.meta.mode);
-        let md = dir.join(format!("{base}.md"));
-        std::fs::write(&md, self.markdown())?;
-        let json = dir.join(format!("{base}.json"));
-        std::fs::write(&json, serde_json::to_vec_pretty(self)?)?;
-        let mut written = vec![md, json];
-        written.extend(crate::plot::write_all(self, dir, &base)?);
-        Ok(written)
+/// Writes `compare-<mode>.md` and `compare-<mode>.json` into `dir`; returns the paths
+/// written.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let base = format!("compare-{}", report.meta.mode);
+    let md = dir.join(format!("{base}.md"));
+    std::fs::write(&md, markdown(report))?;
+    let json = dir.join(format!("{base}.json"));
+    std::fs::write(&json, serde_json::to_vec_pretty(report)?)?;
+    Ok(vec![md, json])
+}
+
+/// The verdicts as a markdown table.
+fn verdicts(verdicts: &[Verdict]) -> String {
+    let mut s = String::from(
+        "| target | measured | baseline | verdict | what it means |\n|---|---|---|---|---|\n",
+    );
+    for v in verdicts {
+        let verdict = match v.holds {
+            Some(true) => "holds",
+            Some(false) => "does not hold",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {verdict} | {} |",
+            v.target, v.measured, v.baseline, v.why
+        );
     }
+    s
 }

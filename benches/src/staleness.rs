@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Writes kept per pet: enough for reads in flight while newer writes land.
 const KEPT_PER_ID: usize = 16;
@@ -53,8 +53,10 @@ struct Write {
 pub enum Freshness {
     /// No acknowledged write certainly replaced what it returned before it began.
     Fresh,
-    /// It returned a version replaced by a write acknowledged before it began.
-    Stale,
+    /// It returned a version replaced by a write acknowledged before it began; the
+    /// window is how long before the read began that write was acknowledged (how long
+    /// the replaced version had been served after a write said it was gone).
+    Stale(Duration),
     /// No write to this pet had been acknowledged, or the timestamp did not parse.
     Unchecked,
 }
@@ -106,19 +108,26 @@ impl WriteLog {
             None if list.iter().all(|w| read < w.key) => None,
             None => return Freshness::Fresh, // a write still in flight
         };
-        let replaced = before.iter().any(|w| produced.is_none_or(|at| w.sent > at));
-        if replaced {
-            Freshness::Stale
-        } else {
-            Freshness::Fresh
+        let first_replaced = before
+            .iter()
+            .filter(|w| produced.is_none_or(|at| w.sent > at))
+            .map(|w| w.acked)
+            .min();
+        match first_replaced {
+            Some(acked) => Freshness::Stale(started.saturating_duration_since(acked)),
+            None => Freshness::Fresh,
         }
+    }
+
+    /// True before any write was logged: there is nothing to check reads against.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.writes.lock().expect("write log poisoned").is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -148,7 +157,10 @@ mod tests {
         log.record(1, T2, ms(t0, 2), ms(t0, 3));
 
         // Act / Assert: a read sent at 4 ms must see T2.
-        assert_eq!(log.check(1, ms(t0, 4), T1), Freshness::Stale);
+        assert_eq!(
+            log.check(1, ms(t0, 4), T1),
+            Freshness::Stale(Duration::from_millis(1))
+        );
         assert_eq!(log.check(1, ms(t0, 4), T2), Freshness::Fresh);
         assert_eq!(log.check(1, ms(t0, 4), T3), Freshness::Fresh); // in flight
     }
@@ -158,7 +170,10 @@ mod tests {
         let log = WriteLog::new();
         let t0 = Instant::now();
         log.record(1, T2, t0, ms(t0, 1));
-        assert_eq!(log.check(1, ms(t0, 2), T1), Freshness::Stale);
+        assert_eq!(
+            log.check(1, ms(t0, 2), T1),
+            Freshness::Stale(Duration::from_millis(1))
+        );
     }
 
     #[test]

@@ -15,6 +15,20 @@ pub const DISTINCT_QUERIES: usize = 10_000;
 pub const ZIPF_EXPONENT: f64 = 1.0;
 /// The list query of the `hot` workload.
 pub const HOT_QUERY: &str = "/pets?species=cat&limit=10";
+/// What the bare-endpoint ceiling requests: the benchmarks' own route (see
+/// [`crate::service`]), the bytes of the hot page, pre-encoded, through the service's
+/// middleware.
+pub const BARE_ENDPOINT: &str = "GET /bench/bare?species=cat&limit=10";
+
+/// The path and query of [`BARE_ENDPOINT`].
+#[must_use]
+pub fn bare_path() -> String {
+    format!(
+        "{}{}",
+        crate::service::BARE_PATH,
+        HOT_QUERY.trim_start_matches("/pets")
+    )
+}
 
 /// Species of petshop's seed, and no species filter.
 const SPECIES: [Option<&str>; 8] = [
@@ -26,6 +40,12 @@ const SPECIES: [Option<&str>; 8] = [
     Some("parrot"),
     Some("turtle"),
     Some("goldfish"),
+];
+/// The species of the seed tutorial's 95/5 mix: its lists, and the pets it creates.
+pub const SEED_MIX_SPECIES: [&str; 5] = ["cat", "dog", "rabbit", "hamster", "parrot"];
+/// Species the mixes create pets of and move pets to.
+const WRITE_SPECIES: [&str; 7] = [
+    "cat", "dog", "rabbit", "hamster", "parrot", "turtle", "goldfish",
 ];
 const MIN_AGES: [Option<u8>; 5] = [None, Some(0), Some(1), Some(2), Some(3)];
 const MAX_AGES: [Option<u8>; 5] = [None, Some(5), Some(8), Some(12), Some(15)];
@@ -40,14 +60,21 @@ pub enum Workload {
     Zipf,
     /// `GET /stats`.
     Stats,
-    /// Reads (zipf lists and `GET /pets/{id}`) with `100 - read_percent` % writes.
+    /// Reads (zipf lists and `GET /pets/{id}`) with `100 - read_percent` % writes of
+    /// every kind the pet shop's tags tell apart (see [`Population::call`]).
     Mix {
         /// Share of reads, in percent.
         read_percent: u8,
     },
+    /// The seed tutorial's mix: 95 % `GET /pets?species=<one of 5>`, 5 % `POST /pets`.
+    SeedMix,
+    /// `GET /health`: the service's trivial request, the ceiling hits are compared with.
+    Health,
     /// The bare-endpoint ceiling: `GET /bench/bare` with the hot query (the same bytes
     /// as a cached hot page, with no cache and no database work).
     Bare,
+    /// `GET /pets/{id}` over every seeded id in turn (the L1 memory scenario).
+    Sweep,
 }
 
 impl Workload {
@@ -63,7 +90,7 @@ impl Workload {
     /// True when the workload writes.
     #[must_use]
     pub fn writes(self) -> bool {
-        matches!(self, Self::Mix { read_percent } if read_percent < 100)
+        matches!(self, Self::Mix { read_percent } if read_percent < 100) || self == Self::SeedMix
     }
 }
 
@@ -74,9 +101,34 @@ impl fmt::Display for Workload {
             Self::Zipf => f.write_str("zipf"),
             Self::Stats => f.write_str("stats"),
             Self::Mix { read_percent } => write!(f, "mix-{read_percent}/{}", 100 - read_percent),
+            Self::SeedMix => f.write_str("seed-95/5"),
+            Self::Health => f.write_str("health"),
             Self::Bare => f.write_str("bare"),
+            Self::Sweep => f.write_str("sweep"),
         }
     }
+}
+
+/// Which pet a `PATCH` changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PetRef {
+    /// This seeded pet.
+    Id(i64),
+    /// One a list page recently showed (users edit what they see), else this one.
+    Shown(i64),
+}
+
+/// What a `PATCH` changes: fields no list filters on, or fields they do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `happiness` (no filter: only the pages showing the pet, and the stats).
+    Happiness(u8),
+    /// `name` (no filter: only the pages showing the pet).
+    Name,
+    /// `species` (the lists of the old and new species, the unfiltered lists, the stats).
+    Species(&'static str),
+    /// `age` (like a species change: lists filter on age).
+    Age(u8),
 }
 
 /// One request to send, and what to do with its answer.
@@ -86,23 +138,54 @@ pub enum Call {
     List(String),
     /// `GET /pets/{id}`: checked for staleness.
     GetPet(i64),
+    /// `GET /pets/{id}` of the next id of a sweep (the generator keeps the counter).
+    NextPet,
     /// `GET /stats`.
     Stats,
+    /// `GET /health`.
+    Health,
     /// `GET /bench/bare` with the hot query.
     Bare,
-    /// `PATCH /pets/{id}` setting `happiness`.
+    /// `PATCH /pets/{id}`.
     Patch {
         /// The pet.
-        id: i64,
-        /// The new happiness.
-        happiness: u8,
+        pet: PetRef,
+        /// The change.
+        change: Change,
     },
-    /// `POST /pets`.
-    Create,
+    /// `POST /pets` of a pet of this species.
+    Create(&'static str),
     /// `DELETE` of a pet this run created (a `POST` while there is none).
     DeleteCreated,
     /// `DELETE /pets/{id}`: what [`Call::DeleteCreated`] becomes once a pet is picked.
     Delete(i64),
+}
+
+impl Call {
+    /// True for writes that change which pets a list holds: creates, deletes, and
+    /// changes of a filtered field (species, age).
+    #[must_use]
+    pub fn changes_lists(&self) -> bool {
+        matches!(
+            self,
+            Self::Create(_)
+                | Self::DeleteCreated
+                | Self::Delete(_)
+                | Self::Patch {
+                    change: Change::Species(_) | Change::Age(_),
+                    ..
+                }
+        )
+    }
+
+    /// True for requests that change data.
+    #[must_use]
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Self::Patch { .. } | Self::Create(_) | Self::DeleteCreated | Self::Delete(_)
+        )
+    }
 }
 
 /// The population requests are drawn from: the list queries and the seeded pet ids.
@@ -152,13 +235,33 @@ impl Population {
         self.ids[rank(&self.id_zipf, rng, self.ids.len())]
     }
 
+    /// Seeded pets.
+    #[must_use]
+    pub fn pets(&self) -> usize {
+        self.ids.len()
+    }
+
     /// The next call of `workload`.
+    ///
+    /// A mix's writes: 60 % `PATCH` (half of a Zipf-popular pet, half of one a list page
+    /// recently showed; of them half change `happiness`, a sixth `name`, a sixth
+    /// `species`, a sixth `age`), 20 % `POST`, 20 % `DELETE` of a pet the run created.
     pub fn call(&self, workload: Workload, rng: &mut impl Rng) -> Call {
         match workload {
             Workload::Hot => Call::List(HOT_QUERY.to_owned()),
             Workload::Zipf => Call::List(self.list(rng).to_owned()),
             Workload::Stats => Call::Stats,
+            Workload::Health => Call::Health,
             Workload::Bare => Call::Bare,
+            Workload::Sweep => Call::NextPet,
+            Workload::SeedMix => {
+                let species = SEED_MIX_SPECIES[rng.random_range(0..SEED_MIX_SPECIES.len())];
+                if rng.random_range(0..100) < 95 {
+                    Call::List(format!("/pets?species={species}"))
+                } else {
+                    Call::Create(species)
+                }
+            }
             Workload::Mix { read_percent } => {
                 if rng.random_range(0..100) < read_percent {
                     if rng.random_bool(0.5) {
@@ -167,12 +270,24 @@ impl Population {
                         Call::GetPet(self.id(rng))
                     }
                 } else {
+                    let species = WRITE_SPECIES[rng.random_range(0..WRITE_SPECIES.len())];
                     match rng.random_range(0..10) {
-                        0..6 => Call::Patch {
-                            id: self.id(rng),
-                            happiness: rng.random_range(0..=100),
-                        },
-                        6..8 => Call::Create,
+                        0..6 => {
+                            let id = self.id(rng);
+                            let pet = if rng.random_bool(0.5) {
+                                PetRef::Shown(id)
+                            } else {
+                                PetRef::Id(id)
+                            };
+                            let change = match rng.random_range(0..6) {
+                                0..3 => Change::Happiness(rng.random_range(0..=100)),
+                                3 => Change::Name,
+                                4 => Change::Species(species),
+                                _ => Change::Age(rng.random_range(0..15)),
+                            };
+                            Call::Patch { pet, change }
+                        }
+                        6..8 => Call::Create(species),
                         _ => Call::DeleteCreated,
                     }
                 }
@@ -226,6 +341,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bare_endpoint_asks_for_the_hot_page() {
+        assert_eq!(format!("GET {}", bare_path()), BARE_ENDPOINT);
+    }
+
+    #[test]
     fn there_are_ten_thousand_distinct_list_queries() {
         let p = Population::new(100, 1);
         let distinct: HashSet<_> = p.queries().iter().collect();
@@ -262,14 +382,76 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         let mix = Workload::Mix { read_percent: 80 };
         let writes = (0..10_000)
-            .filter(|_| {
-                matches!(
-                    p.call(mix, &mut rng),
-                    Call::Patch { .. } | Call::Create | Call::DeleteCreated
-                )
-            })
+            .filter(|_| p.call(mix, &mut rng).is_write())
             .count();
         assert!((1_700..2_300).contains(&writes), "{writes} writes");
         assert_eq!(mix.to_string(), "mix-80/20");
+    }
+
+    #[test]
+    fn a_mix_writes_every_kind_the_tags_tell_apart() {
+        let p = Population::new(50, 3);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let calls: Vec<Call> = (0..20_000)
+            .map(|_| p.call(Workload::Mix { read_percent: 80 }, &mut rng))
+            .collect();
+        let has = |f: &dyn Fn(&Call) -> bool| calls.iter().any(f);
+        assert!(has(&|c| matches!(
+            c,
+            Call::Patch {
+                change: Change::Happiness(_),
+                ..
+            }
+        )));
+        assert!(has(&|c| matches!(
+            c,
+            Call::Patch {
+                change: Change::Name,
+                ..
+            }
+        )));
+        assert!(has(&|c| matches!(
+            c,
+            Call::Patch {
+                change: Change::Species(_),
+                ..
+            }
+        )));
+        assert!(has(&|c| matches!(
+            c,
+            Call::Patch {
+                change: Change::Age(_),
+                ..
+            }
+        )));
+        assert!(has(&|c| matches!(
+            c,
+            Call::Patch {
+                pet: PetRef::Shown(_),
+                ..
+            }
+        )));
+        assert!(has(&|c| matches!(c, Call::Create(_))));
+        assert!(has(&|c| matches!(c, Call::DeleteCreated)));
+    }
+
+    #[test]
+    fn the_seed_mix_reads_five_species_lists_and_only_creates() {
+        let p = Population::new(50, 3);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let calls: Vec<Call> = (0..10_000)
+            .map(|_| p.call(Workload::SeedMix, &mut rng))
+            .collect();
+        let writes = calls.iter().filter(|c| c.is_write()).count();
+        assert!((350..650).contains(&writes), "{writes} writes");
+        assert!(calls.iter().all(|c| {
+            match c {
+                Call::List(q) => SEED_MIX_SPECIES
+                    .iter()
+                    .any(|s| *q == format!("/pets?species={s}")),
+                Call::Create(s) => SEED_MIX_SPECIES.contains(s),
+                _ => false,
+            }
+        }));
     }
 }

@@ -9,16 +9,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use benches::compare::{self, CompareConfig, ProcessLauncher, Strategy, Topology};
+use benches::compare;
+use benches::config::{CompareConfig, MIB, Strategy, Topology};
+use benches::launcher::ProcessLauncher;
 use benches::process::{AS_PETSHOP_ENV, PetshopCommand};
 use benches::workload::Workload;
+use benches::{plot, report, targets};
 use clap::Parser;
 
 /// Runs every topology × strategy of the pet shop under the same workloads.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Small data, 1 s per workload: every configuration in a couple of minutes.
+    /// Small data, 0.5 s warm-up and 1 s per row: every scenario in a few minutes.
     #[arg(long)]
     quick: bool,
     /// Pets to seed (default 100,000; 2,000 with --quick).
@@ -35,6 +38,12 @@ struct Args {
     /// Seconds per workload.
     #[arg(long)]
     duration: Option<f64>,
+    /// Seconds of warm-up before each measured row (not counted).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Seconds lists, pets and stats live (default: twice a service's life, at least 60).
+    #[arg(long)]
+    ttl: Option<f64>,
     /// Requests per workload at most.
     #[arg(long)]
     max_requests: Option<u64>,
@@ -59,9 +68,30 @@ struct Args {
     /// Only these workloads (comma-separated: hot,zipf,stats,mix-95/5,mix-80/20).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
-    /// Skip the ceilings (bare endpoint, Redis round trip).
+    /// Skip the ceilings (`/health` and the bare route per service, Redis round trip).
     #[arg(long)]
     no_ceilings: bool,
+    /// Soft-invalidation bound of the extra l1+l2 configuration, in ms (0: skip it).
+    #[arg(long)]
+    soft_stale_ms: Option<u64>,
+    /// Pets of the seed tutorial's 95/5 mix (0: skip it; default 10,000).
+    #[arg(long)]
+    seed_mix_pets: Option<u64>,
+    /// Skip the nginx microcache comparison.
+    #[arg(long)]
+    no_microcache: bool,
+    /// The nginx executable (default: $NGINX_BIN, /usr/sbin/nginx, or nginx on PATH).
+    #[arg(long)]
+    nginx: Option<PathBuf>,
+    /// Pets of the L1 memory scenario (0: skip it; default 300,000, 20,000 with --quick).
+    #[arg(long)]
+    memory_pets: Option<u64>,
+    /// Seconds each memory sweep may take at most.
+    #[arg(long)]
+    memory_duration: Option<f64>,
+    /// L1_MAX_BYTES budgets of the memory scenario, in MiB (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    memory_budgets_mib: Vec<u64>,
 }
 
 /// The items of `all` named in `names` (all of them when `names` is empty).
@@ -109,6 +139,34 @@ async fn main() -> Result<()> {
     if let Some(d) = args.duration {
         config.load.duration = Duration::from_secs_f64(d);
     }
+    if let Some(w) = args.warmup {
+        config.load.warmup = Duration::from_secs_f64(w);
+    }
+    if let Some(t) = args.ttl {
+        config.cache_ttl = Some(Duration::from_secs_f64(t));
+    }
+    if let Some(ms) = args.soft_stale_ms {
+        config.soft_stale = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    if let Some(p) = args.seed_mix_pets {
+        config.seed_mix_pets = (p > 0).then_some(p);
+    }
+    config.microcache = !args.no_microcache;
+    config.nginx = args.nginx;
+    if let Some(memory) = &mut config.memory {
+        if let Some(p) = args.memory_pets {
+            memory.pets = p;
+        }
+        if let Some(d) = args.memory_duration {
+            memory.duration = Duration::from_secs_f64(d);
+        }
+        if !args.memory_budgets_mib.is_empty() {
+            memory.budgets = args.memory_budgets_mib.iter().map(|m| m * MIB).collect();
+        }
+    }
+    if args.memory_pets == Some(0) {
+        config.memory = None;
+    }
     if let Some(n) = args.max_requests {
         config.load.max_requests = n;
     }
@@ -126,9 +184,13 @@ async fn main() -> Result<()> {
     let launcher = ProcessLauncher {
         petshop: PetshopCommand::find(args.petshop.as_deref())?,
     };
-    let report = compare::run(&config, &launcher).await?;
-    println!("{}", report.markdown());
+    // The composition: measure, judge, write, plot.
+    let mut measured = compare::run(&config, &launcher).await?;
+    measured.targets = targets::evaluate(&measured);
+    println!("{}", report::markdown(&measured));
     if let Some(dir) = &config.out_dir {
+        report::write(&measured, dir)?;
+        plot::write_all(&measured, dir, &format!("compare-{}", config.mode))?;
         eprintln!(
             "written to {}/compare-{}.{{md,json}} and *.svg",
             dir.display(),

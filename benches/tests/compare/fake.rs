@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use benches::compare::{Launcher, Running};
+use benches::launcher::{Launcher, Running};
 use futures::future::BoxFuture;
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
@@ -205,10 +205,10 @@ impl Launcher for FakeLauncher {
             let addr: SocketAddr = listener.local_addr()?;
             let acceptor = TcpAcceptor::from_tokio(listener)?;
             let task = tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
-            benches::loadgen::wait_ready(addr, "/health", std::time::Duration::from_secs(5))
-                .await?;
+            benches::http::wait_ready(addr, "/health", std::time::Duration::from_secs(5)).await?;
             Ok(Running {
                 addr,
+                pid: None,
                 guard: Box::new(AbortOnDrop(task)),
             })
         })

@@ -9,11 +9,25 @@ mod fake;
 
 use std::time::Duration;
 
-use benches::compare::{self, CompareConfig, ProcessLauncher, Strategy, Topology};
+use benches::compare;
+use benches::config::{CompareConfig, MemoryConfig, Strategy, Topology};
+use benches::launcher::{Launcher, ProcessLauncher};
 use benches::loadgen::LoadSpec;
 use benches::process::PetshopCommand;
-use benches::report::Report;
+use benches::results::{Report, Row};
 use benches::workload::Workload;
+use benches::{plot, report, targets};
+
+/// What the `compare` binary does: measure, judge, write, plot.
+async fn run_and_write(config: &CompareConfig, launcher: &dyn Launcher) -> Report {
+    let mut measured = compare::run(config, launcher).await.unwrap();
+    measured.targets = targets::evaluate(&measured);
+    if let Some(dir) = &config.out_dir {
+        report::write(&measured, dir).unwrap();
+        plot::write_all(&measured, dir, &format!("compare-{}", config.mode)).unwrap();
+    }
+    measured
+}
 
 /// The pet shop as cargo built it for this test: this crate's `petshop-server` bin, which
 /// runs `petshop::cli::run` like the `petshop` binary does.
@@ -21,15 +35,23 @@ fn petshop() -> PetshopCommand {
     PetshopCommand::executable(env!("CARGO_BIN_EXE_petshop-server"))
 }
 
-/// A quick comparison cut down for a debug build: tiny data, very short runs.
+/// A quick comparison cut down for a debug build: tiny data, very short runs, every
+/// scenario.
 fn reduced_quick(out: &std::path::Path) -> CompareConfig {
     CompareConfig {
         pets: 200,
         load: LoadSpec {
             concurrency: 4,
-            duration: Duration::from_millis(300),
+            duration: Duration::from_millis(250),
             max_requests: 400,
+            warmup: Duration::from_millis(100),
         },
+        seed_mix_pets: Some(300),
+        memory: Some(MemoryConfig {
+            pets: 1_000,
+            duration: Duration::from_secs(2),
+            budgets: vec![64 << 10, 1 << 20],
+        }),
         out_dir: Some(out.to_owned()),
         progress: false,
         ..CompareConfig::quick()
@@ -46,26 +68,8 @@ fn assert_files_written(dir: &std::path::Path, mode: &str) {
     }
 }
 
-fn assert_complete_and_error_free(report: &Report, config: &CompareConfig) {
-    let expected = config.topologies.len() * config.strategies.len() * config.workloads.len();
-    assert_eq!(report.rows.len(), expected);
-    for t in &config.topologies {
-        for s in &config.strategies {
-            let rows = report
-                .rows
-                .iter()
-                .filter(|r| r.topology == t.as_str() && r.strategy == s.as_str())
-                .count();
-            assert_eq!(
-                rows,
-                config.workloads.len(),
-                "{}/{}",
-                t.as_str(),
-                s.as_str()
-            );
-        }
-    }
-    for r in report.ceilings.iter().chain(&report.rows) {
+fn assert_error_free(rows: &[Row]) {
+    for r in rows {
         assert!(r.requests > 0, "{} {}: no requests", r.config(), r.workload);
         assert_eq!(
             r.errors,
@@ -78,21 +82,144 @@ fn assert_complete_and_error_free(report: &Report, config: &CompareConfig) {
     }
 }
 
+/// Every configuration has its ceilings and workloads; the soft-invalidation one its
+/// mixes; nothing failed.
+fn assert_complete_and_error_free(report: &Report, config: &CompareConfig) {
+    let per_service = config.workloads.len() + 2;
+    let mixes = config
+        .workloads
+        .iter()
+        .filter(|w| matches!(w, Workload::Mix { .. }))
+        .count();
+    let exact = config.topologies.len() * config.strategies.len() * per_service;
+    assert_eq!(report.rows.len(), exact + 2 + mixes);
+    for t in &config.topologies {
+        for s in &config.strategies {
+            let workloads: Vec<&str> = report
+                .rows
+                .iter()
+                .filter(|r| {
+                    r.topology == t.as_str() && r.strategy == s.as_str() && r.variant.is_empty()
+                })
+                .map(|r| r.workload.as_str())
+                .collect();
+            assert_eq!(
+                workloads.len(),
+                per_service,
+                "{}/{}",
+                t.as_str(),
+                s.as_str()
+            );
+            assert_eq!(workloads[..2], ["health", "bare"]);
+        }
+    }
+    let soft = report.rows.iter().filter(|r| r.variant == "soft 500ms");
+    assert_eq!(soft.count(), 2 + mixes);
+    assert_eq!(report.ceilings.len(), 1, "the Redis round trip");
+    assert_error_free(&report.ceilings);
+    assert_error_free(&report.rows);
+    // Every row knows its service's /health.
+    assert!(report.rows.iter().all(|r| r.vs_health.is_some()));
+}
+
+fn assert_seed_mix(report: &Report) {
+    let rows = &report.seed_mix.rows;
+    assert_eq!(report.seed_mix.skipped, None);
+    for t in ["none", "l1", "l1+l2"] {
+        let mine: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.topology == t)
+            .map(|r| r.workload.as_str())
+            .collect();
+        assert_eq!(mine, ["health", "seed-95/5"], "{t}");
+    }
+    assert_error_free(rows);
+    let mix = rows.iter().find(|r| r.workload == "seed-95/5").unwrap();
+    assert!(mix.writes > 0 && mix.writes < mix.requests, "{mix:?}");
+}
+
+/// nginx rows when it is installed, the skipped line when it is not; our L1 exact.
+fn assert_microcache(report: &Report) {
+    let mc = &report.microcache;
+    if benches::nginx::find(None).is_none() {
+        assert_eq!(mc.skipped.as_deref(), Some("skipped: nginx not installed"));
+        assert!(mc.rows.is_empty());
+        return;
+    }
+    assert_eq!(mc.skipped, None);
+    let rows: Vec<(&str, &str)> = mc
+        .rows
+        .iter()
+        .map(|r| (r.topology.as_str(), r.workload.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("l1", "health"),
+            ("l1", "hot"),
+            ("l1", "mix-80/20"),
+            ("nginx", "hot"),
+            ("nginx", "mix-80/20"),
+        ]
+    );
+    assert_error_free(&mc.rows);
+    let ours = &mc.rows[2];
+    assert_eq!(ours.stale_reads, 0, "{ours:?}");
+}
+
+/// A resident size for none and each budget, after reading pets without errors.
+fn assert_memory(report: &Report, config: &CompareConfig) {
+    let m = &report.memory;
+    let budgets = &config.memory.as_ref().unwrap().budgets;
+    assert_eq!(m.skipped, None);
+    assert_eq!(m.rows.len(), 1 + budgets.len());
+    assert_eq!(m.rows[0].topology, "none");
+    for (r, b) in m.rows[1..].iter().zip(budgets) {
+        assert_eq!(r.l1_max_bytes, Some(*b));
+    }
+    for r in &m.rows {
+        assert!(r.requests > 0 && r.errors == 0, "{r:?}");
+        assert!(r.rss_bytes.is_some_and(|b| b > 0), "{r:?}");
+    }
+}
+
+fn assert_targets_listed(report: &Report) {
+    for prefix in [
+        "Hot L1 hit ≥ 0.9×",
+        "Hot L1 hit p99",
+        "Hot L1 hit on par with an nginx microcache",
+        "Seed 95/5 mix",
+        "mix-95/5, l1+l2, exact (tags): ≥ 5×",
+        "mix-95/5, l1+l2, exact: ≤ 0.1 DB queries",
+        "mix-95/5, l1+l2, exact: 0 stale",
+        "mix-95/5 with soft invalidation",
+        "soft invalidation: worst stale window",
+        "L1 memory",
+    ] {
+        assert!(
+            report.targets.iter().any(|v| v.target.starts_with(prefix)),
+            "no verdict for {prefix:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reduced_quick_comparison_against_a_fake_service_covers_every_configuration_without_errors()
  {
-    // Arrange
+    // Arrange: the processes of their own (nginx, memory) are the real test's.
     let out = tempfile::tempdir().unwrap();
-    let config = reduced_quick(out.path());
+    let config = CompareConfig {
+        microcache: false,
+        memory: None,
+        ..reduced_quick(out.path())
+    };
 
     // Act
-    let report = compare::run(&config, &fake::FakeLauncher::default())
-        .await
-        .unwrap();
+    let report = run_and_write(&config, &fake::FakeLauncher::default()).await;
 
     // Assert
     assert_complete_and_error_free(&report, &config);
-    assert_eq!(report.ceilings.len(), 2);
+    assert_seed_mix(&report);
     let cached = report
         .rows
         .iter()
@@ -129,9 +256,7 @@ async fn reads_served_from_an_old_snapshot_after_acknowledged_writes_are_counted
     };
 
     // Act
-    let report = compare::run(&config, &fake::FakeLauncher::default())
-        .await
-        .unwrap();
+    let report = run_and_write(&config, &fake::FakeLauncher::default()).await;
 
     // Assert
     let row = &report.rows[0];
@@ -148,14 +273,16 @@ async fn a_reduced_quick_comparison_against_the_real_petshop_covers_every_config
     let launcher = ProcessLauncher { petshop: petshop() };
 
     // Act
-    let report = tokio::time::timeout(Duration::from_secs(300), compare::run(&config, &launcher))
+    let report = tokio::time::timeout(Duration::from_secs(300), run_and_write(&config, &launcher))
         .await
-        .expect("bounded")
-        .unwrap();
+        .expect("bounded");
 
     // Assert: complete, error-free, written.
     assert_complete_and_error_free(&report, &config);
-    assert_eq!(report.ceilings.len(), 2);
+    assert_seed_mix(&report);
+    assert_microcache(&report);
+    assert_memory(&report, &config);
+    assert_targets_listed(&report);
     assert_files_written(out.path(), "quick");
     // The service's own counters were read for every row.
     assert!(
@@ -165,7 +292,11 @@ async fn a_reduced_quick_comparison_against_the_real_petshop_covers_every_config
             .all(|r| r.db_queries_per_request.is_some()),
         "db query counter missing from /metrics"
     );
-    for r in &report.rows {
+    for r in report
+        .rows
+        .iter()
+        .filter(|r| r.workload != "health" && r.workload != "bare")
+    {
         let served = r.x_cache.hit_l1 + r.x_cache.hit_l2 + r.x_cache.miss + r.x_cache.bypass;
         let hits = r.x_cache.hit_l1 + r.x_cache.hit_l2;
         if r.topology == "none" {
@@ -182,8 +313,8 @@ async fn a_reduced_quick_comparison_against_the_real_petshop_covers_every_config
                 r.hit_ratio
             );
         }
-        // Write-through and versioned never serve a value older than an acknowledged write.
-        if matches!(r.strategy.as_str(), "write-through" | "versioned") {
+        // Tags keep every strategy exact: no value older than an acknowledged write.
+        if r.variant.is_empty() {
             assert_eq!(r.stale_reads, 0, "{} {}", r.config(), r.workload);
         }
     }
