@@ -70,6 +70,15 @@ impl Report {
             .unwrap_or_default()
     }
 
+    /// Stale reads in the first phase (Redis healthy): the window of invalidation itself,
+    /// with no fault.
+    #[must_use]
+    pub fn stale_while_healthy(&self) -> (u64, Duration) {
+        self.phases
+            .first()
+            .map_or((0, Duration::ZERO), |p| (p.stale_reads, p.worst_window))
+    }
+
     /// Stale reads in the last phase (Redis recovered), transition included.
     #[must_use]
     pub fn stale_after_recovery_phase(&self) -> u64 {
@@ -217,19 +226,21 @@ fn ms(d: Option<Duration>) -> String {
 #[must_use]
 pub fn markdown_summary(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| run | requests | 5xx | writes acked / refused | lost writes | stale reads during faults | longest window | stale reads once recovered | stale answers in the sweep | L2 hits after restart / recovery | queues empty after recovery |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| run | requests | 5xx | writes acked / refused | lost writes | stale reads while healthy (longest) | stale reads during faults | longest window | stale reads once recovered | stale answers in the sweep | L2 hits after restart / recovery | queues empty after recovery |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in reports {
         let returned = |name: &str| r.phases.iter().find(|p| p.name == name);
         let l2 = |name: &str| ms(returned(name).and_then(|p| p.l2_hits_after));
         out.push_str(&format!(
-            "| {} | {} | {} | {} / {} | {} | {} | {:.0} ms | {} | {} of {} | {} / {} | {} |\n",
+            "| {} | {} | {} | {} / {} | {} | {} ({:.0} ms) | {} | {:.0} ms | {} | {} of {} | {} / {} | {} |\n",
             r.label,
             r.requests,
             r.server_errors,
             r.writes_acked(),
             r.writes_refused(),
             r.lost_writes,
+            r.stale_while_healthy().0,
+            r.stale_while_healthy().1.as_secs_f64() * 1000.0,
             r.stale_during_faults(),
             r.worst_window_during_faults().as_secs_f64() * 1000.0,
             r.stale_after_recovery_phase(),
