@@ -1,10 +1,17 @@
-//! Configuration: every setting comes from an environment variable, validated once at
-//! start-up into [`Config`]. A bad value stops the service with a message naming the
-//! variable and the values it accepts.
+//! Configuration: every setting is a command-line option and an environment variable
+//! (clap, derive with `env`), validated once at start-up into [`Config`]. A bad value
+//! stops the service with a message naming the variable and the values it accepts;
+//! `petshop --help` lists them all with their defaults.
+//!
+//! An empty value counts as unset, i.e. the default (handy in `docker-compose.yml`):
+//! clap hands an empty variable to the value parser, and every parser in [`values`]
+//! reads a blank value as its default.
 //!
 //! [`Config::from_vars`] takes any iterator of `(name, value)` pairs, so tests build
-//! configurations without touching the process environment. An empty value counts as
-//! unset (handy in `docker-compose.yml`).
+//! configurations without touching the process environment: the pairs go through the
+//! same clap parsers as options, with the process environment switched off.
+
+mod values;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,8 +19,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cache::Ttl;
+#[cfg(doc)]
 use cache::tier::{DEFAULT_L1_MAX_BYTES, DEFAULT_OP_TIMEOUT};
 pub use cache::{Strategy, Topology, WriteConsistency};
+use clap::{Args, CommandFactory, FromArgMatches};
 
 /// The default database: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = migrations::DEFAULT_DATABASE_URL;
@@ -27,10 +36,149 @@ pub const DEFAULT_PET_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_STATS_TTL: Duration = Duration::from_secs(10);
 /// The default TTL jitter, in percent.
 pub const DEFAULT_JITTER_PERCENT: u8 = 10;
+/// The default log filter (`RUST_LOG`).
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn";
 
 /// How long `/ready` answers 503 after SIGTERM before the listener closes, so a load
 /// balancer stops sending first.
 pub const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+// The defaults as `--help` shows them; a unit test checks they match the constants.
+const D_STRATEGY: &str = "cache-aside";
+const D_CONSISTENCY: &str = "available";
+const D_PETS_LIST_TTL: &str = "5s";
+const D_PET_TTL: &str = "60s";
+const D_STATS_TTL: &str = "10s";
+const D_JITTER: &str = "10";
+const D_L1_MAX_BYTES: &str = "64MiB";
+const D_OP_TIMEOUT: &str = "50ms";
+const D_DRAIN: &str = "5s";
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Every setting, as clap reads it: an option (`--pet-ttl 5m`) or its environment
+/// variable (`PET_TTL=5m`); the option wins. Cross-setting rules are checked by
+/// [`Settings::validate`], which turns these into a [`Config`].
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    /// Database: `sqlite:…` (a file, created if missing) or `postgres://user:pw@host/db`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, help_heading = "Database",
+          default_value = DEFAULT_DATABASE_URL,
+          value_parser = |s: &str| values::database_url(s, DEFAULT_DATABASE_URL))]
+    pub database_url: String,
+
+    /// Redis of the shared L2 tier (`redis://…`, `rediss://…`). Unset: no L2.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, help_heading = "Cache",
+          value_parser = values::redis_url)]
+    pub redis_url: Option<String>,
+
+    /// Cache tiers: none, l1, l2, l1+l2; auto: l1+l2 with REDIS_URL, else l1.
+    #[arg(long, env = "CACHE_TIERS", help_heading = "Cache", default_value = "auto",
+          value_parser = values::tiers)]
+    pub cache_tiers: std::option::Option<Topology>,
+
+    /// Write strategy: cache-aside, write-through, versioned.
+    #[arg(long, env = "CACHE_STRATEGY", help_heading = "Cache", default_value = D_STRATEGY,
+          value_parser = |s: &str| values::strategy(s, D_STRATEGY))]
+    pub cache_strategy: Strategy,
+
+    /// When Redis cannot be told about a write: available (write anyway, replay the
+    /// cache-side step later) or strict (refuse the write: 503 + Retry-After).
+    #[arg(long, env = "CACHE_WRITE_CONSISTENCY", help_heading = "Cache",
+          default_value = D_CONSISTENCY,
+          value_parser = |s: &str| values::consistency(s, D_CONSISTENCY))]
+    pub cache_write_consistency: WriteConsistency,
+
+    /// off, on: a Redis lease, so one instance loads a missing key (needs l2 or l1+l2).
+    #[arg(long, env = "CACHE_LEASE", help_heading = "Cache", default_value = "off",
+          action = clap::ArgAction::Set, value_parser = |s: &str| values::on_off(s, "off"))]
+    pub cache_lease: bool,
+
+    /// off, or 1s–24h: when the database fails, serve the last good value up to this old.
+    #[arg(long, env = "CACHE_MAX_STALE", help_heading = "Cache", default_value = "off",
+          value_parser = |s: &str| values::optional_duration(s, secs(1), secs(24 * 3600)))]
+    pub cache_max_stale: std::option::Option<Duration>,
+
+    /// off, or 1ms–60s (needs CACHE_MAX_STALE): a slower load is answered stale.
+    #[arg(long, env = "CACHE_LOAD_TIMEOUT", help_heading = "Cache", default_value = "off",
+          value_parser = |s: &str| values::optional_duration(s, ms(1), secs(60)))]
+    pub cache_load_timeout: std::option::Option<Duration>,
+
+    /// off, or 1–99: recompute /stats in the background when less than this % of its
+    /// TTL is left.
+    #[arg(long, env = "STATS_REFRESH_AHEAD", help_heading = "Cache", default_value = "off",
+          value_parser = values::refresh_ahead)]
+    pub stats_refresh_ahead: std::option::Option<u8>,
+
+    /// TTL of GET /pets pages (1ms–30 days).
+    #[arg(long, env = "PETS_LIST_TTL", help_heading = "Cache", default_value = D_PETS_LIST_TTL,
+          value_parser = |s: &str| values::ttl(s, D_PETS_LIST_TTL))]
+    pub pets_list_ttl: Ttl,
+
+    /// off, or 1ms–60s: an invalidated page may be served (X-Cache: STALE) this long
+    /// while one request reloads it.
+    #[arg(long, env = "PETS_LIST_MAX_STALE", help_heading = "Cache", default_value = "off",
+          value_parser = |s: &str| values::optional_duration(s, ms(1), secs(60)))]
+    pub pets_list_max_stale: std::option::Option<Duration>,
+
+    /// TTL of one pet (1ms–30 days).
+    #[arg(long, env = "PET_TTL", help_heading = "Cache", default_value = D_PET_TTL,
+          value_parser = |s: &str| values::ttl(s, D_PET_TTL))]
+    pub pet_ttl: Ttl,
+
+    /// TTL of GET /stats (1ms–30 days).
+    #[arg(long, env = "STATS_TTL", help_heading = "Cache", default_value = D_STATS_TTL,
+          value_parser = |s: &str| values::ttl(s, D_STATS_TTL))]
+    pub stats_ttl: Ttl,
+
+    /// 0–100: TTLs are shortened by up to this % at random, to spread expiries.
+    #[arg(long, env = "CACHE_JITTER_PERCENT", help_heading = "Cache", default_value = D_JITTER,
+          value_parser = |s: &str| values::percent(s, D_JITTER))]
+    pub cache_jitter_percent: u8,
+
+    /// In-process L1 budget: bytes, or KiB/MiB/GiB, above 0.
+    #[arg(long, env = "L1_MAX_BYTES", help_heading = "Cache", default_value = D_L1_MAX_BYTES,
+          value_parser = |s: &str| values::bytes(s, D_L1_MAX_BYTES))]
+    pub l1_max_bytes: u64,
+
+    /// Bound on every Redis call (1ms–60s).
+    #[arg(long, env = "REDIS_OP_TIMEOUT", help_heading = "Cache", default_value = D_OP_TIMEOUT,
+          value_parser = |s: &str| values::bounded_duration(s, D_OP_TIMEOUT, ms(1), secs(60)))]
+    pub redis_op_timeout: Duration,
+
+    /// Listen address (ip:port; 0.0.0.0:8000 in a container).
+    #[arg(long, env = "BIND", help_heading = "Server", default_value = DEFAULT_BIND,
+          value_parser = |s: &str| values::bind(s, DEFAULT_BIND))]
+    pub bind: SocketAddr,
+
+    /// Bearer token of POST /admin/cache/flush (16+ characters). Unset: admin
+    /// endpoints answer 403.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, help_heading = "Server",
+          value_parser = values::admin_token)]
+    pub admin_token: Option<String>,
+
+    /// 0s–5m: after SIGTERM, /ready answers 503 this long while requests are still
+    /// served (Ctrl-C stops at once).
+    #[arg(long, env = "SHUTDOWN_DRAIN", help_heading = "Server", default_value = D_DRAIN,
+          value_parser = |s: &str| values::bounded_duration(s, D_DRAIN, Duration::ZERO, secs(300)))]
+    pub shutdown_drain: Duration,
+
+    /// Log lines: text or json.
+    #[arg(long, env = "LOG_FORMAT", help_heading = "Logs and tracing", default_value = "text",
+          action = clap::ArgAction::Set, value_name = "LOG_FORMAT", value_parser = |s: &str| values::log_json(s, "text"))]
+    pub log_format: bool,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG", help_heading = "Logs and tracing",
+          default_value = DEFAULT_LOG_FILTER,
+          value_parser = |s: &str| values::log_filter(s, DEFAULT_LOG_FILTER))]
+    pub log_filter: String,
+}
 
 /// The validated settings of the service.
 #[derive(Clone, PartialEq, Eq)]
@@ -65,9 +213,9 @@ pub struct Config {
     pub pet_ttl: Ttl,
     /// `STATS_TTL`.
     pub stats_ttl: Ttl,
-    /// `L1_MAX_BYTES`.
+    /// `L1_MAX_BYTES` (default [`DEFAULT_L1_MAX_BYTES`]).
     pub l1_max_bytes: u64,
-    /// `REDIS_OP_TIMEOUT`.
+    /// `REDIS_OP_TIMEOUT` (default [`DEFAULT_OP_TIMEOUT`]).
     pub redis_op_timeout: Duration,
     /// `CACHE_JITTER_PERCENT`.
     pub cache_jitter_percent: u8,
@@ -77,6 +225,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
+    /// `RUST_LOG`: the log filter.
+    pub log_filter: String,
     /// `SHUTDOWN_DRAIN`: after SIGTERM, how long `/ready` answers 503 while requests
     /// are still served, before the listener closes.
     pub shutdown_drain: Duration,
@@ -99,60 +249,61 @@ fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-impl Config {
-    /// The configuration from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars())
+/// Every variable [`Settings`] reads, in the order `--help` lists them.
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CACHE_TIERS",
+    "CACHE_STRATEGY",
+    "CACHE_WRITE_CONSISTENCY",
+    "CACHE_LEASE",
+    "CACHE_MAX_STALE",
+    "CACHE_LOAD_TIMEOUT",
+    "STATS_REFRESH_AHEAD",
+    "PETS_LIST_TTL",
+    "PETS_LIST_MAX_STALE",
+    "PET_TTL",
+    "STATS_TTL",
+    "CACHE_JITTER_PERCENT",
+    "L1_MAX_BYTES",
+    "REDIS_OP_TIMEOUT",
+    "BIND",
+    "ADMIN_TOKEN",
+    "SHUTDOWN_DRAIN",
+    "LOG_FORMAT",
+    "RUST_LOG",
+];
+
+impl ConfigError {
+    /// The error clap raised for a value of `settings` (the option or the variable),
+    /// naming the variable; `None` for errors that are not about one value (help,
+    /// version, an unknown option).
+    #[must_use]
+    pub fn from_clap(e: &clap::Error) -> Option<Self> {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        if e.kind() != ErrorKind::ValueValidation {
+            return None;
+        }
+        let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+            return None;
+        };
+        // "--pet-ttl <PET_TTL>": the value name is the variable.
+        let name = arg.split_once('<')?.1.trim_end_matches('>');
+        let var = VARIABLES.iter().find(|v| **v == name)?;
+        let message =
+            std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
+        Some(err(var, message))
     }
+}
 
-    /// The configuration from `(name, value)` pairs; unknown names are ignored.
-    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        let vars: HashMap<String, String> = vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .filter(|(_, v)| !v.trim().is_empty())
-            .collect();
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
-
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-        if !["sqlite:", "postgres://", "postgresql://"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
-        {
-            return Err(err(
-                "DATABASE_URL",
-                format!(
-                    "{:?} is not supported: use sqlite:… (e.g. {DEFAULT_DATABASE_URL}) or postgres://…",
-                    redact_url(&database_url)
-                ),
-            ));
-        }
-        let redis_url = get("REDIS_URL");
-        if let Some(url) = &redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(err(
-                "REDIS_URL",
-                format!(
-                    "{:?} must start with redis:// or rediss://",
-                    redact_url(url)
-                ),
-            ));
-        }
-        let cache_tiers = match get("CACHE_TIERS") {
+impl Settings {
+    /// Checks the rules between settings and resolves the automatic ones.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let redis_url = self.redis_url.filter(|u| !u.is_empty());
+        let cache_tiers = match self.cache_tiers {
+            Some(t) => t,
             None if redis_url.is_some() => Topology::L1L2,
             None => Topology::L1,
-            Some(v) => v.parse::<Topology>().map_err(|_| {
-                err(
-                    "CACHE_TIERS",
-                    format!("{v:?} is not one of: none, l1, l2, l1+l2"),
-                )
-            })?,
         };
         if cache_tiers.has_l2() && redis_url.is_none() {
             return Err(err(
@@ -163,35 +314,7 @@ impl Config {
                 ),
             ));
         }
-        let cache_strategy = match get("CACHE_STRATEGY") {
-            None => Strategy::CacheAside,
-            Some(v) => v.parse::<Strategy>().map_err(|_| {
-                err(
-                    "CACHE_STRATEGY",
-                    format!("{v:?} is not one of: cache-aside, write-through, versioned"),
-                )
-            })?,
-        };
-        let cache_write_consistency = match get("CACHE_WRITE_CONSISTENCY") {
-            None => WriteConsistency::Available,
-            Some(v) => v.parse::<WriteConsistency>().map_err(|_| {
-                err(
-                    "CACHE_WRITE_CONSISTENCY",
-                    format!("{v:?} is not one of: available, strict"),
-                )
-            })?,
-        };
-        let cache_lease = match get("CACHE_LEASE").as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(other) => {
-                return Err(err(
-                    "CACHE_LEASE",
-                    format!("{other:?} is not one of: off, on"),
-                ));
-            }
-        };
-        if cache_lease && !cache_tiers.has_l2() {
+        if self.cache_lease && !cache_tiers.has_l2() {
             return Err(err(
                 "CACHE_LEASE",
                 format!(
@@ -200,170 +323,90 @@ impl Config {
                 ),
             ));
         }
-        let optional_duration = |var: &'static str,
-                                 min: Duration,
-                                 max: Duration|
-         -> Result<Option<Duration>, ConfigError> {
-            match get(var).as_deref() {
-                None | Some("off") => Ok(None),
-                Some(v) => {
-                    let d = parse_duration(var, v).map_err(|_| {
-                        err(
-                            var,
-                            format!("{v:?} is not off or a duration such as 500ms, 30s, 5m"),
-                        )
-                    })?;
-                    if d < min || d > max {
-                        return Err(err(
-                            var,
-                            format!("{v:?} is out of range: off, or between {min:?} and {max:?}"),
-                        ));
-                    }
-                    Ok(Some(d))
-                }
-            }
-        };
-        let cache_max_stale = optional_duration(
-            "CACHE_MAX_STALE",
-            Duration::from_secs(1),
-            Duration::from_secs(24 * 3600),
-        )?;
-        let cache_load_timeout = optional_duration(
-            "CACHE_LOAD_TIMEOUT",
-            Duration::from_millis(1),
-            Duration::from_secs(60),
-        )?;
-        if cache_load_timeout.is_some() && cache_max_stale.is_none() {
+        if self.cache_load_timeout.is_some() && self.cache_max_stale.is_none() {
             return Err(err(
                 "CACHE_LOAD_TIMEOUT",
                 "needs CACHE_MAX_STALE (a slow load is answered with the last good value); set both or neither",
             ));
         }
-        let stats_refresh_ahead = match get("STATS_REFRESH_AHEAD").as_deref() {
-            None | Some("off") => None,
-            Some(v) => Some(v.parse::<u8>().ok().filter(|p| (1..=99).contains(p)).ok_or_else(
-                || {
-                    err(
-                        "STATS_REFRESH_AHEAD",
-                        format!("{v:?} is not off or an integer from 1 to 99 (percent of STATS_TTL left)"),
-                    )
-                },
-            )?),
-        };
-        let ttl = |var: &'static str, default: Duration| -> Result<Ttl, ConfigError> {
-            let d = match get(var) {
-                None => default,
-                Some(v) => parse_duration(var, &v)?,
-            };
-            Ttl::new(d).map_err(|_| {
-                err(
-                    var,
-                    format!("{d:?} is out of range: a TTL is between 1ms and 30 days"),
-                )
-            })
-        };
-        let pets_list_ttl = ttl("PETS_LIST_TTL", DEFAULT_PETS_LIST_TTL)?;
-        let pets_list_max_stale = optional_duration(
-            "PETS_LIST_MAX_STALE",
-            Duration::from_millis(1),
-            Duration::from_secs(60),
-        )?;
-        let pet_ttl = ttl("PET_TTL", DEFAULT_PET_TTL)?;
-        let stats_ttl = ttl("STATS_TTL", DEFAULT_STATS_TTL)?;
-        let l1_max_bytes = match get("L1_MAX_BYTES") {
-            None => DEFAULT_L1_MAX_BYTES,
-            Some(v) => parse_bytes(&v).ok_or_else(|| {
-                err(
-                    "L1_MAX_BYTES",
-                    format!(
-                        "{v:?} is not a size: use bytes (67108864) or KiB/MiB/GiB (64MiB), above 0"
-                    ),
-                )
-            })?,
-        };
-        let redis_op_timeout = match get("REDIS_OP_TIMEOUT") {
-            None => DEFAULT_OP_TIMEOUT,
-            Some(v) => {
-                let d = parse_duration("REDIS_OP_TIMEOUT", &v)?;
-                if d.is_zero() || d > Duration::from_secs(60) {
-                    return Err(err(
-                        "REDIS_OP_TIMEOUT",
-                        format!("{v:?} is out of range: between 1ms and 60s"),
-                    ));
-                }
-                d
-            }
-        };
-        let cache_jitter_percent = match get("CACHE_JITTER_PERCENT") {
-            None => DEFAULT_JITTER_PERCENT,
-            Some(v) => v.parse::<u8>().ok().filter(|p| *p <= 100).ok_or_else(|| {
-                err(
-                    "CACHE_JITTER_PERCENT",
-                    format!("{v:?} is not an integer from 0 to 100"),
-                )
-            })?,
-        };
-        let bind_raw = get("BIND").unwrap_or_else(|| DEFAULT_BIND.into());
-        let bind = bind_raw.parse::<SocketAddr>().map_err(|_| {
-            err(
-                "BIND",
-                format!("{bind_raw:?} is not an address such as 127.0.0.1:8000 or 0.0.0.0:8000"),
-            )
-        })?;
-        let admin_token = get("ADMIN_TOKEN");
-        if let Some(t) = &admin_token
-            && t.len() < 16
-        {
-            return Err(err(
-                "ADMIN_TOKEN",
-                "is too short: use at least 16 characters (or leave it unset to disable admin endpoints)",
-            ));
-        }
-        let shutdown_drain = match get("SHUTDOWN_DRAIN") {
-            None => DEFAULT_SHUTDOWN_DRAIN,
-            Some(v) => {
-                let d = parse_duration("SHUTDOWN_DRAIN", &v)?;
-                if d > Duration::from_secs(300) {
-                    return Err(err(
-                        "SHUTDOWN_DRAIN",
-                        format!("{v:?} is out of range: between 0s and 5m"),
-                    ));
-                }
-                d
-            }
-        };
-        let log_json = match get("LOG_FORMAT").as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(other) => {
-                return Err(err(
-                    "LOG_FORMAT",
-                    format!("{other:?} is not one of: text, json"),
-                ));
-            }
-        };
-        Ok(Self {
-            database_url,
+        Ok(Config {
+            database_url: self.database_url,
             redis_url,
             cache_tiers,
-            cache_strategy,
-            cache_write_consistency,
-            cache_lease,
-            cache_max_stale,
-            cache_load_timeout,
-            stats_refresh_ahead,
-            pets_list_ttl,
-            pets_list_max_stale,
-            pet_ttl,
-            stats_ttl,
-            l1_max_bytes,
-            redis_op_timeout,
-            cache_jitter_percent,
-            bind,
-            admin_token,
-            log_json,
-            shutdown_drain,
+            cache_strategy: self.cache_strategy,
+            cache_write_consistency: self.cache_write_consistency,
+            cache_lease: self.cache_lease,
+            cache_max_stale: self.cache_max_stale,
+            cache_load_timeout: self.cache_load_timeout,
+            stats_refresh_ahead: self.stats_refresh_ahead,
+            pets_list_ttl: self.pets_list_ttl,
+            pets_list_max_stale: self.pets_list_max_stale,
+            pet_ttl: self.pet_ttl,
+            stats_ttl: self.stats_ttl,
+            l1_max_bytes: self.l1_max_bytes,
+            redis_op_timeout: self.redis_op_timeout,
+            cache_jitter_percent: self.cache_jitter_percent,
+            bind: self.bind,
+            admin_token: self.admin_token.filter(|t| !t.is_empty()),
+            log_json: self.log_format,
+            log_filter: self.log_filter,
+            shutdown_drain: self.shutdown_drain,
         })
+    }
+}
+
+/// [`Settings`] alone, as a command of its own.
+#[derive(clap::Parser, Debug)]
+#[command(name = "petshop")]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Config {
+    /// The configuration from the process environment (through clap's `env`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let matches = SettingsOnly::command()
+            .no_binary_name(true)
+            .try_get_matches_from(std::iter::empty::<String>());
+        Self::from_matches(matches)
+    }
+
+    /// The configuration from `(name, value)` pairs; unknown names are ignored, and the
+    /// process environment is not read.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let command = SettingsOnly::command().no_binary_name(true);
+        let mut args = Vec::new();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            if let Some(value) = var.to_str().and_then(|v| vars.get(v)) {
+                args.push(format!("--{long}={value}"));
+            }
+        }
+        let matches = command
+            .mut_args(|a| a.env(None::<&'static str>))
+            .try_get_matches_from(args);
+        Self::from_matches(matches)
+    }
+
+    fn from_matches(matches: Result<clap::ArgMatches, clap::Error>) -> Result<Self, ConfigError> {
+        let settings = matches
+            .and_then(|m| SettingsOnly::from_arg_matches(&m))
+            .map_err(|e| {
+                ConfigError::from_clap(&e).unwrap_or_else(|| err("settings", e.to_string()))
+            })?;
+        settings.settings.validate()
     }
 }
 
@@ -396,36 +439,10 @@ impl fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("log_json", &self.log_json)
+            .field("log_filter", &self.log_filter)
             .field("shutdown_drain", &self.shutdown_drain)
             .finish()
     }
-}
-
-fn parse_duration(var: &'static str, v: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(v).map_err(|_| {
-        err(
-            var,
-            format!("{v:?} is not a duration: use a number with a unit, e.g. 50ms, 5s, 1m"),
-        )
-    })
-}
-
-fn parse_bytes(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let (digits, mult) = [
-        ("GiB", 1u64 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-        ("B", 1),
-    ]
-    .iter()
-    .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|d| (d.trim(), *m)))
-    .unwrap_or((v, 1));
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|n| *n > 0)
 }
 
 /// `url` with any password replaced by `***` (`redis://:secret@host` → `redis://:***@host`).
@@ -454,6 +471,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_defaults_shown_are_the_defaults_used() {
+        let c = Config::from_vars(std::iter::empty::<(String, String)>()).unwrap();
+        assert_eq!(c.pets_list_ttl.as_duration(), DEFAULT_PETS_LIST_TTL);
+        assert_eq!(c.pet_ttl.as_duration(), DEFAULT_PET_TTL);
+        assert_eq!(c.stats_ttl.as_duration(), DEFAULT_STATS_TTL);
+        assert_eq!(c.cache_jitter_percent, DEFAULT_JITTER_PERCENT);
+        assert_eq!(c.l1_max_bytes, cache::tier::DEFAULT_L1_MAX_BYTES);
+        assert_eq!(c.redis_op_timeout, cache::tier::DEFAULT_OP_TIMEOUT);
+        assert_eq!(c.shutdown_drain, DEFAULT_SHUTDOWN_DRAIN);
+        assert_eq!(c.cache_strategy, Strategy::CacheAside);
+        assert_eq!(c.cache_write_consistency, WriteConsistency::Available);
+    }
+
+    #[test]
+    fn every_option_is_a_listed_variable_named_like_its_value() {
+        let command = SettingsOnly::command();
+        let vars: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| {
+                let var = a.get_env()?.to_str()?.to_owned();
+                let names = a.get_value_names().unwrap_or_default();
+                assert_eq!(names.first().map(|n| n.as_str()), Some(var.as_str()));
+                Some(var)
+            })
+            .collect();
+        assert_eq!(vars, VARIABLES);
+    }
+
+    #[test]
     fn passwords_in_urls_are_masked() {
         assert_eq!(
             redact_url("postgres://app:s3cret@db:5432/petshop"),
@@ -465,13 +511,5 @@ mod tests {
             redact_url("sqlite://petshop.sqlite?mode=rwc"),
             "sqlite://petshop.sqlite?mode=rwc"
         );
-    }
-
-    #[test]
-    fn sizes_accept_plain_bytes_and_binary_units() {
-        assert_eq!(parse_bytes("1024"), Some(1024));
-        assert_eq!(parse_bytes("64MiB"), Some(64 << 20));
-        assert_eq!(parse_bytes("0"), None);
-        assert_eq!(parse_bytes("lots"), None);
     }
 }

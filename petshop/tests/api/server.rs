@@ -255,6 +255,61 @@ async fn the_binary_refuses_bad_configuration_naming_the_variable() {
 }
 
 #[tokio::test]
+async fn empty_variables_mean_the_default_when_clap_reads_the_environment() {
+    bounded(async {
+        let dir = tempdir();
+        // Every value empty but one that breaks a rule between settings: the error is
+        // about that one, so the empty ones were read as their defaults.
+        let mut env: Vec<(&str, &str)> = petshop::config::VARIABLES
+            .iter()
+            .map(|v| (*v, ""))
+            .collect();
+        env.push(("CACHE_LEASE", "on"));
+        let out = petshop(&dir, &env, &["seed", "--pets", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("invalid CACHE_LEASE") && err.contains("l1+l2"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_binary_tells_its_version_and_lists_every_setting_with_its_default() {
+    bounded(async {
+        let dir = tempdir();
+        let out = petshop(&dir, &[], &["--version"]).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("petshop {}", env!("CARGO_PKG_VERSION"))
+        );
+        let out = petshop(&dir, &[], &["--help"]).output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        for var in petshop::config::VARIABLES {
+            assert!(help.contains(&format!("[env: {var}")), "{var}:\n{help}");
+        }
+        for default in [
+            "[default: sqlite://petshop.sqlite?mode=rwc]",
+            "[default: auto]",
+            "[default: 60s]",
+            "[default: 127.0.0.1:8000]",
+            "[default: text]",
+        ] {
+            assert!(help.contains(default), "{default}:\n{help}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn seeding_is_deterministic() {
     bounded(async {
         use petshop::service::{db, seed};
