@@ -81,11 +81,10 @@ where
 {
     let service = api::service();
     let docs = service.swagger_ui();
-    let spec = service.spec_endpoint();
     let metrics = state.metrics.clone();
     let responses = ResponseCache::new(state.cache.clone(), state.cache.routes());
     extra(Route::new(), &state)
-        .at("/openapi.json", spec)
+        .at("/openapi.json", api::spec_endpoint())
         .nest("/docs", docs)
         .at("/ui/:file", api::ui::files())
         .nest("/", api::ui::with_page(service))

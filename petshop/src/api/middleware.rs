@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use poem::PathPattern;
 use poem::error::ReadBodyError;
-use poem::http::StatusCode;
+use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
@@ -137,7 +137,8 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let id = request_id(&req);
         let method = req.method().as_str().to_owned();
-        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
+        let path = req.uri().path().to_owned();
+        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
         async move {
             let start = Instant::now();
             let (route, mut resp) = match bounded_body(&mut req).await {
@@ -160,6 +161,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 .http_request(&method, &route, status.as_u16(), elapsed);
             if let Ok(v) = id.parse() {
                 resp.headers_mut().insert(REQUEST_ID, v);
+            }
+            if status == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = crate::api::allow::allow(&path)
+            {
+                resp.headers_mut()
+                    .insert(poem::http::header::ALLOW, HeaderValue::from_static(allow));
             }
             let ms = elapsed.as_secs_f64() * 1000.0;
             if status.is_server_error() {

@@ -4,6 +4,7 @@ mod admin;
 mod bad_input;
 mod compose;
 mod config;
+mod fuzz;
 mod helpers;
 mod matrix;
 mod metrics;

@@ -130,7 +130,8 @@ async fn the_app_bound_to_port_0_serves_the_seed_sequence_and_shuts_down_gracefu
 }
 
 /// The `petshop` binary, killed on drop.
-struct Binary(Child);
+/// A spawned process, killed when dropped.
+pub(crate) struct Binary(pub(crate) Child);
 
 impl Drop for Binary {
     fn drop(&mut self) {
@@ -139,14 +140,15 @@ impl Drop for Binary {
     }
 }
 
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
 }
 
-fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+/// The `petshop` binary in `dir`, with only `env` (and `PATH`) in its environment.
+pub(crate) fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_petshop"));
     cmd.current_dir(dir)
         .args(args)
@@ -157,7 +159,7 @@ fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
-async fn wait_until_up(addr: SocketAddr, child: &mut Child) {
+pub(crate) async fn wait_until_up(addr: SocketAddr, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).await.is_err() {
         assert!(
@@ -338,7 +340,7 @@ async fn seeding_is_deterministic() {
     .await;
 }
 
-fn tempdir() -> std::path::PathBuf {
+pub(crate) fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "petshop-test-{}-{:08x}",
         std::process::id(),
