@@ -43,6 +43,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         )
     })?;
     let cache = CacheLayer::new(config)?;
+    metrics.register_cache(cache.clone());
     match cache.redis_health().await {
         Some(health) if !health.up => tracing::warn!(
             redis = %config.redis_url.as_deref().map(redact_url).unwrap_or_default(),
