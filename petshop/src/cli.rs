@@ -100,22 +100,29 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Seed { pets, seed: s } => {
             let config = cli.settings.validate()?;
-            telemetry::init(config.log_json);
+            let telemetry = telemetry::init_with(config.log_json, &config.log_filter);
             let db = db::connect(&config.database_url, |_| {}).await?;
             let start = Instant::now();
             let n = seed::seed(&db, pets, s).await?;
             let secs = start.elapsed().as_secs_f64();
+            telemetry.shutdown().await;
             println!(
                 "seeded {n} pets in {secs:.2}s (seed {s}); flush the cache of a running service"
             );
         }
         Command::Serve => {
             let config: Config = cli.settings.validate()?;
-            telemetry::init(config.log_json);
-            tracing::info!(config = ?config, "starting");
-            let app = Application::build(&config).await?;
-            app.run_until(shutdown_signal()).await?;
+            let telemetry = telemetry::init_with(config.log_json, &config.log_filter);
+            tracing::info!(config = ?config, traces_exported = telemetry.exporting(), "starting");
+            let served = async {
+                let app = Application::build(&config).await?;
+                app.run_until(shutdown_signal()).await?;
+                anyhow::Ok(())
+            }
+            .await;
             tracing::info!("stopped");
+            telemetry.shutdown().await;
+            served?;
         }
     }
     Ok(())

@@ -181,6 +181,7 @@ fn condition(filter: &PetFilter, for_page: bool) -> Condition {
 
 /// One page of the pets matching `filter`, ordered by id, and how many match in all
 /// (two queries, no cache).
+#[tracing::instrument(name = "db.load", skip_all, fields(db.query = "list_pets"))]
 pub async fn list(db: &DatabaseConnection, filter: &PetFilter) -> Result<PetList, DbErr> {
     let total = pet::Entity::find()
         .filter(condition(filter, false))
@@ -200,6 +201,7 @@ pub async fn list(db: &DatabaseConnection, filter: &PetFilter) -> Result<PetList
 }
 
 /// The pet `id`, if it exists (one query, no cache).
+#[tracing::instrument(name = "db.load", skip(db), fields(db.query = "get_pet"))]
 pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<Pet>, DbErr> {
     Ok(pet::Entity::find_by_id(id).one(db).await?.map(Pet::from))
 }

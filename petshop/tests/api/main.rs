@@ -15,4 +15,5 @@ mod responses;
 mod server;
 mod stale;
 mod tags;
+mod traces;
 mod ui;

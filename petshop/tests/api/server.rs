@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use crate::helpers::{bounded, config};
 
 /// A minimal HTTP/1.1 exchange (`Connection: close`): status, raw head, JSON body.
-async fn http(
+pub(crate) async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
