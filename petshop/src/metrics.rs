@@ -75,6 +75,11 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        // Both outcomes exist from the start: a scrape before the first statement
+        // reads 0, not a missing series.
+        for outcome in ["ok", "error"] {
+            db_duration.with_label_values(&[outcome]);
+        }
         registry
             .register(Box::new(http_duration.clone()))
             .expect("metric registered once");

@@ -142,3 +142,25 @@ async fn cache_stats_report_hit_ratios_per_tier() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn every_statement_series_is_there_before_the_first_statement() {
+    bounded(async {
+        // A scraper subtracting two readings needs the series from the start.
+        let app = spawn(&[]).await;
+        let m = app.get("/metrics").await.text;
+        let count = |outcome: &str| {
+            sample(
+                &m,
+                &format!(r#"db_client_operation_duration_seconds_count{{outcome="{outcome}"}}"#),
+            )
+        };
+        assert_eq!(
+            count("ok"),
+            Some(app.state.metrics.db_queries() as f64),
+            "{m}"
+        );
+        assert_eq!(count("error"), Some(0.0), "{m}");
+    })
+    .await;
+}
