@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::http::HttpConn;
 
-/// The Prometheus counter of SQL queries the service exports. The one place it is named.
-pub const DB_QUERIES_METRIC: &str = "petshop_db_queries_total";
+/// The Prometheus series counting the service's SQL queries (the `_count` of its query
+/// duration histogram, summed over its label sets). The one place it is named.
+pub const DB_QUERIES_METRIC: &str = "db_client_operation_duration_seconds_count";
 
 /// Hits and misses of one tier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,112 +1,128 @@
-//! The `petshop` command line: `serve` (default), `seed --pets N [--seed S]`,
-//! `openapi [--out PATH]`.
+//! The `petshop` command line (clap): `serve` (default), `seed --pets N [--seed S]`,
+//! `openapi [--out PATH]`, and every setting of [`Settings`] as an option or its
+//! environment variable.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Settings};
 use crate::service::{db, seed};
 use crate::startup::{Application, shutdown_signal};
 use crate::{api, telemetry};
 
-const USAGE: &str = "usage: petshop [serve | seed --pets N [--seed S] | openapi [--out PATH]]
-  serve      run the HTTP service (default); settings from the environment (.env.example)
-  seed       insert N generated pets (deterministic for a given --seed, default 42)
-  openapi    print the OpenAPI spec (JSON), or write it to PATH
-             (regenerate the committed one: cargo run -p petshop -- openapi --out openapi/openapi.json)";
+const AFTER_HELP: &str = "\
+Every setting is an option or its environment variable (the option wins); an empty
+variable means the default. `.env.example` lists them all.
 
-/// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Run the service.
-    Serve,
-    /// Insert generated pets.
-    Seed {
-        /// How many.
-        pets: u64,
-        /// The RNG seed.
-        seed: u64,
-    },
-    /// Print the spec, or write it to a file.
-    OpenApi {
-        /// Where to write it (`None`: stdout).
-        out: Option<String>,
-    },
-    /// Print the usage.
-    Help,
+Tracing: spans are exported over OTLP/HTTP only when OTEL_EXPORTER_OTLP_ENDPOINT (or
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the other standard OTEL_* variables apply.";
+
+/// The pet shop: a REST service whose reads go through a tiered cache.
+#[derive(Parser, Debug)]
+#[command(name = "petshop", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The service's settings.
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: &[String]) -> anyhow::Result<Command> {
-    let mut it = args.iter().map(String::as_str);
-    let cmd = match it.next() {
-        None | Some("serve") => Command::Serve,
-        Some("openapi") => match it.next() {
-            None => Command::OpenApi { out: None },
-            Some("--out") => Command::OpenApi {
-                out: Some(it.next().context("--out needs a path")?.to_owned()),
-            },
-            Some(other) => bail!("unknown option {other}\n{USAGE}"),
-        },
-        Some("-h" | "--help" | "help") => Command::Help,
-        Some("seed") => {
-            let (mut pets, mut rng_seed) = (None, seed::DEFAULT_SEED);
-            while let Some(flag) = it.next() {
-                let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-                let n: u64 = value
-                    .parse()
-                    .with_context(|| format!("{flag} {value:?}: expected a whole number"))?;
-                match flag {
-                    "--pets" => pets = Some(n),
-                    "--seed" => rng_seed = n,
-                    _ => bail!("unknown option {flag}\n{USAGE}"),
-                }
-            }
-            Command::Seed {
-                pets: pets.context("seed needs --pets N")?,
-                seed: rng_seed,
-            }
-        }
-        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
-    };
-    if let Some(extra) = it.next()
-        && cmd != Command::Help
-    {
-        bail!("unexpected argument {extra:?}\n{USAGE}");
-    }
-    Ok(cmd)
+/// What the command line asked for.
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Insert N generated pets (deterministic for a given seed).
+    Seed {
+        /// How many pets.
+        #[arg(long)]
+        pets: u64,
+        /// The random generator's seed.
+        #[arg(long, default_value_t = seed::DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Print the OpenAPI spec (JSON), or write it to PATH (regenerate the committed
+    /// one: cargo run -p petshop -- openapi --out openapi/openapi.json).
+    Openapi {
+        /// Where to write it.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Parses `args` (program name first) and the environment. `Err` carries either a
+/// bad setting (naming its variable) or clap's own answer (help, version, usage).
+pub fn parse<I, T>(args: I) -> Result<Cli, Box<Outcome>>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .map_err(|e| {
+            Box::new(match ConfigError::from_clap(&e) {
+                Some(bad) => Outcome::Config(bad),
+                None => Outcome::Clap(e),
+            })
+        })
+}
+
+/// Why [`parse`] did not give a command.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A setting with a value the service cannot use.
+    Config(ConfigError),
+    /// Help, version, or a usage error: clap prints it and picks the exit code.
+    Clap(clap::Error),
 }
 
 /// Runs the command line of this process.
 pub async fn run() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match parse(&args)? {
-        Command::Help => println!("{USAGE}"),
-        Command::OpenApi { out: None } => println!("{}", api::spec_json()),
-        Command::OpenApi { out: Some(path) } => {
+    let cli = match parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(outcome) => match *outcome {
+            Outcome::Config(e) => return Err(e.into()),
+            Outcome::Clap(e) => e.exit(),
+        },
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi { out: None } => println!("{}", api::spec_json()),
+        Command::Openapi { out: Some(path) } => {
             std::fs::write(&path, format!("{}\n", api::spec_json()))
-                .with_context(|| format!("cannot write {path}"))?;
-            println!("wrote {path}");
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
         }
         Command::Seed { pets, seed: s } => {
-            let config = Config::from_env()?;
-            telemetry::init(config.log_json);
+            let config = cli.settings.validate()?;
+            let telemetry = telemetry::init_with(config.log_json, &config.log_filter);
             let db = db::connect(&config.database_url, |_| {}).await?;
             let start = Instant::now();
             let n = seed::seed(&db, pets, s).await?;
             let secs = start.elapsed().as_secs_f64();
+            telemetry.shutdown().await;
             println!(
                 "seeded {n} pets in {secs:.2}s (seed {s}); flush the cache of a running service"
             );
         }
         Command::Serve => {
-            let config = Config::from_env()?;
-            telemetry::init(config.log_json);
-            tracing::info!(config = ?config, "starting");
-            let app = Application::build(&config).await?;
-            app.run_until(shutdown_signal()).await?;
+            let config: Config = cli.settings.validate()?;
+            let telemetry = telemetry::init_with(config.log_json, &config.log_filter);
+            tracing::info!(config = ?config, traces_exported = telemetry.exporting(), "starting");
+            let served = async {
+                let app = Application::build(&config).await?;
+                app.run_until(shutdown_signal()).await?;
+                anyhow::Ok(())
+            }
+            .await;
             tracing::info!("stopped");
+            telemetry.shutdown().await;
+            served?;
         }
     }
     Ok(())
@@ -116,34 +132,66 @@ pub async fn run() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
+    fn cmd(s: &str) -> Result<Option<Command>, String> {
+        let args = std::iter::once("petshop").chain(s.split_whitespace());
+        parse(args).map(|c| c.command).map_err(|e| format!("{e:?}"))
     }
 
     #[test]
     fn commands_and_options_parse() {
-        assert_eq!(parse(&args("")).unwrap(), Command::Serve);
+        assert_eq!(cmd("").unwrap(), None);
+        assert_eq!(cmd("serve").unwrap(), Some(Command::Serve));
         assert_eq!(
-            parse(&args("openapi")).unwrap(),
-            Command::OpenApi { out: None }
+            cmd("openapi").unwrap(),
+            Some(Command::Openapi { out: None })
         );
         assert_eq!(
-            parse(&args("openapi --out x.json")).unwrap(),
-            Command::OpenApi {
+            cmd("openapi --out x.json").unwrap(),
+            Some(Command::Openapi {
                 out: Some("x.json".into())
-            }
+            })
         );
-        assert!(parse(&args("openapi --out")).is_err());
+        assert!(cmd("openapi --out").is_err());
         assert_eq!(
-            parse(&args("seed --pets 5")).unwrap(),
-            Command::Seed { pets: 5, seed: 42 }
+            cmd("seed --pets 5").unwrap(),
+            Some(Command::Seed { pets: 5, seed: 42 })
         );
         assert_eq!(
-            parse(&args("seed --seed 7 --pets 5")).unwrap(),
-            Command::Seed { pets: 5, seed: 7 }
+            cmd("seed --seed 7 --pets 5").unwrap(),
+            Some(Command::Seed { pets: 5, seed: 7 })
         );
-        assert!(parse(&args("seed")).is_err());
-        assert!(parse(&args("seed --pets many")).is_err());
-        assert!(parse(&args("fly")).is_err());
+        assert!(cmd("seed").is_err());
+        assert!(cmd("seed --pets many").is_err());
+        assert!(cmd("fly").is_err());
+    }
+
+    #[test]
+    fn a_bad_option_names_its_variable() {
+        let Err(outcome) = parse(["petshop", "--pet-ttl", "soon"]) else {
+            panic!("a bad TTL must be refused");
+        };
+        let Outcome::Config(e) = *outcome else {
+            panic!("expected a setting error, got {outcome:?}");
+        };
+        assert_eq!(e.var, "PET_TTL");
+        assert!(e.to_string().contains("5s"), "{e}");
+    }
+
+    #[test]
+    fn help_lists_every_variable_with_its_default() {
+        let help = Cli::command().render_long_help().to_string();
+        for var in crate::config::VARIABLES {
+            assert!(
+                help.contains(&format!("env: {var}")),
+                "{var} missing:\n{help}"
+            );
+        }
+        for default in [
+            "[default: 5s]",
+            "[default: cache-aside]",
+            "[default: 64MiB]",
+        ] {
+            assert!(help.contains(default), "{default} missing:\n{help}");
+        }
     }
 }

@@ -1,10 +1,20 @@
-//! Configuration: every setting comes from an environment variable, validated once at
-//! start-up into [`Config`]. A bad value stops the service with a message naming the
-//! variable and the values it accepts.
+//! Configuration: every setting is a command-line option and an environment variable
+//! (clap, derive with `env`), validated once at start-up into [`Config`]. A bad value
+//! stops the service with a message naming the variable and the values it accepts;
+//! `petshop --help` lists them all with their defaults.
+//!
+//! An empty value counts as unset, i.e. the default (handy in `docker-compose.yml`):
+//! clap hands an empty variable to the value parser, and every parser in [`values`]
+//! reads a blank value as its default.
 //!
 //! [`Config::from_vars`] takes any iterator of `(name, value)` pairs, so tests build
-//! configurations without touching the process environment. An empty value counts as
-//! unset (handy in `docker-compose.yml`).
+//! configurations without touching the process environment: the pairs go through the
+//! same clap parsers as options, with the process environment switched off.
+
+mod settings;
+mod values;
+
+pub use settings::Settings;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,8 +22,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cache::Ttl;
+#[cfg(doc)]
 use cache::tier::{DEFAULT_L1_MAX_BYTES, DEFAULT_OP_TIMEOUT};
 pub use cache::{Strategy, Topology, WriteConsistency};
+use clap::{CommandFactory, FromArgMatches};
 
 /// The default database: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = migrations::DEFAULT_DATABASE_URL;
@@ -27,6 +39,8 @@ pub const DEFAULT_PET_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_STATS_TTL: Duration = Duration::from_secs(10);
 /// The default TTL jitter, in percent.
 pub const DEFAULT_JITTER_PERCENT: u8 = 10;
+/// The default log filter (`RUST_LOG`).
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn";
 
 /// How long `/ready` answers 503 after SIGTERM before the listener closes, so a load
 /// balancer stops sending first.
@@ -65,9 +79,9 @@ pub struct Config {
     pub pet_ttl: Ttl,
     /// `STATS_TTL`.
     pub stats_ttl: Ttl,
-    /// `L1_MAX_BYTES`.
+    /// `L1_MAX_BYTES` (default [`DEFAULT_L1_MAX_BYTES`]).
     pub l1_max_bytes: u64,
-    /// `REDIS_OP_TIMEOUT`.
+    /// `REDIS_OP_TIMEOUT` (default [`DEFAULT_OP_TIMEOUT`]).
     pub redis_op_timeout: Duration,
     /// `CACHE_JITTER_PERCENT`.
     pub cache_jitter_percent: u8,
@@ -77,6 +91,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
+    /// `RUST_LOG`: the log filter.
+    pub log_filter: String,
     /// `SHUTDOWN_DRAIN`: after SIGTERM, how long `/ready` answers 503 while requests
     /// are still served, before the listener closes.
     pub shutdown_drain: Duration,
@@ -92,20 +108,79 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
         message: message.into(),
     }
 }
 
+/// Every variable [`Settings`] reads, in the order `--help` lists them.
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CACHE_TIERS",
+    "CACHE_STRATEGY",
+    "CACHE_WRITE_CONSISTENCY",
+    "CACHE_LEASE",
+    "CACHE_MAX_STALE",
+    "CACHE_LOAD_TIMEOUT",
+    "STATS_REFRESH_AHEAD",
+    "PETS_LIST_TTL",
+    "PETS_LIST_MAX_STALE",
+    "PET_TTL",
+    "STATS_TTL",
+    "CACHE_JITTER_PERCENT",
+    "L1_MAX_BYTES",
+    "REDIS_OP_TIMEOUT",
+    "BIND",
+    "ADMIN_TOKEN",
+    "SHUTDOWN_DRAIN",
+    "LOG_FORMAT",
+    "RUST_LOG",
+];
+
+impl ConfigError {
+    /// The error clap raised for a value of `settings` (the option or the variable),
+    /// naming the variable; `None` for errors that are not about one value (help,
+    /// version, an unknown option).
+    #[must_use]
+    pub fn from_clap(e: &clap::Error) -> Option<Self> {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        if e.kind() != ErrorKind::ValueValidation {
+            return None;
+        }
+        let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+            return None;
+        };
+        // "--pet-ttl <PET_TTL>": the value name is the variable.
+        let name = arg.split_once('<')?.1.trim_end_matches('>');
+        let var = VARIABLES.iter().find(|v| **v == name)?;
+        let message =
+            std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
+        Some(err(var, message))
+    }
+}
+
+/// [`Settings`] alone, as a command of its own.
+#[derive(clap::Parser, Debug)]
+#[command(name = "petshop")]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
 impl Config {
-    /// The configuration from the process environment.
+    /// The configuration from the process environment (through clap's `env`).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars())
+        let matches = SettingsOnly::command()
+            .no_binary_name(true)
+            .try_get_matches_from(std::iter::empty::<String>());
+        Self::from_matches(matches)
     }
 
-    /// The configuration from `(name, value)` pairs; unknown names are ignored.
+    /// The configuration from `(name, value)` pairs; unknown names are ignored, and the
+    /// process environment is not read.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -115,255 +190,30 @@ impl Config {
         let vars: HashMap<String, String> = vars
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
-            .filter(|(_, v)| !v.trim().is_empty())
             .collect();
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
-
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-        if !["sqlite:", "postgres://", "postgresql://"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
-        {
-            return Err(err(
-                "DATABASE_URL",
-                format!(
-                    "{:?} is not supported: use sqlite:… (e.g. {DEFAULT_DATABASE_URL}) or postgres://…",
-                    redact_url(&database_url)
-                ),
-            ));
-        }
-        let redis_url = get("REDIS_URL");
-        if let Some(url) = &redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(err(
-                "REDIS_URL",
-                format!(
-                    "{:?} must start with redis:// or rediss://",
-                    redact_url(url)
-                ),
-            ));
-        }
-        let cache_tiers = match get("CACHE_TIERS") {
-            None if redis_url.is_some() => Topology::L1L2,
-            None => Topology::L1,
-            Some(v) => v.parse::<Topology>().map_err(|_| {
-                err(
-                    "CACHE_TIERS",
-                    format!("{v:?} is not one of: none, l1, l2, l1+l2"),
-                )
-            })?,
-        };
-        if cache_tiers.has_l2() && redis_url.is_none() {
-            return Err(err(
-                "CACHE_TIERS",
-                format!(
-                    "{} needs REDIS_URL; without Redis use none or l1",
-                    cache_tiers.as_str()
-                ),
-            ));
-        }
-        let cache_strategy = match get("CACHE_STRATEGY") {
-            None => Strategy::CacheAside,
-            Some(v) => v.parse::<Strategy>().map_err(|_| {
-                err(
-                    "CACHE_STRATEGY",
-                    format!("{v:?} is not one of: cache-aside, write-through, versioned"),
-                )
-            })?,
-        };
-        let cache_write_consistency = match get("CACHE_WRITE_CONSISTENCY") {
-            None => WriteConsistency::Available,
-            Some(v) => v.parse::<WriteConsistency>().map_err(|_| {
-                err(
-                    "CACHE_WRITE_CONSISTENCY",
-                    format!("{v:?} is not one of: available, strict"),
-                )
-            })?,
-        };
-        let cache_lease = match get("CACHE_LEASE").as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(other) => {
-                return Err(err(
-                    "CACHE_LEASE",
-                    format!("{other:?} is not one of: off, on"),
-                ));
-            }
-        };
-        if cache_lease && !cache_tiers.has_l2() {
-            return Err(err(
-                "CACHE_LEASE",
-                format!(
-                    "on needs Redis as a tier (CACHE_TIERS=l2 or l1+l2), not {}",
-                    cache_tiers.as_str()
-                ),
-            ));
-        }
-        let optional_duration = |var: &'static str,
-                                 min: Duration,
-                                 max: Duration|
-         -> Result<Option<Duration>, ConfigError> {
-            match get(var).as_deref() {
-                None | Some("off") => Ok(None),
-                Some(v) => {
-                    let d = parse_duration(var, v).map_err(|_| {
-                        err(
-                            var,
-                            format!("{v:?} is not off or a duration such as 500ms, 30s, 5m"),
-                        )
-                    })?;
-                    if d < min || d > max {
-                        return Err(err(
-                            var,
-                            format!("{v:?} is out of range: off, or between {min:?} and {max:?}"),
-                        ));
-                    }
-                    Ok(Some(d))
-                }
-            }
-        };
-        let cache_max_stale = optional_duration(
-            "CACHE_MAX_STALE",
-            Duration::from_secs(1),
-            Duration::from_secs(24 * 3600),
-        )?;
-        let cache_load_timeout = optional_duration(
-            "CACHE_LOAD_TIMEOUT",
-            Duration::from_millis(1),
-            Duration::from_secs(60),
-        )?;
-        if cache_load_timeout.is_some() && cache_max_stale.is_none() {
-            return Err(err(
-                "CACHE_LOAD_TIMEOUT",
-                "needs CACHE_MAX_STALE (a slow load is answered with the last good value); set both or neither",
-            ));
-        }
-        let stats_refresh_ahead = match get("STATS_REFRESH_AHEAD").as_deref() {
-            None | Some("off") => None,
-            Some(v) => Some(v.parse::<u8>().ok().filter(|p| (1..=99).contains(p)).ok_or_else(
-                || {
-                    err(
-                        "STATS_REFRESH_AHEAD",
-                        format!("{v:?} is not off or an integer from 1 to 99 (percent of STATS_TTL left)"),
-                    )
-                },
-            )?),
-        };
-        let ttl = |var: &'static str, default: Duration| -> Result<Ttl, ConfigError> {
-            let d = match get(var) {
-                None => default,
-                Some(v) => parse_duration(var, &v)?,
+        let command = SettingsOnly::command().no_binary_name(true);
+        let mut args = Vec::new();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+                continue;
             };
-            Ttl::new(d).map_err(|_| {
-                err(
-                    var,
-                    format!("{d:?} is out of range: a TTL is between 1ms and 30 days"),
-                )
-            })
-        };
-        let pets_list_ttl = ttl("PETS_LIST_TTL", DEFAULT_PETS_LIST_TTL)?;
-        let pets_list_max_stale = optional_duration(
-            "PETS_LIST_MAX_STALE",
-            Duration::from_millis(1),
-            Duration::from_secs(60),
-        )?;
-        let pet_ttl = ttl("PET_TTL", DEFAULT_PET_TTL)?;
-        let stats_ttl = ttl("STATS_TTL", DEFAULT_STATS_TTL)?;
-        let l1_max_bytes = match get("L1_MAX_BYTES") {
-            None => DEFAULT_L1_MAX_BYTES,
-            Some(v) => parse_bytes(&v).ok_or_else(|| {
-                err(
-                    "L1_MAX_BYTES",
-                    format!(
-                        "{v:?} is not a size: use bytes (67108864) or KiB/MiB/GiB (64MiB), above 0"
-                    ),
-                )
-            })?,
-        };
-        let redis_op_timeout = match get("REDIS_OP_TIMEOUT") {
-            None => DEFAULT_OP_TIMEOUT,
-            Some(v) => {
-                let d = parse_duration("REDIS_OP_TIMEOUT", &v)?;
-                if d.is_zero() || d > Duration::from_secs(60) {
-                    return Err(err(
-                        "REDIS_OP_TIMEOUT",
-                        format!("{v:?} is out of range: between 1ms and 60s"),
-                    ));
-                }
-                d
+            if let Some(value) = var.to_str().and_then(|v| vars.get(v)) {
+                args.push(format!("--{long}={value}"));
             }
-        };
-        let cache_jitter_percent = match get("CACHE_JITTER_PERCENT") {
-            None => DEFAULT_JITTER_PERCENT,
-            Some(v) => v.parse::<u8>().ok().filter(|p| *p <= 100).ok_or_else(|| {
-                err(
-                    "CACHE_JITTER_PERCENT",
-                    format!("{v:?} is not an integer from 0 to 100"),
-                )
-            })?,
-        };
-        let bind_raw = get("BIND").unwrap_or_else(|| DEFAULT_BIND.into());
-        let bind = bind_raw.parse::<SocketAddr>().map_err(|_| {
-            err(
-                "BIND",
-                format!("{bind_raw:?} is not an address such as 127.0.0.1:8000 or 0.0.0.0:8000"),
-            )
-        })?;
-        let admin_token = get("ADMIN_TOKEN");
-        if let Some(t) = &admin_token
-            && t.len() < 16
-        {
-            return Err(err(
-                "ADMIN_TOKEN",
-                "is too short: use at least 16 characters (or leave it unset to disable admin endpoints)",
-            ));
         }
-        let shutdown_drain = match get("SHUTDOWN_DRAIN") {
-            None => DEFAULT_SHUTDOWN_DRAIN,
-            Some(v) => {
-                let d = parse_duration("SHUTDOWN_DRAIN", &v)?;
-                if d > Duration::from_secs(300) {
-                    return Err(err(
-                        "SHUTDOWN_DRAIN",
-                        format!("{v:?} is out of range: between 0s and 5m"),
-                    ));
-                }
-                d
-            }
-        };
-        let log_json = match get("LOG_FORMAT").as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(other) => {
-                return Err(err(
-                    "LOG_FORMAT",
-                    format!("{other:?} is not one of: text, json"),
-                ));
-            }
-        };
-        Ok(Self {
-            database_url,
-            redis_url,
-            cache_tiers,
-            cache_strategy,
-            cache_write_consistency,
-            cache_lease,
-            cache_max_stale,
-            cache_load_timeout,
-            stats_refresh_ahead,
-            pets_list_ttl,
-            pets_list_max_stale,
-            pet_ttl,
-            stats_ttl,
-            l1_max_bytes,
-            redis_op_timeout,
-            cache_jitter_percent,
-            bind,
-            admin_token,
-            log_json,
-            shutdown_drain,
-        })
+        let matches = command
+            .mut_args(|a| a.env(None::<&'static str>))
+            .try_get_matches_from(args);
+        Self::from_matches(matches)
+    }
+
+    fn from_matches(matches: Result<clap::ArgMatches, clap::Error>) -> Result<Self, ConfigError> {
+        let settings = matches
+            .and_then(|m| SettingsOnly::from_arg_matches(&m))
+            .map_err(|e| {
+                ConfigError::from_clap(&e).unwrap_or_else(|| err("settings", e.to_string()))
+            })?;
+        settings.settings.validate()
     }
 }
 
@@ -396,36 +246,10 @@ impl fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("log_json", &self.log_json)
+            .field("log_filter", &self.log_filter)
             .field("shutdown_drain", &self.shutdown_drain)
             .finish()
     }
-}
-
-fn parse_duration(var: &'static str, v: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(v).map_err(|_| {
-        err(
-            var,
-            format!("{v:?} is not a duration: use a number with a unit, e.g. 50ms, 5s, 1m"),
-        )
-    })
-}
-
-fn parse_bytes(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let (digits, mult) = [
-        ("GiB", 1u64 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-        ("B", 1),
-    ]
-    .iter()
-    .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|d| (d.trim(), *m)))
-    .unwrap_or((v, 1));
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|n| *n > 0)
 }
 
 /// `url` with any password replaced by `***` (`redis://:secret@host` → `redis://:***@host`).
@@ -454,6 +278,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_defaults_shown_are_the_defaults_used() {
+        let c = Config::from_vars(std::iter::empty::<(String, String)>()).unwrap();
+        assert_eq!(c.pets_list_ttl.as_duration(), DEFAULT_PETS_LIST_TTL);
+        assert_eq!(c.pet_ttl.as_duration(), DEFAULT_PET_TTL);
+        assert_eq!(c.stats_ttl.as_duration(), DEFAULT_STATS_TTL);
+        assert_eq!(c.cache_jitter_percent, DEFAULT_JITTER_PERCENT);
+        assert_eq!(c.l1_max_bytes, cache::tier::DEFAULT_L1_MAX_BYTES);
+        assert_eq!(c.redis_op_timeout, cache::tier::DEFAULT_OP_TIMEOUT);
+        assert_eq!(c.shutdown_drain, DEFAULT_SHUTDOWN_DRAIN);
+        assert_eq!(c.cache_strategy, Strategy::CacheAside);
+        assert_eq!(c.cache_write_consistency, WriteConsistency::Available);
+    }
+
+    #[test]
+    fn every_option_is_a_listed_variable_named_like_its_value() {
+        let command = SettingsOnly::command();
+        let vars: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| {
+                let var = a.get_env()?.to_str()?.to_owned();
+                let names = a.get_value_names().unwrap_or_default();
+                assert_eq!(names.first().map(|n| n.as_str()), Some(var.as_str()));
+                Some(var)
+            })
+            .collect();
+        assert_eq!(vars, VARIABLES);
+    }
+
+    #[test]
     fn passwords_in_urls_are_masked() {
         assert_eq!(
             redact_url("postgres://app:s3cret@db:5432/petshop"),
@@ -465,13 +318,5 @@ mod tests {
             redact_url("sqlite://petshop.sqlite?mode=rwc"),
             "sqlite://petshop.sqlite?mode=rwc"
         );
-    }
-
-    #[test]
-    fn sizes_accept_plain_bytes_and_binary_units() {
-        assert_eq!(parse_bytes("1024"), Some(1024));
-        assert_eq!(parse_bytes("64MiB"), Some(64 << 20));
-        assert_eq!(parse_bytes("0"), None);
-        assert_eq!(parse_bytes("lots"), None);
     }
 }

@@ -43,6 +43,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         )
     })?;
     let cache = CacheLayer::new(config)?;
+    metrics.register_cache(cache.clone());
     match cache.redis_health().await {
         Some(health) if !health.up => tracing::warn!(
             redis = %config.redis_url.as_deref().map(redact_url).unwrap_or_default(),
@@ -81,11 +82,10 @@ where
 {
     let service = api::service();
     let docs = service.swagger_ui();
-    let spec = service.spec_endpoint();
     let metrics = state.metrics.clone();
     let responses = ResponseCache::new(state.cache.clone(), state.cache.routes());
     extra(Route::new(), &state)
-        .at("/openapi.json", spec)
+        .at("/openapi.json", api::spec_endpoint())
         .nest("/docs", docs)
         .at("/ui/:file", api::ui::files())
         .nest("/", api::ui::with_page(service))

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use tracing::Instrument as _;
 
 use crate::tier::{Cache, FillToken, Hit, TierKind};
 use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
@@ -144,12 +145,28 @@ impl Cache for TieredCache {
 
     async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
         if self.l1_on.is_on()
-            && let Some(hit) = swallow("l1", "get", self.inner.l1.get(key).await)
+            && let Some(hit) = swallow(
+                "l1",
+                "get",
+                self.inner
+                    .l1
+                    .get(key)
+                    .instrument(tracing::trace_span!("cache.lookup", cache.tier = "l1"))
+                    .await,
+            )
         {
             return Ok(Some(hit));
         }
         let seen = swallow("l1", "fill_token", self.inner.l1.fill_token(key).await);
-        let hit = swallow("l2", "get", self.inner.l2.get(key).await);
+        let hit = swallow(
+            "l2",
+            "get",
+            self.inner
+                .l2
+                .get(key)
+                .instrument(tracing::trace_span!("cache.lookup", cache.tier = "l2"))
+                .await,
+        );
         if let Some(hit) = &hit {
             self.promote(key, hit, &seen).await;
         }

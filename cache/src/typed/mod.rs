@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 
 pub use self::fetched::{Fetched, Source};
 pub use self::lease::LeaseConfig;
@@ -254,7 +255,10 @@ impl<C: Codec> TypedCache<C> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        match self.inner.cache.get(key).await {
+        // TRACE: with no subscriber asking for it (no trace export, no RUST_LOG=trace),
+        // the span is one check of its static callsite.
+        let span = tracing::trace_span!("cache.lookup", cache.tier = self.inner.cache.name());
+        match self.inner.cache.get(key).instrument(span).await {
             Ok(Some(hit)) => {
                 let verdict = match validate {
                     Some(v) => v.validate(&hit).await,

@@ -24,7 +24,9 @@ use poem_openapi::{ApiResponse, Object};
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
-    /// The request field or parameter at fault, when there is one.
+    /// The request field or parameter at fault; absent when the error is not about one.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
     pub field: Option<String>,
 }
 
@@ -52,6 +54,12 @@ pub enum ApiError {
     /// No such pet.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// The request body is over 64 KiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body is not sent as `application/json` (or has no `Content-Type`).
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// A field or parameter is invalid.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
@@ -133,8 +141,10 @@ impl From<crate::service::pets::ServiceError> for ApiError {
 /// A JSON error response.
 #[must_use]
 pub fn json_error(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> Response {
-    let body = ErrorBody::new(error, field).0;
-    let json = serde_json::json!({"error": body.error, "field": body.field});
+    let mut json = serde_json::json!({ "error": error.into() });
+    if let Some(field) = field {
+        json["field"] = field.into();
+    }
     Response::builder()
         .status(status)
         .content_type("application/json; charset=utf-8")

@@ -10,12 +10,14 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use opentelemetry::trace::TraceContextExt as _;
 use poem::PathPattern;
 use poem::error::ReadBodyError;
-use poem::http::StatusCode;
+use poem::http::{HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::api::error::{json_error, to_json_response};
 use crate::metrics::Metrics;
@@ -137,7 +139,19 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let id = request_id(&req);
         let method = req.method().as_str().to_owned();
-        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
+        let path = req.uri().path().to_owned();
+        // `otel.*` and the dotted names are the OpenTelemetry HTTP conventions; the
+        // route and status are known once the router has answered.
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %method,
+            otel.kind = "server",
+            request_id = %id,
+            "http.request.method" = %method,
+            "url.path" = %path,
+            "http.route" = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
+        );
         async move {
             let start = Instant::now();
             let (route, mut resp) = match bounded_body(&mut req).await {
@@ -156,10 +170,27 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             };
             let elapsed = start.elapsed();
             let status = resp.status();
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                // The exported span is named `GET /pets/{id}` once the route is known
+                // (tracing-opentelemetry ignores a late `otel.name`); without an
+                // exporter this finds no OpenTelemetry context and does nothing.
+                span.context()
+                    .span()
+                    .update_name(format!("{method} {route}"));
+            }
+            span.record("http.route", route.as_str());
+            span.record("http.response.status_code", status.as_u16());
             self.metrics
                 .http_request(&method, &route, status.as_u16(), elapsed);
             if let Ok(v) = id.parse() {
                 resp.headers_mut().insert(REQUEST_ID, v);
+            }
+            if status == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = crate::api::allow::allow(&path)
+            {
+                resp.headers_mut()
+                    .insert(poem::http::header::ALLOW, HeaderValue::from_static(allow));
             }
             let ms = elapsed.as_secs_f64() * 1000.0;
             if status.is_server_error() {

@@ -136,9 +136,6 @@ impl OpsApi {
     /// Prometheus metrics: HTTP, database queries, cache tiers.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> MetricsResponse {
-        let breaker = state.cache.redis_breaker_open();
-        MetricsResponse::Ok(PlainText(
-            state.metrics.render(&state.cache.cache_stats(), breaker),
-        ))
+        MetricsResponse::Ok(PlainText(state.metrics.render()))
     }
 }

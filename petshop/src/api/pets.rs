@@ -9,7 +9,7 @@ use crate::api::Tag;
 use crate::api::error::ApiError;
 use crate::api::response_cache::TagSink;
 use crate::cache_layer::CacheLayer;
-use crate::model::{NewPet, Pet, PetFilter, PetList, PetPatch};
+use crate::model::{NewPet, Pet, PetFilter, PetList, PetPatch, Species};
 use crate::state::AppState;
 
 /// The `/pets` operations.
@@ -106,29 +106,22 @@ fn default_limit() -> u64 {
     10
 }
 
-/// The filter of a list query, checked across parameters.
+/// The filter of a list query. `min_age` above `max_age` is no error (the spec cannot
+/// say so): nothing matches, and the page is empty.
 fn filter(
-    species: Option<String>,
+    species: Option<Species>,
     min_age: Option<i32>,
     max_age: Option<i32>,
     limit: u64,
     offset: u64,
-) -> Result<PetFilter, ApiError> {
-    if let (Some(min), Some(max)) = (min_age, max_age)
-        && min > max
-    {
-        return Err(ApiError::invalid(
-            Some("min_age"),
-            format!("min_age ({min}) must not be above max_age ({max})"),
-        ));
-    }
-    Ok(PetFilter {
-        species,
+) -> PetFilter {
+    PetFilter {
+        species: species.map(Species::into_string),
         min_age,
         max_age,
         limit,
         offset,
-    })
+    }
 }
 
 fn page(
@@ -160,13 +153,13 @@ impl PetsApi {
         &self,
         state: Data<&AppState>,
         req: &poem::Request,
-        /// Only this species (1–32 lower-case letters).
-        #[oai(validator(min_length = 1, max_length = 32, custom = "crate::model::SpeciesName"))]
-        species: Query<Option<String>>,
+        /// Only this species, compared as stored: trimmed, single spaces, lower case
+        /// (`Guinea Pig` finds `guinea pig`).
+        species: Query<Option<Species>>,
         /// Only pets at least this old (0–100).
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
         min_age: Query<Option<i32>>,
-        /// Only pets at most this old (0–100, at least `min_age`).
+        /// Only pets at most this old (0–100; below `min_age`, nothing matches).
         #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
         max_age: Query<Option<i32>>,
         /// Page size, 1–100.
@@ -176,10 +169,13 @@ impl PetsApi {
         )]
         limit: Query<u64>,
         /// Rows to skip.
-        #[oai(default, validator(maximum(value = "1000000000")))]
+        #[oai(
+            default,
+            validator(minimum(value = "0"), maximum(value = "1000000000"))
+        )]
         offset: Query<u64>,
     ) -> Result<ListResponse, ApiError> {
-        let filter = filter(species.0, min_age.0, max_age.0, limit.0, offset.0)?;
+        let filter = filter(species.0, min_age.0, max_age.0, limit.0, offset.0);
         let list = state.pets.list(&filter).await?;
         // The response cache in front stores this answer with these tags; without it
         // (a query it leaves to this handler) the page is not cached.
@@ -230,7 +226,7 @@ impl PetsApi {
         Ok(CreatedResponse::Created(Json(pet), location))
     }
 
-    /// Change some fields of a pet (at least one).
+    /// Change some fields of a pet; `{}` changes nothing and answers the pet as it is.
     #[oai(path = "/pets/:id", method = "patch", operation_id = "update_pet")]
     async fn update(
         &self,
@@ -238,13 +234,13 @@ impl PetsApi {
         id: Path<i64>,
         body: Json<PetPatch>,
     ) -> Result<UpdatedResponse, ApiError> {
-        if body.0.is_empty() {
-            return Err(ApiError::invalid(
-                None,
-                "nothing to change: give at least one of name, species, age, happiness",
-            ));
-        }
-        let Some(pet) = state.pets.update(id.0, body.0).await? else {
+        let updated = if body.0.is_empty() {
+            // Nothing to write: the pet as stored (no cache step, no write).
+            crate::service::pets::get(&state.db, id.0).await?
+        } else {
+            state.pets.update(id.0, body.0).await?
+        };
+        let Some(pet) = updated else {
             return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
         };
         Ok(UpdatedResponse::Ok(Json(pet)))

@@ -65,7 +65,7 @@ impl PetService {
         let (cache, db) = (self.cache.clone(), self.db.clone());
         self.detached(async move {
             let write = cache
-                .begin_write(None, WriteTags::created(&new.species))
+                .begin_write(None, WriteTags::created(new.species.as_str()))
                 .await?;
             let pet = create(&db, new).await?;
             cache.pet_written(write, &pet).await;
@@ -93,7 +93,10 @@ impl PetService {
                     id,
                     (&b.species, b.age, b.happiness),
                     (
-                        patch.species.as_deref().unwrap_or(&b.species),
+                        patch
+                            .species
+                            .as_ref()
+                            .map_or(b.species.as_str(), |s| s.as_str()),
                         patch.age.unwrap_or(b.age),
                         patch.happiness.unwrap_or(b.happiness),
                     ),
@@ -178,6 +181,7 @@ fn condition(filter: &PetFilter, for_page: bool) -> Condition {
 
 /// One page of the pets matching `filter`, ordered by id, and how many match in all
 /// (two queries, no cache).
+#[tracing::instrument(name = "db.load", skip_all, fields(db.query = "list_pets"))]
 pub async fn list(db: &DatabaseConnection, filter: &PetFilter) -> Result<PetList, DbErr> {
     let total = pet::Entity::find()
         .filter(condition(filter, false))
@@ -197,6 +201,7 @@ pub async fn list(db: &DatabaseConnection, filter: &PetFilter) -> Result<PetList
 }
 
 /// The pet `id`, if it exists (one query, no cache).
+#[tracing::instrument(name = "db.load", skip(db), fields(db.query = "get_pet"))]
 pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<Pet>, DbErr> {
     Ok(pet::Entity::find_by_id(id).one(db).await?.map(Pet::from))
 }
@@ -207,7 +212,7 @@ pub async fn create(db: &DatabaseConnection, new: NewPet) -> Result<Pet, DbErr> 
     let now = Utc::now().trunc_subsecs(3);
     let row = pet::ActiveModel {
         name: Set(new.name),
-        species: Set(new.species),
+        species: Set(new.species.into_string()),
         age: Set(new.age),
         happiness: Set(new.happiness),
         created_at: Set(now),
@@ -230,7 +235,7 @@ async fn update(db: &DatabaseConnection, id: i64, patch: PetPatch) -> Result<Opt
         row.name = Set(v);
     }
     if let Some(v) = patch.species {
-        row.species = Set(v);
+        row.species = Set(v.into_string());
     }
     if let Some(v) = patch.age {
         row.age = Set(v);

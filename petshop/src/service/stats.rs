@@ -14,6 +14,7 @@ fn round2(x: f64) -> f64 {
 ///
 /// One query groups by species; the overall figures are the count-weighted sums of the
 /// groups, so they need no second trip.
+#[tracing::instrument(name = "db.load", skip_all, fields(db.query = "stats"))]
 pub async fn compute(db: &DatabaseConnection) -> Result<StatsData, DbErr> {
     // AVG of an integer is NUMERIC on PostgreSQL: cast so both databases return a float.
     let rows: Vec<(String, i64, Option<f64>)> = pet::Entity::find()

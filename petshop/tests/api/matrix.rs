@@ -229,7 +229,17 @@ async fn ops_endpoints(app: &TestApp, strategy: &str, tiers: &str) {
 
     let r = app.get("/metrics").await;
     assert_eq!(r.status, 200);
-    assert!(r.text.contains("petshop_http_requests_total"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("http_server_request_duration_seconds_count{http_request_method=\"GET\""),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("petshop_cache_hits_total{tier="),
+        "{}",
+        r.text
+    );
 }
 
 const TOKEN: &str = "matrix-admin-token-0001";

@@ -25,47 +25,44 @@ async fn metrics_count_http_requests_by_route_template_and_the_cache_per_tier() 
         let r = app.get("/metrics").await;
         assert_eq!(r.status, 200);
         assert!(
-            r.header("content-type").unwrap().starts_with("text/plain"),
+            r.header("content-type")
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4"),
             "{:?}",
             r.header("content-type")
         );
         let m = &r.text;
-        // HTTP: by method, route template (never the raw id) and status.
-        assert_eq!(
-            sample(
-                m,
-                r#"petshop_http_requests_total{method="GET",route="/pets/{id}",status="200"}"#
-            ),
-            Some(3.0),
-            "{m}"
-        );
-        assert_eq!(
-            sample(
-                m,
-                r#"petshop_http_requests_total{method="GET",route="/pets/{id}",status="404"}"#
-            ),
-            Some(1.0),
-            "{m}"
-        );
-        assert_eq!(
-            sample(
-                m,
-                r#"petshop_http_requests_total{method="POST",route="/pets",status="201"}"#
-            ),
-            Some(1.0)
-        );
-        assert!(m.contains(r#"route="unmatched""#), "{m}");
+        // HTTP: a histogram by method, route template (never the raw id) and status.
+        let http = |method: &str, route: &str, status: u16| {
+            format!(
+                r#"http_server_request_duration_seconds_count{{http_request_method="{method}",http_response_status_code="{status}",http_route="{route}"}}"#
+            )
+        };
+        assert_eq!(sample(m, &http("GET", "/pets/{id}", 200)), Some(3.0), "{m}");
+        assert_eq!(sample(m, &http("GET", "/pets/{id}", 404)), Some(1.0), "{m}");
+        assert_eq!(sample(m, &http("POST", "/pets", 201)), Some(1.0), "{m}");
+        assert_eq!(sample(m, &http("GET", "unmatched", 404)), Some(1.0), "{m}");
         assert!(
             !m.contains(&format!("/pets/{id}\"")),
             "a raw path became a label: {m}"
         );
         assert!(
-            m.contains("petshop_http_request_duration_seconds_bucket{"),
+            m.contains("# TYPE http_server_request_duration_seconds histogram")
+                && m.contains("http_server_request_duration_seconds_bucket{"),
             "{m}"
         );
-        // Database queries.
-        assert!(sample(m, "petshop_db_queries_total").unwrap() >= 3.0, "{m}");
-        // Cache, per tier.
+        // Database statements: a histogram whose count is the number of statements.
+        assert!(
+            sample(m, r#"db_client_operation_duration_seconds_count{outcome="ok"}"#).unwrap()
+                >= 3.0,
+            "{m}"
+        );
+        let statements = sample(m, r#"db_client_operation_duration_seconds_count{outcome="ok"}"#)
+            .unwrap_or(0.0)
+            + sample(m, r#"db_client_operation_duration_seconds_count{outcome="error"}"#)
+                .unwrap_or(0.0);
+        assert_eq!(statements, app.state.metrics.db_queries() as f64, "{m}");
+        // Cache, per tier, from the cache's own counters.
         assert_eq!(
             sample(m, r#"petshop_cache_hits_total{tier="l1"}"#),
             Some(2.0),
@@ -75,17 +72,22 @@ async fn metrics_count_http_requests_by_route_template_and_the_cache_per_tier() 
             sample(m, r#"petshop_cache_misses_total{tier="l2"}"#).unwrap() >= 1.0,
             "{m}"
         );
-        assert!(m.contains(r#"petshop_cache_hit_ratio{tier="l1"}"#));
         assert!(sample(m, "petshop_cache_loader_calls_total").unwrap() >= 2.0);
         assert_eq!(sample(m, "petshop_cache_redis_breaker_open"), Some(0.0));
         assert_eq!(sample(m, "petshop_cache_backplane_connected"), Some(1.0));
-        for family in [
-            "petshop_http_requests_total",
-            "petshop_db_queries_total",
-            "petshop_cache_hits_total",
+        assert_eq!(sample(m, "petshop_cache_recovery_pending"), Some(0.0));
+        assert_eq!(sample(m, "petshop_cache_recovery_replayed_total"), Some(0.0));
+        // Ratios come from counters: no lifetime ratio that cannot be aggregated.
+        assert!(!m.contains("_ratio"), "{m}");
+        for (family, kind) in [
+            ("petshop_cache_hits_total", "counter"),
+            ("petshop_cache_recovery_overflows_total", "counter"),
+            ("petshop_cache_backplane_published_total", "counter"),
+            ("petshop_cache_recovery_pending", "gauge"),
+            ("db_client_operation_duration_seconds", "histogram"),
         ] {
             assert!(
-                m.contains(&format!("# TYPE {family} counter")),
+                m.contains(&format!("# TYPE {family} {kind}")),
                 "{family}: {m}"
             );
         }
@@ -137,6 +139,28 @@ async fn cache_stats_report_hit_ratios_per_tier() {
         assert_eq!(l1["hit_ratio"].as_f64(), Some(0.6));
         assert_eq!(r.json["loader"]["calls"], 2);
         assert!(r.json.get("backplane").is_none(), "{}", r.text);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_statement_series_is_there_before_the_first_statement() {
+    bounded(async {
+        // A scraper subtracting two readings needs the series from the start.
+        let app = spawn(&[]).await;
+        let m = app.get("/metrics").await.text;
+        let count = |outcome: &str| {
+            sample(
+                &m,
+                &format!(r#"db_client_operation_duration_seconds_count{{outcome="{outcome}"}}"#),
+            )
+        };
+        assert_eq!(
+            count("ok"),
+            Some(app.state.metrics.db_queries() as f64),
+            "{m}"
+        );
+        assert_eq!(count("error"), Some(0.0), "{m}");
     })
     .await;
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use crate::helpers::{bounded, config};
 
 /// A minimal HTTP/1.1 exchange (`Connection: close`): status, raw head, JSON body.
-async fn http(
+pub(crate) async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -130,7 +130,8 @@ async fn the_app_bound_to_port_0_serves_the_seed_sequence_and_shuts_down_gracefu
 }
 
 /// The `petshop` binary, killed on drop.
-struct Binary(Child);
+/// A spawned process, killed when dropped.
+pub(crate) struct Binary(pub(crate) Child);
 
 impl Drop for Binary {
     fn drop(&mut self) {
@@ -139,14 +140,15 @@ impl Drop for Binary {
     }
 }
 
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
 }
 
-fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+/// The `petshop` binary in `dir`, with only `env` (and `PATH`) in its environment.
+pub(crate) fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_petshop"));
     cmd.current_dir(dir)
         .args(args)
@@ -157,7 +159,7 @@ fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
-async fn wait_until_up(addr: SocketAddr, child: &mut Child) {
+pub(crate) async fn wait_until_up(addr: SocketAddr, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).await.is_err() {
         assert!(
@@ -255,6 +257,61 @@ async fn the_binary_refuses_bad_configuration_naming_the_variable() {
 }
 
 #[tokio::test]
+async fn empty_variables_mean_the_default_when_clap_reads_the_environment() {
+    bounded(async {
+        let dir = tempdir();
+        // Every value empty but one that breaks a rule between settings: the error is
+        // about that one, so the empty ones were read as their defaults.
+        let mut env: Vec<(&str, &str)> = petshop::config::VARIABLES
+            .iter()
+            .map(|v| (*v, ""))
+            .collect();
+        env.push(("CACHE_LEASE", "on"));
+        let out = petshop(&dir, &env, &["seed", "--pets", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("invalid CACHE_LEASE") && err.contains("l1+l2"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_binary_tells_its_version_and_lists_every_setting_with_its_default() {
+    bounded(async {
+        let dir = tempdir();
+        let out = petshop(&dir, &[], &["--version"]).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("petshop {}", env!("CARGO_PKG_VERSION"))
+        );
+        let out = petshop(&dir, &[], &["--help"]).output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        for var in petshop::config::VARIABLES {
+            assert!(help.contains(&format!("[env: {var}")), "{var}:\n{help}");
+        }
+        for default in [
+            "[default: sqlite://petshop.sqlite?mode=rwc]",
+            "[default: auto]",
+            "[default: 60s]",
+            "[default: 127.0.0.1:8000]",
+            "[default: text]",
+        ] {
+            assert!(help.contains(default), "{default}:\n{help}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn seeding_is_deterministic() {
     bounded(async {
         use petshop::service::{db, seed};
@@ -283,7 +340,7 @@ async fn seeding_is_deterministic() {
     .await;
 }
 
-fn tempdir() -> std::path::PathBuf {
+pub(crate) fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "petshop-test-{}-{:08x}",
         std::process::id(),
