@@ -7,6 +7,7 @@ mod config;
 mod helpers;
 mod matrix;
 mod metrics;
+mod nginx;
 mod openapi;
 mod postgres;
 mod redis_outage;

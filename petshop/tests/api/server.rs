@@ -13,16 +13,28 @@ use tokio::net::TcpStream;
 use crate::helpers::{bounded, config};
 
 /// A minimal HTTP/1.1 exchange (`Connection: close`): status, raw head, JSON body.
-async fn http(
+pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> (u16, String, Value) {
+    http_with(addr, method, path, body, &[]).await
+}
+
+/// [`http`] with more request headers (`name: value`).
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[&str],
+) -> (u16, String, Value) {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write");
@@ -129,8 +141,8 @@ async fn the_app_bound_to_port_0_serves_the_seed_sequence_and_shuts_down_gracefu
     .await;
 }
 
-/// The `petshop` binary, killed on drop.
-struct Binary(Child);
+/// A child process (the `petshop` binary, nginx), killed on drop.
+pub struct Binary(pub Child);
 
 impl Drop for Binary {
     fn drop(&mut self) {
@@ -139,7 +151,7 @@ impl Drop for Binary {
     }
 }
 
-fn free_addr() -> SocketAddr {
+pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -157,16 +169,17 @@ fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
-async fn wait_until_up(addr: SocketAddr, child: &mut Child) {
+/// Waits (20 s at most) until `child` listens on `addr`; fails if it exits first.
+pub async fn wait_until_up(addr: SocketAddr, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).await.is_err() {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "petshop exited at start-up"
+            "the process exited at start-up"
         );
         assert!(
             Instant::now() < deadline,
-            "petshop did not start listening on {addr}"
+            "nothing started listening on {addr}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
