@@ -7,6 +7,7 @@
 //! committed file. Without nginx the tests say loudly that they were skipped (`.ci/run`
 //! installs it).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,7 +45,9 @@ fn nginx() -> Option<(PathBuf, (u32, u32, u32))> {
             return Some((PathBuf::from(bin), (a, b, c)));
         }
     }
-    eprintln!(
+    // Straight to stderr: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED: nginx is not installed; deploy/nginx/nginx.conf was not checked \
          (apt-get install nginx) ***\n"
     );
@@ -98,7 +101,8 @@ fn nginx_accepts_the_committed_config() {
     let upstream = if version >= RESOLVE_SINCE {
         UPSTREAM.replace("petshop:", "localhost:")
     } else {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "\n*** nginx {version:?} predates `resolve` in upstreams ({RESOLVE_SINCE:?}): \
              checking the config without that parameter (the image is nginx:1.28) ***\n"
         );
