@@ -8,6 +8,12 @@
 //! [`drill`] runs the same kind of load while Redis is killed, restarted, slowed and
 //! black-holed, through `CacheClient`s or through pet shop instances over HTTP, and
 //! reports stale reads during the faults and after recovery (`--bin fault-drill`).
+//!
+//! [`scale`] runs the drill's load, Redis healthy, over N pet shop instances started
+//! together on one Redis and a fresh PostgreSQL database ([`postgres`]), and reports
+//! the cross-instance window per strategy (`--bin scale-out`).
 
 pub mod drill;
 pub mod freshness;
+pub mod postgres;
+pub mod scale;

@@ -1,6 +1,7 @@
 //! `docker-compose.yml` is accepted by `docker compose config` when Docker Compose is
 //! installed, else by the compose-spec schema (`pip install check-jsonschema`), else the
-//! check says loudly that it was skipped; `.env.example` lists every variable.
+//! check says loudly that it was skipped; `.env.example` lists every variable; the
+//! scale-out profile has its services and health checks.
 
 use std::process::Command;
 
@@ -18,7 +19,11 @@ fn docker_compose_accepts_the_compose_file() {
     let file = format!("{ROOT}/docker-compose.yml");
     assert!(std::path::Path::new(&file).exists(), "{file} is missing");
     let (cmd, args): (&str, Vec<&str>) = if runs("docker", &["compose", "version"]) {
-        ("docker", vec!["compose", "-f", &file, "config", "-q"])
+        // With the scale profile on, every service is checked.
+        (
+            "docker",
+            vec!["compose", "-f", &file, "--profile", "scale", "config", "-q"],
+        )
     } else if runs("check-jsonschema", &["--version"]) {
         eprintln!("`docker compose` is not available: validating against the compose-spec schema");
         (
@@ -45,6 +50,72 @@ fn docker_compose_accepts_the_compose_file() {
         "{cmd} {args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The top-level services of a compose file, each with its block of lines (the file's
+/// own layout: two-space indents; enough for these checks, no YAML parser needed).
+fn services(yaml: &str) -> Vec<(&str, Vec<&str>)> {
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut inside = false;
+    for line in yaml.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
+            inside = line.trim_end() == "services:";
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with([' ', '#'])
+        {
+            out.push((name, Vec::new()));
+        } else if let Some((_, block)) = out.last_mut() {
+            block.push(line.trim());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_scale_profile_puts_nginx_in_front_and_every_service_has_a_health_check() {
+    let yaml = std::fs::read_to_string(format!("{ROOT}/docker-compose.yml")).unwrap();
+    let all = services(&yaml);
+    let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["redis", "postgres", "petshop", "nginx"], "{yaml}");
+    let block = |name: &str| &all.iter().find(|(n, _)| *n == name).unwrap().1;
+    let has = |name: &str, prefix: &str| block(name).iter().any(|l| l.starts_with(prefix));
+
+    // Every service is health-checked; the instances on /ready (503 while draining).
+    for name in &names {
+        assert!(has(name, "healthcheck:"), "{name} has no health check");
+    }
+    assert!(
+        block("petshop")
+            .iter()
+            .any(|l| l.starts_with("test:") && l.contains("GET /ready ")),
+        "petshop's health check must ask /ready"
+    );
+    // `docker compose up` is what it was: no profile on redis, postgres and petshop.
+    for name in ["redis", "postgres", "petshop"] {
+        assert!(
+            !has(name, "profiles:"),
+            "{name} must start without a profile"
+        );
+    }
+    assert!(has("nginx", "profiles: [scale]"));
+    // nginx runs the committed config, and waits for healthy instances.
+    let mount = "- ./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro";
+    assert!(block("nginx").contains(&mount), "nginx must mount {mount}");
+    assert!(std::path::Path::new(&format!("{ROOT}/deploy/nginx/nginx.conf")).exists());
+    assert!(
+        has("nginx", "image: nginx:1.28"),
+        "`resolve` needs nginx 1.27.3+"
+    );
+    // Replicas cannot share one host port: it is a variable (0 = a free one each).
+    assert!(
+        block("petshop").contains(&"- \"${PETSHOP_PORT:-8000}:8000\""),
+        "petshop's host port must be configurable for --scale"
     );
 }
 

@@ -8,6 +8,7 @@ mod fuzz;
 mod helpers;
 mod matrix;
 mod metrics;
+mod nginx;
 mod openapi;
 mod postgres;
 mod redis_outage;

@@ -19,10 +19,22 @@ pub(crate) async fn http(
     path: &str,
     body: Option<&str>,
 ) -> (u16, String, Value) {
+    http_with(addr, method, path, body, &[]).await
+}
+
+/// [`http`] with more request headers (`name: value`).
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[&str],
+) -> (u16, String, Value) {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write");
@@ -129,8 +141,7 @@ async fn the_app_bound_to_port_0_serves_the_seed_sequence_and_shuts_down_gracefu
     .await;
 }
 
-/// The `petshop` binary, killed on drop.
-/// A spawned process, killed when dropped.
+/// A child process (the `petshop` binary, nginx), killed on drop.
 pub(crate) struct Binary(pub(crate) Child);
 
 impl Drop for Binary {
@@ -159,16 +170,17 @@ pub(crate) fn petshop(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Comman
     cmd
 }
 
+/// Waits (20 s at most) until `child` listens on `addr`; fails if it exits first.
 pub(crate) async fn wait_until_up(addr: SocketAddr, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).await.is_err() {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "petshop exited at start-up"
+            "the process exited at start-up"
         );
         assert!(
             Instant::now() < deadline,
-            "petshop did not start listening on {addr}"
+            "nothing started listening on {addr}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -33,6 +33,23 @@ pub struct PhaseReport {
     /// When Redis answers again in this phase: how long until a read was answered by
     /// L2 (`HIT-L2`).
     pub l2_hits_after: Option<Duration>,
+    /// Reads whose newest acknowledged write (before they began) went through another
+    /// instance: the reads that test coherence across instances.
+    pub cross_reads: u64,
+    /// Stale reads whose superseding write went through another instance.
+    pub cross_stale_reads: u64,
+    /// The longest of those: how long after another instance acknowledged the write
+    /// this one still served the old value.
+    pub cross_worst_window: Duration,
+}
+
+/// What one instance carried in a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InstanceLoad {
+    /// Reads it served (errors included).
+    pub reads: u64,
+    /// Writes it acknowledged.
+    pub writes_acked: u64,
 }
 
 /// One run of the drill.
@@ -52,6 +69,8 @@ pub struct Report {
     pub sweep_reads: u64,
     /// Of them, answers that differ from the source: the stale answers after recovery.
     pub sweep_stale: u64,
+    /// Per instance, in the order of the run's targets.
+    pub instances: Vec<InstanceLoad>,
 }
 
 impl Report {
@@ -103,6 +122,44 @@ impl Report {
         self.phases.iter().map(|p| p.writes_acked).sum()
     }
 
+    /// Reads in the run.
+    #[must_use]
+    pub fn reads(&self) -> u64 {
+        self.phases.iter().map(|p| p.reads).sum()
+    }
+
+    /// Reads of a value last written through another instance.
+    #[must_use]
+    pub fn cross_reads(&self) -> u64 {
+        self.phases.iter().map(|p| p.cross_reads).sum()
+    }
+
+    /// Stale reads whose newer value was written through another instance.
+    #[must_use]
+    pub fn cross_stale_reads(&self) -> u64 {
+        self.phases.iter().map(|p| p.cross_stale_reads).sum()
+    }
+
+    /// The longest cross-instance stale window of the run.
+    #[must_use]
+    pub fn cross_worst_window(&self) -> Duration {
+        self.phases
+            .iter()
+            .map(|p| p.cross_worst_window)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The longest stale window of the run, whichever instance wrote.
+    #[must_use]
+    pub fn worst_window(&self) -> Duration {
+        self.phases
+            .iter()
+            .map(|p| p.worst_window)
+            .max()
+            .unwrap_or_default()
+    }
+
     fn fault_phases(&self) -> impl Iterator<Item = &PhaseReport> {
         let n = self.phases.len();
         self.phases
@@ -116,6 +173,7 @@ impl Report {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn evaluate(
     label: &str,
+    instances: usize,
     schedule: &[Phase],
     marks: &[(Instant, &'static str)],
     drained: &[Option<Duration>],
@@ -139,11 +197,13 @@ pub(super) fn evaluate(
             ..PhaseReport::default()
         })
         .collect();
-    // Acknowledged writes per id, in the order they were acknowledged.
-    let mut acked: HashMap<i64, Vec<(Instant, u64)>> = HashMap::new();
+    // Acknowledged writes per id (when, version, through which instance), in the order
+    // they were acknowledged.
+    let mut acked: HashMap<i64, Vec<(Instant, u64, usize)>> = HashMap::new();
     let mut report = Report {
         label: label.to_owned(),
         requests: (reads.len() + writes.len()) as u64,
+        instances: vec![InstanceLoad::default(); instances],
         ..Report::default()
     };
     for w in writes {
@@ -151,7 +211,11 @@ pub(super) fn evaluate(
         match &w.write {
             Write::Acked => {
                 p.writes_acked += 1;
-                acked.entry(w.id).or_default().push((w.ended, w.version));
+                report.instances[w.instance].writes_acked += 1;
+                acked
+                    .entry(w.id)
+                    .or_default()
+                    .push((w.ended, w.version, w.instance));
             }
             Write::Refused => p.writes_refused += 1,
             Write::Failed(_) => {
@@ -167,6 +231,7 @@ pub(super) fn evaluate(
         let i = phase_of(r.began);
         let p = &mut phases[i];
         p.reads += 1;
+        report.instances[r.instance].reads += 1;
         let (version, x_cache) = match &r.read {
             Read::Value { version, x_cache } => (version.unwrap_or(0), *x_cache),
             Read::Failed(_) => {
@@ -182,17 +247,26 @@ pub(super) fn evaluate(
         let Some(list) = acked.get(&r.id) else {
             continue;
         };
-        let before: Vec<_> = list.iter().take_while(|(at, _)| *at < r.began).collect();
-        let newest = before.iter().map(|(_, v)| *v).max().unwrap_or(1);
+        let before: Vec<_> = list.iter().take_while(|(at, _, _)| *at < r.began).collect();
+        let newest = before.iter().max_by_key(|(_, v, _)| *v);
+        if newest.is_some_and(|(_, _, by)| *by != r.instance) {
+            p.cross_reads += 1;
+        }
+        let newest = newest.map_or(1, |(_, v, _)| *v);
         if version < newest {
             p.stale_reads += 1;
-            let superseded = before
+            // The first acknowledged write that made this answer old.
+            let (superseded, by) = before
                 .iter()
-                .filter(|(_, v)| *v > version)
-                .map(|(at, _)| *at)
+                .filter(|(_, v, _)| *v > version)
+                .map(|(at, _, by)| (*at, *by))
                 .min()
-                .unwrap_or(r.began);
+                .unwrap_or((r.began, r.instance));
             p.worst_window = p.worst_window.max(r.began - superseded);
+            if by != r.instance {
+                p.cross_stale_reads += 1;
+                p.cross_worst_window = p.cross_worst_window.max(r.began - superseded);
+            }
         }
     }
     for (want, got) in sweep {
@@ -204,7 +278,9 @@ pub(super) fn evaluate(
         }
     }
     for (id, version) in finals {
-        let newest_acked = acked.get(id).and_then(|l| l.iter().map(|(_, v)| *v).max());
+        let newest_acked = acked
+            .get(id)
+            .and_then(|l| l.iter().map(|(_, v, _)| *v).max());
         if let Some(newest) = newest_acked
             && version.unwrap_or(0) < newest
         {
@@ -275,4 +351,78 @@ pub fn markdown_phases(r: &Report) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::Action;
+
+    #[test]
+    fn a_stale_read_is_cross_instance_when_another_instance_took_the_newer_write() {
+        // Arrange: id 1 written to v2 through instance 0 (acked at 10 ms), then to v3
+        // through instance 1 (acked at 20 ms).
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let schedule = [Phase {
+            name: "steady",
+            action: Action::Heal,
+            length: Duration::from_secs(1),
+        }];
+        let write = |instance, version, ended| WriteRec {
+            id: 1,
+            instance,
+            version,
+            began: t0,
+            ended,
+            write: Write::Acked,
+        };
+        let read = |instance, began, version| ReadRec {
+            id: 1,
+            instance,
+            began,
+            read: Read::Value {
+                version: Some(version),
+                x_cache: "HIT-L1",
+            },
+        };
+        let writes = [write(0, 2, ms(10)), write(1, 3, ms(20))];
+        let reads = [
+            read(0, ms(15), 2), // fresh, written here
+            read(1, ms(16), 1), // stale: v2 came through instance 0, 6 ms before
+            read(2, ms(25), 3), // fresh, written through instance 1
+            read(1, ms(30), 2), // stale: v3 came through this instance itself
+            read(2, ms(50), 1), // stale: v2 came through instance 0, 40 ms before
+        ];
+
+        // Act
+        let r = evaluate(
+            "t",
+            3,
+            &schedule,
+            &[(t0, "steady")],
+            &[None],
+            &reads,
+            &writes,
+            &[],
+            &[(1, Some(3))],
+        );
+
+        // Assert
+        let p = &r.phases[0];
+        assert_eq!((p.stale_reads, p.cross_stale_reads), (3, 2));
+        assert_eq!(
+            p.cross_reads, 3,
+            "the 2nd, 3rd and 5th read another's write"
+        );
+        assert_eq!(p.cross_worst_window, Duration::from_millis(40));
+        assert_eq!(p.worst_window, Duration::from_millis(40));
+        assert_eq!(r.lost_writes, 0);
+        let load: Vec<_> = r
+            .instances
+            .iter()
+            .map(|i| (i.reads, i.writes_acked))
+            .collect();
+        assert_eq!(load, [(1, 1), (2, 1), (2, 0)]);
+    }
 }

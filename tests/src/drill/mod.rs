@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use self::evaluate::{PhaseReport, Report, markdown_phases, markdown_summary};
+pub use self::evaluate::{InstanceLoad, PhaseReport, Report, markdown_phases, markdown_summary};
 pub use self::redis::{Action, FaultyRedis};
 
 /// What one read saw.
@@ -78,6 +78,16 @@ pub struct Phase {
     pub length: Duration,
 }
 
+/// Redis healthy throughout, `length` long: the load alone (the scale-out run).
+#[must_use]
+pub fn steady_schedule(length: Duration) -> Vec<Phase> {
+    vec![Phase {
+        name: "steady",
+        action: Action::Heal,
+        length,
+    }]
+}
+
 /// Healthy (warm-up), killed, restarted empty, slowed by `slow`, black-holed, recovered:
 /// each phase `length` long.
 #[must_use]
@@ -129,6 +139,8 @@ impl Default for Load {
 #[derive(Clone, Debug)]
 struct ReadRec {
     id: i64,
+    /// The target that served it (an index into the run's targets).
+    instance: usize,
     began: Instant,
     read: Read,
 }
@@ -136,11 +148,17 @@ struct ReadRec {
 #[derive(Clone, Debug)]
 struct WriteRec {
     id: i64,
+    /// The target that took it.
+    instance: usize,
     version: u64,
     began: Instant,
     ended: Instant,
     write: Write,
 }
+
+/// How long the drill waits, after the load stops, for every instance's recovery queue
+/// to empty before the sweep.
+const QUIESCE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Log {
@@ -176,9 +194,9 @@ pub async fn run<T: Target, S: Truth>(
                 let k = rand::random_range(0..ids.len());
                 let (id, version) = (ids[k], next[k] + 1);
                 turn += 1;
-                let target = &targets[turn % targets.len()];
+                let instance = turn % targets.len();
                 let began = Instant::now();
-                let write = target.write(id, version).await;
+                let write = targets[instance].write(id, version).await;
                 let ended = Instant::now();
                 // A write that failed may still have happened: never reuse its version.
                 if !matches!(write, Write::Refused) {
@@ -186,6 +204,7 @@ pub async fn run<T: Target, S: Truth>(
                 }
                 log.writes.lock().expect("log").push(WriteRec {
                     id,
+                    instance,
                     version,
                     began,
                     ended,
@@ -195,7 +214,7 @@ pub async fn run<T: Target, S: Truth>(
             }
         }));
     }
-    for target in &targets {
+    for (instance, target) in targets.iter().enumerate() {
         for _ in 0..load.readers {
             let (target, log, stop, load) =
                 (target.clone(), log.clone(), stop.clone(), load.clone());
@@ -204,10 +223,12 @@ pub async fn run<T: Target, S: Truth>(
                     let id = rand::random_range(1..=load.ids);
                     let began = Instant::now();
                     let read = target.read(id).await;
-                    log.reads
-                        .lock()
-                        .expect("log")
-                        .push(ReadRec { id, began, read });
+                    log.reads.lock().expect("log").push(ReadRec {
+                        id,
+                        instance,
+                        began,
+                        read,
+                    });
                     tokio::time::sleep(load.read_pause).await;
                 }
             }));
@@ -242,6 +263,20 @@ pub async fn run<T: Target, S: Truth>(
         let _ = w.await;
     }
 
+    // Quiescence: no request in flight, and no instance holding a write's cache-side
+    // step for Redis (bounded: a Redis still down leaves them queued).
+    let deadline = Instant::now() + QUIESCE_WAIT;
+    while Instant::now() < deadline {
+        let mut pending = 0;
+        for t in &targets {
+            pending += t.pending().await;
+        }
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // The sweep: every entity through every instance, against the source.
     let mut sweep = Vec::new();
     for id in 1..=load.ids {
@@ -257,6 +292,14 @@ pub async fn run<T: Target, S: Truth>(
     let reads = std::mem::take(&mut *log.reads.lock().expect("log"));
     let writes = std::mem::take(&mut *log.writes.lock().expect("log"));
     evaluate::evaluate(
-        label, schedule, &marks, &drained, &reads, &writes, &sweep, &finals,
+        label,
+        targets.len(),
+        schedule,
+        &marks,
+        &drained,
+        &reads,
+        &writes,
+        &sweep,
+        &finals,
     )
 }

@@ -1,7 +1,12 @@
 //! The drill over pet shop instances: HTTP requests (in process, through the whole
-//! middleware stack) to instances that share one database and one Redis.
+//! middleware stack) to instances that share one database and one Redis: a SQLite
+//! file (instances started one by one), or a fresh PostgreSQL database (instances
+//! started at the same moment, as `docker compose up --scale` starts them).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use petshop::model::{NewPet, PetPatch};
 use petshop::startup::{app, build_state};
@@ -11,6 +16,7 @@ use poem::test::TestClient;
 use poem::{EndpointExt, Response};
 
 use super::{Read, Target, Truth, Write};
+use crate::postgres::FreshDatabase;
 
 /// A pet's version travels in its name: `v{version}`.
 fn version_of(name: &str) -> Option<u64> {
@@ -40,13 +46,32 @@ impl std::fmt::Debug for PetshopTarget {
     }
 }
 
-/// Pet shop instances on one fresh SQLite file, with `ids` pets named `v1`.
+/// Where the instances' database lives; it goes with them.
+#[derive(Debug)]
+enum Store {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] FreshDatabase),
+}
+
+/// How instances are started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Launch {
+    /// One after the other (a SQLite file has one writer: no racing migrations).
+    OneByOne,
+    /// All at the same moment: every one runs the migrations at once.
+    Together,
+}
+
+/// Pet shop instances on one fresh database, with `ids` pets named `v1`.
 pub struct Petshops {
     /// The instances.
     pub targets: Vec<Arc<PetshopTarget>>,
     /// The database, read behind the caches.
     pub truth: Arc<Database>,
-    _dir: tempfile::TempDir,
+    /// From the start signal until the last instance was up (database migrated, cache
+    /// built; the backplane wait not included).
+    pub started_in: Duration,
+    _store: Store,
 }
 
 impl std::fmt::Debug for Petshops {
@@ -92,15 +117,86 @@ impl Petshops {
             "sqlite://{}?mode=rwc",
             dir.path().join("pets.sqlite").display()
         );
-        let mut all: Vec<(String, String)> = vec![("DATABASE_URL".into(), url)];
+        Self::launch(
+            &url,
+            vars,
+            instances,
+            ids,
+            Launch::OneByOne,
+            Store::Sqlite(dir),
+        )
+        .await
+        .expect("the pet shops start")
+    }
+
+    /// Starts `instances` pet shops with the environment `vars` on the fresh PostgreSQL
+    /// database `db`, all at the same moment (they take turns at the migrations under
+    /// the service's advisory lock), and inserts pets `1..=ids`. The database is
+    /// dropped with the returned value.
+    ///
+    /// # Errors
+    /// When an instance does not come up (the error names which), or the pets cannot
+    /// be inserted.
+    pub async fn on_postgres(
+        db: FreshDatabase,
+        vars: &[(&str, &str)],
+        instances: usize,
+        ids: i64,
+    ) -> anyhow::Result<Self> {
+        let url = db.url().to_owned();
+        Self::launch(
+            &url,
+            vars,
+            instances,
+            ids,
+            Launch::Together,
+            Store::Postgres(db),
+        )
+        .await
+    }
+
+    async fn launch(
+        database_url: &str,
+        vars: &[(&str, &str)],
+        instances: usize,
+        ids: i64,
+        launch: Launch,
+        store: Store,
+    ) -> anyhow::Result<Self> {
+        let mut all: Vec<(String, String)> = vec![("DATABASE_URL".into(), database_url.into())];
         all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let config = petshop::config::Config::from_vars(all).expect("a valid configuration");
+        let config = petshop::config::Config::from_vars(all)?;
+        let began = Instant::now();
+        let mut states = Vec::new();
+        match launch {
+            Launch::OneByOne => {
+                for _ in 0..instances {
+                    states.push(build_state(&config).await?);
+                }
+            }
+            Launch::Together => {
+                let go = Arc::new(tokio::sync::Barrier::new(instances));
+                let started: Vec<_> = (0..instances)
+                    .map(|_| {
+                        let (config, go) = (config.clone(), go.clone());
+                        tokio::spawn(async move {
+                            go.wait().await;
+                            build_state(&config).await
+                        })
+                    })
+                    .collect();
+                for (i, s) in started.into_iter().enumerate() {
+                    let state = s.await.context("an instance panicked at start-up")?;
+                    states.push(state.with_context(|| format!("instance {i} did not start"))?);
+                }
+            }
+        }
+        let started_in = began.elapsed();
         let mut targets = Vec::new();
-        for _ in 0..instances {
-            let state = build_state(&config).await.expect("the pet shop starts");
+        for state in states {
             let _ = state
                 .cache
-                .wait_for_backplane(std::time::Duration::from_secs(10))
+                .wait_for_backplane(Duration::from_secs(10))
                 .await;
             targets.push(Arc::new(PetshopTarget {
                 client: TestClient::new(app(state.clone()).boxed()),
@@ -119,13 +215,14 @@ impl Petshops {
                 },
             )
             .await
-            .expect("insert a pet");
+            .context("insert a pet")?;
         }
-        Self {
+        Ok(Self {
             targets,
             truth: Arc::new(Database(db)),
-            _dir: dir,
-        }
+            started_in,
+            _store: store,
+        })
     }
 }
 
@@ -140,6 +237,13 @@ impl Truth for Database {
             .ok()
             .flatten()
             .and_then(|p| version_of(&p.name))
+    }
+}
+
+impl PetshopTarget {
+    /// The status of its `GET /ready` (200: the database answers).
+    pub async fn ready(&self) -> u16 {
+        self.client.get("/ready").send().await.0.status().as_u16()
     }
 }
 
