@@ -26,7 +26,7 @@ pub(super) enum Target {
 pub(super) enum Subscriber {
     Node(redis::Client),
     /// A RESP3 client of the cluster: sharded pub/sub arrives as push messages.
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The command handle; cheap to clone (clones share the connections).
@@ -79,7 +79,10 @@ impl Connection {
                     .connection_timeout(connect_timeout)
                     .use_protocol(redis::ProtocolVersion::RESP3)
                     .build()?;
-                Ok((Self::Cluster(con), Subscriber::Cluster(subscriber)))
+                Ok((
+                    Self::Cluster(con),
+                    Subscriber::Cluster(Box::new(subscriber)),
+                ))
             }
         }
     }

@@ -140,8 +140,7 @@ impl Subscription {
                 .await
                 .map(|r| r.map(drop)),
             Self::Cluster { con, route, .. } => {
-                let routing =
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route.clone()));
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(*route));
                 tokio::time::timeout(timeout, con.route_command(redis::cmd("PING"), routing))
                     .await
                     .map(|r| r.map(drop))
