@@ -39,6 +39,9 @@ pub struct Config {
     pub database_url: String,
     /// `REDIS_URL`: the shared tier's server, if any.
     pub redis_url: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster as the shared tier, if any
+    /// (instead of `REDIS_URL`).
+    pub redis_cluster_nodes: Option<Vec<String>>,
     /// `CACHE_TIERS`.
     pub cache_tiers: Topology,
     /// `CACHE_STRATEGY`.
@@ -144,8 +147,18 @@ impl Config {
                 ),
             ));
         }
+        let redis_cluster_nodes = get("REDIS_CLUSTER_NODES")
+            .map(|v| parse_cluster_nodes(&v))
+            .transpose()?;
+        if redis_url.is_some() && redis_cluster_nodes.is_some() {
+            return Err(err(
+                "REDIS_CLUSTER_NODES",
+                "set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both",
+            ));
+        }
+        let has_redis = redis_url.is_some() || redis_cluster_nodes.is_some();
         let cache_tiers = match get("CACHE_TIERS") {
-            None if redis_url.is_some() => Topology::L1L2,
+            None if has_redis => Topology::L1L2,
             None => Topology::L1,
             Some(v) => v.parse::<Topology>().map_err(|_| {
                 err(
@@ -154,11 +167,11 @@ impl Config {
                 )
             })?,
         };
-        if cache_tiers.has_l2() && redis_url.is_none() {
+        if cache_tiers.has_l2() && !has_redis {
             return Err(err(
                 "CACHE_TIERS",
                 format!(
-                    "{} needs REDIS_URL; without Redis use none or l1",
+                    "{} needs REDIS_URL or REDIS_CLUSTER_NODES; without Redis use none or l1",
                     cache_tiers.as_str()
                 ),
             ));
@@ -345,6 +358,7 @@ impl Config {
         Ok(Self {
             database_url,
             redis_url,
+            redis_cluster_nodes,
             cache_tiers,
             cache_strategy,
             cache_write_consistency,
@@ -373,6 +387,13 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field(
+                "redis_cluster_nodes",
+                &self
+                    .redis_cluster_nodes
+                    .as_ref()
+                    .map(|nodes| nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>()),
+            )
             .field("cache_tiers", &self.cache_tiers.as_str())
             .field("cache_strategy", &self.cache_strategy.as_str())
             .field(
@@ -408,6 +429,29 @@ fn parse_duration(var: &'static str, v: &str) -> Result<Duration, ConfigError> {
             format!("{v:?} is not a duration: use a number with a unit, e.g. 50ms, 5s, 1m"),
         )
     })
+}
+
+/// `REDIS_CLUSTER_NODES`: comma-separated `redis://` or `rediss://` URLs of one or more
+/// of the cluster's nodes (`redis://h1:7000,redis://h2:7000`); the rest are discovered.
+fn parse_cluster_nodes(v: &str) -> Result<Vec<String>, ConfigError> {
+    let nodes: Vec<String> = v.split(',').map(|n| n.trim().to_owned()).collect();
+    // A node is `redis[s]://[user:password@]host:port`: a known scheme and a host.
+    let is_node = |n: &str| {
+        n.split_once("://").is_some_and(|(scheme, rest)| {
+            ["redis", "rediss"].contains(&scheme)
+                && !rest.rsplit('@').next().unwrap_or_default().is_empty()
+        })
+    };
+    match nodes.iter().find(|n| !is_node(n)) {
+        Some(bad) => Err(err(
+            "REDIS_CLUSTER_NODES",
+            format!(
+                "{:?} is not a node URL: use comma-separated redis://host:port (or rediss://) URLs of the cluster's nodes",
+                redact_url(bad)
+            ),
+        )),
+        None => Ok(nodes),
+    }
 }
 
 fn parse_bytes(v: &str) -> Option<u64> {
@@ -465,6 +509,28 @@ mod tests {
             redact_url("sqlite://petshop.sqlite?mode=rwc"),
             "sqlite://petshop.sqlite?mode=rwc"
         );
+    }
+
+    #[test]
+    fn cluster_nodes_are_comma_separated_node_urls() {
+        assert_eq!(
+            parse_cluster_nodes("redis://a:7000, rediss://b:7001").unwrap(),
+            ["redis://a:7000", "rediss://b:7001"]
+        );
+        for bad in [
+            "a:7000",
+            "redis://a:7000,",
+            "redis://a:7000,,redis://b:1",
+            "http://a:1",
+        ] {
+            let e = parse_cluster_nodes(bad).unwrap_err();
+            assert_eq!(e.var, "REDIS_CLUSTER_NODES", "{bad}");
+            assert!(
+                e.message.contains("redis://host:port"),
+                "{bad}: {}",
+                e.message
+            );
+        }
     }
 
     #[test]
