@@ -182,28 +182,44 @@ fn damage(caches: &[CacheClient]) -> Damage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_two_l2_instances_fails_safe_and_its_keys_are_found_again() {
-    bounded(killed_master(Topology::L2, 2)).await;
+    bounded(killed_master(Topology::L2, 2, Victim::Other)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_master_killed_under_an_l1_l2_instance_fails_safe_and_the_cache_comes_back() {
+    bounded(killed_master(Topology::L1L2, 1, Victim::Counters)).await;
 }
 
 // One instance: its L1 has no cross-instance window, so any stale read is the outage's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_an_l1_l2_instance_fails_safe_and_its_keys_are_found_again() {
-    bounded(killed_master(Topology::L1L2, 1)).await;
+    bounded(killed_master(Topology::L1L2, 1, Victim::Other)).await;
+}
+
+/// Which master a test kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Victim {
+    /// The one that serves the prefix's slot: every counter and the backplane channel.
+    Counters,
+    /// Another one: only entries (and their guards and leases).
+    Other,
 }
 
 /// Kills a master 1 s into a 5 s freshness run, restarts it (same port, same
 /// `nodes.conf`) 2 s later, then checks that its keys are written, read fresh and found
 /// in Redis again.
-async fn killed_master(topology: Topology, instances: usize) {
+async fn killed_master(topology: Topology, instances: usize, which: Victim) {
     {
         let cluster = RedisCluster::spawn();
         let redis = on(&cluster);
         let keys = Keys::unique();
-        // Kill a master that does not hold the prefix's slot (the counters): the others
-        // keep serving their keys. (Killing that one makes every read a miss until it is
-        // back: the same fail-safe path for every key.)
+        // Another master than the prefix's: the others keep serving their keys. The
+        // prefix's: every read is a miss until it is back (no generation to check).
         let counters = cluster.master_of(&format!("{{{}}}:gen", keys.builder.prefix()));
-        let victim = (counters + 1) % cache::testing::CLUSTER_MASTERS;
+        let victim = match which {
+            Victim::Counters => counters,
+            Victim::Other => (counters + 1) % cache::testing::CLUSTER_MASTERS,
+        };
         let work = Workload {
             ids: 30,
             duration: Duration::from_secs(5),
@@ -231,7 +247,7 @@ async fn killed_master(topology: Topology, instances: usize) {
         let ((cluster, down_for), (report, caches)) = (outage.unwrap(), run);
         let during = damage(&caches);
         eprintln!(
-            "{topology} x{instances}: killed master {victim} ({} of {} rows) for {down_for:?} until the cluster was ok again: {report:?}; {during:?}",
+            "{topology} x{instances}: killed master {victim} ({which:?}) ({} of {} rows) for {down_for:?} until the cluster was ok again: {report:?}; {during:?}",
             victims.len(),
             work.ids
         );
@@ -274,7 +290,7 @@ async fn killed_master(topology: Topology, instances: usize) {
             );
         }
         eprintln!(
-            "{topology} x{instances} after the restart: a key of the victim was an L2 hit again {:?} after the cluster was ok; totals {:?}",
+            "{topology} x{instances} ({which:?}) after the restart: a key of the victim was an L2 hit again {:?} after the cluster was ok; totals {:?}",
             found_after.unwrap_or_default(),
             damage(&caches)
         );
