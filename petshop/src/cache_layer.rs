@@ -230,12 +230,16 @@ impl CacheLayer {
             builder = builder.l1(MokaTier::builder().max_bytes(config.l1_max_bytes));
         }
         if config.cache_tiers.has_l2() {
-            let Some(url) = &config.redis_url else {
-                return Err(CacheError::Config(
-                    "CACHE_TIERS with l2 needs REDIS_URL".into(),
-                ));
+            let l2 = match (&config.redis_cluster_nodes, &config.redis_url) {
+                (Some(seeds), _) => RedisTier::cluster_builder(seeds.iter().map(String::as_str)),
+                (None, Some(url)) => RedisTier::builder(url.as_str()),
+                (None, None) => {
+                    return Err(CacheError::Config(
+                        "CACHE_TIERS with l2 needs REDIS_URL or REDIS_CLUSTER_NODES".into(),
+                    ));
+                }
             };
-            builder = builder.l2(RedisTier::builder(url.as_str())
+            builder = builder.l2(l2
                 .op_timeout(config.redis_op_timeout)
                 .connect_timeout(config.redis_op_timeout.max(Duration::from_millis(250))));
             if config.cache_lease {

@@ -15,6 +15,7 @@ mod settings;
 mod values;
 
 pub use settings::Settings;
+pub use values::ClusterNodes;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,6 +54,9 @@ pub struct Config {
     pub database_url: String,
     /// `REDIS_URL`: the shared tier's server, if any.
     pub redis_url: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster as the shared tier, if any
+    /// (instead of `REDIS_URL`).
+    pub redis_cluster_nodes: Option<Vec<String>>,
     /// `CACHE_TIERS`.
     pub cache_tiers: Topology,
     /// `CACHE_STRATEGY`.
@@ -119,6 +123,7 @@ pub(crate) fn err(var: &'static str, message: impl Into<String>) -> ConfigError 
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_CLUSTER_NODES",
     "CACHE_TIERS",
     "CACHE_STRATEGY",
     "CACHE_WRITE_CONSISTENCY",
@@ -223,6 +228,13 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field(
+                "redis_cluster_nodes",
+                &self
+                    .redis_cluster_nodes
+                    .as_ref()
+                    .map(|nodes| nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>()),
+            )
             .field("cache_tiers", &self.cache_tiers.as_str())
             .field("cache_strategy", &self.cache_strategy.as_str())
             .field(

@@ -46,7 +46,9 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     metrics.register_cache(cache.clone());
     match cache.redis_health().await {
         Some(health) if !health.up => tracing::warn!(
-            redis = %config.redis_url.as_deref().map(redact_url).unwrap_or_default(),
+            redis = %config.redis_url.as_deref().map(redact_url).unwrap_or_else(|| {
+                config.redis_cluster_nodes.iter().flatten().map(|n| redact_url(n)).collect::<Vec<_>>().join(",")
+            }),
             "redis is not answering: serving from L1 and the database until it does"
         ),
         // L1 stays bypassed until the backplane has subscribed: give it a moment so the

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cache::policy::LeaseConfig;
-use cache::tier::{MokaTier, RedisTier};
+use cache::tier::{MokaTier, RedisTier, RedisTierBuilder};
 use cache::{CacheClient, KeyBuilder, Namespace, Strategy, Ttl};
 use serde::{Deserialize, Serialize};
 
@@ -165,12 +165,44 @@ impl Keys {
     }
 }
 
+/// Where the shared Redis is: one server, or a Redis Cluster's seed nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redis {
+    /// `redis://host:port`.
+    Node(String),
+    /// `redis://host:port` of one or more of the cluster's nodes.
+    Cluster(Vec<String>),
+}
+
+impl Redis {
+    /// A tier builder for this Redis.
+    pub fn tier(&self) -> RedisTierBuilder {
+        match self {
+            Self::Node(url) => RedisTier::builder(url.as_str()),
+            Self::Cluster(seeds) => RedisTier::cluster_builder(seeds.iter().map(String::as_str)),
+        }
+    }
+}
+
 /// Builds the cache instances of `setup`, all sharing the Redis at `redis_url`.
 ///
 /// # Panics
 /// When the topology needs Redis and `redis_url` is `None`.
 #[must_use]
 pub fn instances(setup: &Setup, keys: &Keys, redis_url: Option<&str>) -> Vec<CacheClient> {
+    instances_on(
+        setup,
+        keys,
+        redis_url.map(|u| Redis::Node(u.to_owned())).as_ref(),
+    )
+}
+
+/// Builds the cache instances of `setup`, all sharing `redis`.
+///
+/// # Panics
+/// When the topology needs Redis and `redis` is `None`.
+#[must_use]
+pub fn instances_on(setup: &Setup, keys: &Keys, redis: Option<&Redis>) -> Vec<CacheClient> {
     (0..setup.instances)
         .map(|_| {
             let mut b = CacheClient::builder(&keys.builder)
@@ -182,8 +214,8 @@ pub fn instances(setup: &Setup, keys: &Keys, redis_url: Option<&str>) -> Vec<Cac
                 b = b.l1(MokaTier::builder());
             }
             if setup.topology.has_l2() {
-                let url = redis_url.expect("this topology needs a redis url");
-                b = b.l2(RedisTier::builder(url).op_timeout(Duration::from_millis(500)));
+                let redis = redis.expect("this topology needs redis");
+                b = b.l2(redis.tier().op_timeout(Duration::from_millis(500)));
             }
             if setup.lease {
                 b = b.lease(LeaseConfig::default());
@@ -258,8 +290,31 @@ struct ReadRecord {
 /// When the topology needs Redis and `redis_url` is `None`, or a backplane does not
 /// connect within 5 s.
 pub async fn run(setup: &Setup, work: &Workload, redis_url: Option<&str>) -> Report {
-    let keys = Keys::unique();
-    let caches = instances(setup, &keys, redis_url);
+    let redis = redis_url.map(|u| Redis::Node(u.to_owned()));
+    run_on(setup, work, redis.as_ref()).await
+}
+
+/// Runs `work` through `setup` on `redis` and reports staleness.
+///
+/// # Panics
+/// When the topology needs Redis and `redis` is `None`, a backplane does not connect
+/// within 5 s, or a read returns an error.
+pub async fn run_on(setup: &Setup, work: &Workload, redis: Option<&Redis>) -> Report {
+    run_with(setup, work, redis, &Keys::unique()).await.0
+}
+
+/// [`run_on`] under `keys`, also returning the instances (for their counters).
+///
+/// # Panics
+/// As [`run_on`].
+pub async fn run_with(
+    setup: &Setup,
+    work: &Workload,
+    redis: Option<&Redis>,
+    keys: &Keys,
+) -> (Report, Vec<CacheClient>) {
+    let keys = keys.clone();
+    let caches = instances_on(setup, &keys, redis);
     for c in &caches {
         assert!(
             c.wait_for_backplane(Duration::from_secs(5)).await,
@@ -338,7 +393,7 @@ pub async fn run(setup: &Setup, work: &Workload, redis_url: Option<&str>) -> Rep
     let mut report = evaluate(&writes, &reads);
     report.label = setup.label();
     report.loader_calls = source.loads();
-    report
+    (report, caches)
 }
 
 fn evaluate(writes: &[(i64, u64, Instant)], reads: &[ReadRecord]) -> Report {

@@ -1,13 +1,15 @@
-//! Test support (feature `test-util`): throwaway Redis servers, a server that never
-//! answers, and a proxy that injects faults.
+//! Test support (feature `test-util`): throwaway Redis servers and clusters, a server
+//! that never answers, and a proxy that injects faults.
 //!
 //! Tests own their infrastructure: each [`RedisServer`] is a private `redis-server` on
 //! a free port, persisting nothing, killed when dropped, so a test can stop, restart or
 //! corrupt it without touching anyone else's data; a [`Proxy`] in front of it slows,
 //! black-holes or cuts the network to it.
 
+mod cluster;
 mod proxy;
 
+pub use self::cluster::{CLUSTER_MASTERS, RedisCluster};
 pub use self::proxy::{Fault, Proxy};
 
 use std::io::{Read, Write};

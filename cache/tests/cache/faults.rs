@@ -100,7 +100,7 @@ async fn garbage(t: Topology) {
     // The generation counter itself holds garbage: it is started again.
     let prefix = f.ns.root().split(':').next().unwrap().to_owned();
     let _: () = redis::cmd("SET")
-        .arg(format!("{prefix}:gen"))
+        .arg(format!("{{{prefix}}}:gen"))
         .arg("not a number")
         .query_async(&mut raw)
         .await

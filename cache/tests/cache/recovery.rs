@@ -265,7 +265,7 @@ async fn version_counters_deleted_mid_run_never_make_old_entries_reachable() {
 
         // Act: the counters vanish (a restart without persistence, an eviction, a DEL).
         let counters: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*:ver", w.keys.prefix()))
+            .arg(format!("{{{}}}:*:ver", w.keys.prefix()))
             .query_async(&mut con)
             .await
             .unwrap();

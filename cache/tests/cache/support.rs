@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use cache::clock::ManualClock;
 use cache::codec::Json;
-use cache::testing::RedisServer;
-use cache::tier::{Cache, MokaTier, NoCache, RedisTier, TieredCache};
+use cache::testing::{RedisCluster, RedisServer};
+use cache::tier::{Cache, MokaTier, NoCache, RedisTier, RedisTierBuilder, TieredCache};
 use cache::typed::TypedCache;
 use cache::{KeyBuilder, Namespace};
 use serde::{Deserialize, Serialize};
 
-/// Runs each named `async fn(Topology)` as a bounded test per topology (L1, L2, L1+L2).
+/// Runs each named `async fn(Topology)` as a bounded test per topology (L1, L2, L1+L2,
+/// and L2 and L1+L2 on a 3-master Redis Cluster).
 macro_rules! per_topology {
     ($($name:ident),* $(,)?) => {
         mod l1 {
@@ -26,6 +27,14 @@ macro_rules! per_topology {
         mod l1_l2 {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1L2)).await })*
+        }
+        mod l2_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L2_CLUSTER)).await })*
+        }
+        mod l1_l2_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1L2_CLUSTER)).await })*
         }
     };
 }
@@ -41,7 +50,108 @@ pub async fn bounded<F: Future<Output = ()>>(f: F) {
         .expect("test exceeded its time bound");
 }
 
-pub use cache::Topology;
+/// The Redis behind an L2 topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redis {
+    /// One `redis-server`.
+    Server,
+    /// A 3-master Redis Cluster.
+    Cluster,
+}
+
+/// A topology of the suite: the tiers, and the Redis behind L2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Topology {
+    pub tiers: cache::Topology,
+    pub redis: Redis,
+}
+
+impl Topology {
+    pub const L1: Self = Self::on(cache::Topology::L1, Redis::Server);
+    pub const L2: Self = Self::on(cache::Topology::L2, Redis::Server);
+    pub const L1L2: Self = Self::on(cache::Topology::L1L2, Redis::Server);
+    pub const L2_CLUSTER: Self = Self::on(cache::Topology::L2, Redis::Cluster);
+    pub const L1L2_CLUSTER: Self = Self::on(cache::Topology::L1L2, Redis::Cluster);
+
+    const fn on(tiers: cache::Topology, redis: Redis) -> Self {
+        Self { tiers, redis }
+    }
+
+    pub fn has_l1(self) -> bool {
+        self.tiers.has_l1()
+    }
+
+    pub fn has_l2(self) -> bool {
+        self.tiers.has_l2()
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.redis {
+            Redis::Server => write!(f, "{}", self.tiers),
+            Redis::Cluster => write!(f, "{} on a cluster", self.tiers),
+        }
+    }
+}
+
+/// A private Redis of either kind, killed on drop.
+pub enum Backend {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Backend {
+    pub fn spawn(redis: Redis) -> Self {
+        match redis {
+            Redis::Server => Self::Server(RedisServer::spawn()),
+            Redis::Cluster => Self::Cluster(RedisCluster::spawn()),
+        }
+    }
+
+    /// A tier builder for this Redis.
+    pub fn tier(&self) -> RedisTierBuilder {
+        match self {
+            Self::Server(s) => RedisTier::builder(s.url()),
+            Self::Cluster(c) => RedisTier::cluster_builder(c.seeds()),
+        }
+    }
+}
+
+/// A plain connection to either kind of Redis.
+#[derive(Clone)]
+pub enum Raw {
+    Node(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Raw {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pet {
@@ -67,7 +177,10 @@ pub struct Fixture {
     pub cache: Arc<dyn Cache>,
     pub l1: Option<MokaTier>,
     pub l2: Option<RedisTier>,
+    /// The Redis behind L2, when it is one server.
     pub redis: Option<RedisServer>,
+    /// The Redis behind L2, when it is a cluster.
+    pub cluster: Option<RedisCluster>,
     pub clock: ManualClock,
     pub ns: Namespace,
 }
@@ -110,9 +223,9 @@ pub fn fixture_with(topology: Topology, o: Options) -> Fixture {
             .build()
             .unwrap()
     });
-    let redis = topology.has_l2().then(RedisServer::spawn);
-    let l2 = redis.as_ref().map(|r| {
-        RedisTier::builder(r.url())
+    let backend = topology.has_l2().then(|| Backend::spawn(topology.redis));
+    let l2 = backend.as_ref().map(|b| {
+        b.tier()
             .prefix(keys.prefix())
             .op_timeout(o.op_timeout)
             .breaker(o.breaker_threshold, o.breaker_cooldown)
@@ -125,12 +238,18 @@ pub fn fixture_with(topology: Topology, o: Options) -> Fixture {
         (Some(l1), Some(l2)) => Arc::new(TieredCache::builder(l1.clone(), l2.clone()).build()),
         (None, None) => Arc::new(NoCache::new()),
     };
+    let (redis, cluster) = match backend {
+        Some(Backend::Server(s)) => (Some(s), None),
+        Some(Backend::Cluster(c)) => (None, Some(c)),
+        None => (None, None),
+    };
     Fixture {
         topology,
         cache,
         l1,
         l2,
         redis,
+        cluster,
         clock,
         ns,
     }
@@ -147,14 +266,12 @@ impl Fixture {
             .build()
     }
 
-    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
-        self.redis
-            .as_ref()
-            .expect("topology has no redis")
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    pub async fn raw(&self) -> Raw {
+        match (&self.redis, &self.cluster) {
+            (Some(s), _) => Raw::Node(s.client().get_multiplexed_async_connection().await.unwrap()),
+            (_, Some(c)) => Raw::Cluster(c.client().get_async_connection().await.unwrap()),
+            (None, None) => panic!("topology has no redis"),
+        }
     }
 
     /// Makes every entry written with `ttl` dead in every tier: the manual clock moves

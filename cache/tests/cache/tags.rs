@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache::testing::{Fault, Proxy, RedisServer};
-use cache::tier::{MokaTier, RedisTier};
+use cache::tier::{MokaTier, RedisTier, RedisTierBuilder};
 use cache::{CacheClient, KeyBuilder, Namespace, Params, Part, Source, Tag, Topology, Ttl};
 use tokio::sync::Notify;
 
-use crate::support::bounded;
+use crate::support::{Backend, bounded};
 
 const TTL: Ttl = Ttl::secs(600);
 const WAIT: Duration = Duration::from_secs(20);
@@ -68,14 +68,20 @@ impl World {
     }
 
     fn client(&self, topology: Topology, redis: Option<&str>) -> cache::CacheClientBuilder {
+        self.client_on(topology, redis.map(RedisTier::builder))
+    }
+
+    fn client_on(
+        &self,
+        topology: Topology,
+        l2: Option<RedisTierBuilder>,
+    ) -> cache::CacheClientBuilder {
         let mut b = CacheClient::builder(&self.keys).entity(&self.row, &[]);
         if topology.has_l1() {
             b = b.l1(MokaTier::builder());
         }
         if topology.has_l2() {
-            b = b
-                .l2(RedisTier::builder(redis.expect("redis"))
-                    .op_timeout(Duration::from_millis(200)));
+            b = b.l2(l2.expect("redis").op_timeout(Duration::from_millis(200)));
         }
         b
     }
@@ -106,11 +112,13 @@ impl World {
     }
 }
 
-async fn a_tagged_entry_stays_cached_until_one_of_its_tags_is_invalidated(topology: Topology) {
-    let redis = topology.has_l2().then(RedisServer::spawn);
+async fn a_tagged_entry_stays_cached_until_one_of_its_tags_is_invalidated(
+    topology: crate::support::Topology,
+) {
+    let redis = topology.has_l2().then(|| Backend::spawn(topology.redis));
     let w = World::new();
     let c = w
-        .client(topology, redis.as_ref().map(RedisServer::url).as_deref())
+        .client_on(topology.tiers, redis.as_ref().map(Backend::tier))
         .build()
         .unwrap();
     assert!(c.wait_for_backplane(WAIT).await);
@@ -349,8 +357,8 @@ async fn tag_versions_lost_in_redis_never_make_an_old_entry_current() {
             .unwrap();
         let prefix = w.keys.prefix().to_owned();
         let _: () = redis::cmd("DEL")
-            .arg(format!("{prefix}:tags"))
-            .arg(format!("{prefix}:tagseq"))
+            .arg(format!("{{{prefix}}}:tags"))
+            .arg(format!("{{{prefix}}}:tagseq"))
             .query_async(&mut con)
             .await
             .unwrap();

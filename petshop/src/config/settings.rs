@@ -8,6 +8,8 @@ use std::time::Duration;
 use cache::Ttl;
 use clap::Args;
 
+use super::values::ClusterNodes;
+
 use super::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_DATABASE_URL, DEFAULT_LOG_FILTER, Strategy,
     Topology, WriteConsistency, err, values,
@@ -47,7 +49,14 @@ pub struct Settings {
           value_parser = values::redis_url)]
     pub redis_url: Option<String>,
 
-    /// Cache tiers: none, l1, l2, l1+l2; auto: l1+l2 with REDIS_URL, else l1.
+    /// Or a Redis Cluster as the L2 tier: comma-separated seed nodes
+    /// (`redis://h1:7000,redis://h2:7000`); not with REDIS_URL. Unset: no cluster.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", hide_env_values = true, help_heading = "Cache",
+          value_parser = values::cluster_nodes)]
+    pub redis_cluster_nodes: Option<ClusterNodes>,
+
+    /// Cache tiers: none, l1, l2, l1+l2; auto: l1+l2 with REDIS_URL or
+    /// REDIS_CLUSTER_NODES, else l1.
     #[arg(long, env = "CACHE_TIERS", help_heading = "Cache", default_value = "auto",
           value_parser = values::tiers)]
     pub cache_tiers: std::option::Option<Topology>,
@@ -154,16 +163,27 @@ impl Settings {
     /// Checks the rules between settings and resolves the automatic ones.
     pub fn validate(self) -> Result<Config, ConfigError> {
         let redis_url = self.redis_url.filter(|u| !u.is_empty());
+        let redis_cluster_nodes = self
+            .redis_cluster_nodes
+            .map(|n| n.0)
+            .filter(|n| !n.is_empty());
+        if redis_url.is_some() && redis_cluster_nodes.is_some() {
+            return Err(err(
+                "REDIS_CLUSTER_NODES",
+                "set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both",
+            ));
+        }
+        let has_redis = redis_url.is_some() || redis_cluster_nodes.is_some();
         let cache_tiers = match self.cache_tiers {
             Some(t) => t,
-            None if redis_url.is_some() => Topology::L1L2,
+            None if has_redis => Topology::L1L2,
             None => Topology::L1,
         };
-        if cache_tiers.has_l2() && redis_url.is_none() {
+        if cache_tiers.has_l2() && !has_redis {
             return Err(err(
                 "CACHE_TIERS",
                 format!(
-                    "{} needs REDIS_URL; without Redis use none or l1",
+                    "{} needs REDIS_URL or REDIS_CLUSTER_NODES; without Redis use none or l1",
                     cache_tiers.as_str()
                 ),
             ));
@@ -186,6 +206,7 @@ impl Settings {
         Ok(Config {
             database_url: self.database_url,
             redis_url,
+            redis_cluster_nodes,
             cache_tiers,
             cache_strategy: self.cache_strategy,
             cache_write_consistency: self.cache_write_consistency,

@@ -50,6 +50,34 @@ pub(super) fn redis_url(text: &str) -> Parsed<String> {
     }
 }
 
+/// The seed nodes of a Redis Cluster (`REDIS_CLUSTER_NODES`); empty: none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterNodes(pub Vec<String>);
+
+/// `REDIS_CLUSTER_NODES`: comma-separated `redis://` or `rediss://` URLs of one or more
+/// of the cluster's nodes (`redis://h1:7000,redis://h2:7000`); the rest are discovered.
+/// Empty is kept empty (no cluster).
+pub(super) fn cluster_nodes(text: &str) -> Parsed<ClusterNodes> {
+    if text.trim().is_empty() {
+        return Ok(ClusterNodes::default());
+    }
+    let nodes: Vec<String> = text.split(',').map(|n| n.trim().to_owned()).collect();
+    // A node is `redis[s]://[user:password@]host:port`: a known scheme and a host.
+    let is_node = |n: &str| {
+        n.split_once("://").is_some_and(|(scheme, rest)| {
+            ["redis", "rediss"].contains(&scheme)
+                && !rest.rsplit('@').next().unwrap_or_default().is_empty()
+        })
+    };
+    match nodes.iter().find(|n| !is_node(n)) {
+        Some(bad) => Err(format!(
+            "{:?} is not a node URL: use comma-separated redis://host:port (or rediss://) URLs of the cluster's nodes",
+            super::redact_url(bad)
+        )),
+        None => Ok(ClusterNodes(nodes)),
+    }
+}
+
 /// `CACHE_TIERS`: `auto` (or empty) leaves the choice to `REDIS_URL`.
 pub(super) fn tiers(text: &str) -> Parsed<Option<Topology>> {
     match or_default(text, "auto") {
@@ -211,6 +239,24 @@ pub(super) fn parse_bytes(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_nodes_are_comma_separated_node_urls() {
+        assert_eq!(
+            cluster_nodes("redis://a:7000, rediss://b:7001").unwrap().0,
+            ["redis://a:7000", "rediss://b:7001"]
+        );
+        assert_eq!(cluster_nodes(" ").unwrap(), ClusterNodes::default());
+        for bad in [
+            "a:7000",
+            "redis://a:7000,",
+            "redis://a:7000,,redis://b:1",
+            "http://a:1",
+        ] {
+            let message = cluster_nodes(bad).unwrap_err();
+            assert!(message.contains("redis://host:port"), "{bad}: {message}");
+        }
+    }
 
     #[test]
     fn sizes_accept_plain_bytes_and_binary_units() {

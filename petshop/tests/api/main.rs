@@ -2,6 +2,7 @@
 
 mod admin;
 mod bad_input;
+mod cluster;
 mod compose;
 mod config;
 mod fuzz;

@@ -11,6 +11,8 @@ use cache::testing::RedisServer;
 use cache::{Source, Strategy, Ttl};
 use e2e::freshness::{Keys, MemorySource, Row, Setup, Topology, Workload, instances, run};
 
+mod cluster;
+
 const BOUND: Duration = Duration::from_secs(90);
 
 async fn bounded<F: Future<Output = ()>>(f: F) {

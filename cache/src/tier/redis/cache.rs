@@ -10,12 +10,59 @@ use crate::tier::Envelope;
 use crate::tier::{Cache, FillToken, Hit, L2Token, TierKind};
 use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
 
+/// What a read script says of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    /// A string (an entry to decode, or garbage the decoder will count).
+    Fine,
+    /// One of its tags was invalidated after its load began.
+    TagInvalidated,
+    /// Not a string at all (a list, a hash...).
+    NotAString,
+}
+
+/// One entry as a read script returned it: its bytes (or nil), PTTL and status.
+#[derive(Debug)]
+pub(super) struct Found {
+    pub(super) value: redis::Value,
+    pub(super) pttl: i64,
+    pub(super) status: Status,
+}
+
+impl Found {
+    /// The next `n` triples (bytes, PTTL, status code) of a read script's reply.
+    pub(super) fn take(values: &mut impl Iterator<Item = redis::Value>, n: usize) -> Vec<Self> {
+        (0..n)
+            .map(|_| {
+                let (value, pttl, status) = (values.next(), values.next(), values.next());
+                let int = |v: Option<redis::Value>, default| {
+                    v.and_then(|v| redis::from_redis_value::<i64>(v).ok())
+                        .unwrap_or(default)
+                };
+                let status = match int(status, 2) {
+                    1 => Status::Fine,
+                    0 => Status::TagInvalidated,
+                    _ => Status::NotAString,
+                };
+                Self {
+                    value: value.unwrap_or(redis::Value::Nil),
+                    pttl: int(pttl, -1),
+                    status,
+                }
+            })
+            .collect()
+    }
+}
+
 impl RedisTier {
     /// One round trip (the `READ` script): per key its bytes and PTTL, whether its tags
     /// still hold, and the current generation and tag sequence. Garbage under a key (a
     /// list, foreign bytes), an entry of another generation and an entry one of whose
     /// tags was invalidated after its load began are all misses.
     async fn fetch(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
+        if self.inner.con.is_cluster() {
+            return self.fetch_cluster(keys).await;
+        }
         let Some(prefix) = self.inner.prefix.clone() else {
             return self.fetch_plain(keys).await;
         };
@@ -40,17 +87,7 @@ impl RedisTier {
             )));
         }
         let mut values = values.into_iter();
-        let mut found = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (value, pttl, status) = (values.next(), values.next(), values.next());
-            let pttl = pttl
-                .and_then(|v| redis::from_redis_value::<i64>(v).ok())
-                .unwrap_or(-1);
-            let status = status
-                .and_then(|v| redis::from_redis_value::<i64>(v).ok())
-                .unwrap_or(2);
-            found.push((value.unwrap_or(redis::Value::Nil), pttl, status));
-        }
+        let found = Found::take(&mut values, n);
         let counter = |v: Option<redis::Value>| {
             v.and_then(|v| redis::from_redis_value::<u64>(v).ok())
                 .ok_or_else(|| CacheError::Decode("read script: unreadable counter".into()))
@@ -58,24 +95,33 @@ impl RedisTier {
         let generation = counter(values.next())?;
         self.learn_generation(generation);
         self.learn_tag_sequence(counter(values.next())?);
-        Ok(keys
-            .iter()
+        Ok(self.hits(keys, found, generation))
+    }
+
+    /// The hits among `found` (one per key, in order), entries of `generation` only.
+    pub(super) fn hits(
+        &self,
+        keys: &[Key],
+        found: Vec<Found>,
+        generation: u64,
+    ) -> Vec<Option<Hit>> {
+        keys.iter()
             .zip(found)
-            .map(|(key, (value, pttl, status))| match status {
-                1 => self.decode(key, value, pttl, generation),
-                0 => {
+            .map(|(key, found)| match found.status {
+                Status::Fine => self.decode(key, found.value, found.pttl, generation),
+                Status::TagInvalidated => {
                     self.inner.stats.miss();
                     tracing::trace!(key = %key, "an entry tag was invalidated: a miss");
                     None
                 }
-                _ => {
+                Status::NotAString => {
                     self.inner.stats.decode_failure();
                     self.inner.stats.miss();
                     tracing::warn!(key = %key, "non-string value under a cache key: treated as a miss");
                     None
                 }
             })
-            .collect())
+            .collect()
     }
 
     /// A tier without a prefix has no generation and no tags: `GET` + `PTTL` per key.
@@ -362,7 +408,13 @@ impl Cache for RedisTier {
                 "clearing the redis tier needs a key prefix (RedisTierBuilder::prefix)".into(),
             ));
         };
-        let pattern = format!("{prefix}:*");
+        if self.inner.con.is_cluster() {
+            return self.clear_cluster(&prefix).await;
+        }
+        // Counters, guards and leases have other names (`keys.rs`): only entries match,
+        // so the counters survive (a counter that restarted could hand out a version
+        // whose old keys a slow fill in flight is about to write).
+        let pattern = keys::entries(&prefix);
         let mut cursor: u64 = 0;
         // Each SCAN step is its own bounded operation: a big keyspace does not hit one timeout.
         loop {
@@ -379,13 +431,6 @@ impl Cache for RedisTier {
                         .await
                 })
                 .await?;
-            // Namespace version counters (`{prefix}:{namespace}:ver`) survive: a counter
-            // that restarted could hand out a version whose old keys a slow fill in
-            // flight is about to write.
-            let keys: Vec<String> = keys
-                .into_iter()
-                .filter(|k| !keys::is_counter(&prefix, k))
-                .collect();
             if !keys.is_empty() {
                 self.run("clear", |mut con| async move {
                     redis::cmd("UNLINK")

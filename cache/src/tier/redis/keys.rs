@@ -1,16 +1,25 @@
 //! Every Redis key suffix and channel name the library uses, built in one place.
 //!
-//! | what | Redis name |
-//! |------|------------|
-//! | an entry | `{key}` (see [`crate::KeyBuilder`]) |
-//! | its fill-race guard | `{key}:guard` |
-//! | its loading lease | `{key}:lease` |
-//! | a version counter (namespace or tag) | `{root}:ver`, `root` = `{prefix}:{name}` |
-//! | the generation of every entry | `{prefix}:gen` |
-//! | the version of every tag (a hash: tag → sequence) | `{prefix}:tags` |
-//! | the tag sequence | `{prefix}:tagseq` |
-//! | the backplane channel | `{prefix}:backplane` |
-//! | a rate-limit window of a client | `{prefix}:rate:{xxh3-128 hex of the client key}` |
+//! | what | Redis name | slot (Redis Cluster) |
+//! |------|------------|------|
+//! | an entry | `{key}` (see [`crate::KeyBuilder`]), e.g. `app:pet:id:1` | the key's own |
+//! | its fill-race guard | `{app:pet:id:1}:guard` | the entry's |
+//! | its loading lease | `{app:pet:id:1}:lease` | the entry's |
+//! | a version counter (namespace or tag) | `{app}:pet:ver` for the root `app:pet` | the prefix's |
+//! | the generation of every entry | `{app}:gen` | the prefix's |
+//! | the version of every tag (a hash: tag → sequence) | `{app}:tags` | the prefix's |
+//! | the tag sequence | `{app}:tagseq` | the prefix's |
+//! | the backplane channel | `{app}:backplane` | the prefix's |
+//! | a client's rate-limit window | `{app:rate:<xxh3-128 hex of the client key>}` | the client's |
+//!
+//! The braces are Redis Cluster hash tags: only the part inside them picks the slot.
+//! Entry keys never contain braces ([`crate::KeyBuilder`] allows `a-z 0-9 _ - .` and
+//! `:`), so an entry hashes on its whole name and its guard and lease, which wrap that
+//! name in braces, land in the same slot: the guarded-store and invalidate scripts touch
+//! one slot. Entries spread over the cluster; every counter of a prefix (namespace
+//! versions, generation, tag versions, tag sequence) shares the prefix's slot, so the
+//! scripts that read or bump several of them at once touch one slot too. The same names
+//! are used on a single node, where the braces mean nothing.
 
 use crate::Key;
 
@@ -23,84 +32,98 @@ const TAGS: &str = ":tags";
 const TAG_SEQUENCE: &str = ":tagseq";
 const RATE: &str = ":rate:";
 
-/// The fill-race guard (invalidation counter) of `key`.
+/// The fill-race guard (invalidation counter) of `key`: in `key`'s slot.
 pub(super) fn guard(key: &Key) -> String {
-    format!("{key}{GUARD}")
+    format!("{{{key}}}{GUARD}")
 }
 
-/// The loading lease of `key`.
+/// The loading lease of `key`: in `key`'s slot.
 pub(super) fn lease(key: &Key) -> String {
-    format!("{key}{LEASE}")
+    format!("{{{key}}}{LEASE}")
 }
 
-/// The version counter of the namespace (or tag) whose root is `root`.
+/// `{prefix}` followed by `rest`: a name in the prefix's slot.
+fn in_prefix_slot(prefix: &str, rest: &str) -> String {
+    format!("{{{prefix}}}{rest}")
+}
+
+/// The version counter of the namespace (or tag) whose root is `root` (`{prefix}:{name}`):
+/// in the prefix's slot.
 pub(super) fn counter(root: &str) -> String {
-    format!("{root}{COUNTER}")
+    match root.split_once(':') {
+        Some((prefix, name)) => in_prefix_slot(prefix, &format!(":{name}{COUNTER}")),
+        None => in_prefix_slot(root, COUNTER),
+    }
 }
 
 /// The generation counter of every entry under `prefix`.
 pub(super) fn generation(prefix: &str) -> String {
-    format!("{prefix}{GENERATION}")
+    in_prefix_slot(prefix, GENERATION)
 }
 
 /// The hash of tag versions under `prefix`.
 pub(super) fn tags(prefix: &str) -> String {
-    format!("{prefix}{TAGS}")
+    in_prefix_slot(prefix, TAGS)
 }
 
 /// The sequence tag versions are drawn from, under `prefix`.
 pub(super) fn tag_sequence(prefix: &str) -> String {
-    format!("{prefix}{TAG_SEQUENCE}")
+    in_prefix_slot(prefix, TAG_SEQUENCE)
 }
 
-/// The backplane channel of every instance under `prefix`.
+/// The backplane channel of every instance under `prefix`: a sharded channel on Redis
+/// Cluster, served by the master of the prefix's slot.
 pub(super) fn channel(prefix: &str) -> String {
-    format!("{prefix}{CHANNEL}")
+    in_prefix_slot(prefix, CHANNEL)
 }
 
 /// The rate-limit counter of the client whose hashed key is `client` (hex), under
-/// `prefix`.
+/// `prefix`: in a slot of its own (clients spread over the cluster), and outside the
+/// entries' `SCAN` pattern (a flush of the cache leaves the limits alone).
 pub(super) fn rate(prefix: &str, client: &str) -> String {
-    format!("{prefix}{RATE}{client}")
+    format!("{{{prefix}{RATE}{client}}}")
 }
 
-/// Whether `key`, a Redis key under `prefix`, is a version [counter] (`{prefix}:{name}:ver`,
-/// `name` without `:`) or the [generation]: the admin flush keeps them, so neither goes
-/// back.
-pub(super) fn is_counter(prefix: &str, key: &str) -> bool {
-    if key == generation(prefix) || key == tags(prefix) || key == tag_sequence(prefix) {
-        return true;
-    }
-    key.strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix(':'))
-        .and_then(|rest| rest.strip_suffix(COUNTER))
-        .is_some_and(|name| !name.is_empty() && !name.contains(':'))
+/// The `SCAN` pattern of every entry under `prefix` (counters, guards and leases have
+/// other names: see the table above).
+pub(super) fn entries(prefix: &str) -> String {
+    format!("{prefix}:*")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::KeyBuilder;
+    use redis::cluster_routing::Slot;
 
     #[test]
-    fn suffixes_are_built_from_the_key_and_counters_are_recognised() {
+    fn suffixes_are_built_from_the_key_and_share_its_slot() {
         let ns = KeyBuilder::new("app").unwrap().namespace("pet").unwrap();
         let key = ns.id(1);
-        assert_eq!(guard(&key), "app:pet:id:1:guard");
-        assert_eq!(lease(&key), "app:pet:id:1:lease");
-        assert_eq!(counter(ns.root()), "app:pet:ver");
-        assert_eq!(channel("app"), "app:backplane");
-        assert_eq!(generation("app"), "app:gen");
-        assert_eq!(rate("app", "00ff"), "app:rate:00ff");
-        assert!(is_counter("app", "app:pet:ver"));
-        assert!(is_counter("app", "app:gen"));
-        assert!(is_counter("app", "app:tags") && is_counter("app", "app:tagseq"));
-        assert!(!is_counter("app", "app:gen:id:1"));
-        assert!(
-            !is_counter("app", "app:pet:v3:f:ver"),
-            "a fixed key named ver"
-        );
-        assert!(!is_counter("app", "other:pet:ver"));
-        assert!(!is_counter("app", "app::ver"));
+        assert_eq!(guard(&key), "{app:pet:id:1}:guard");
+        assert_eq!(lease(&key), "{app:pet:id:1}:lease");
+        let slot = Slot::for_key(key.as_str());
+        assert_eq!(Slot::for_key(guard(&key)), slot);
+        assert_eq!(Slot::for_key(lease(&key)), slot);
+        assert_eq!(entries("app"), "app:*");
+        assert_eq!(rate("app", "00ff"), "{app:rate:00ff}");
+    }
+
+    #[test]
+    fn every_counter_of_a_prefix_shares_one_slot() {
+        let ns = KeyBuilder::new("app").unwrap().namespace("pet").unwrap();
+        assert_eq!(counter(ns.root()), "{app}:pet:ver");
+        assert_eq!(channel("app"), "{app}:backplane");
+        assert_eq!(generation("app"), "{app}:gen");
+        let slot = Slot::for_key("{app}:gen");
+        for name in [
+            counter(ns.root()),
+            counter("app:pets"),
+            tags("app"),
+            tag_sequence("app"),
+            channel("app"),
+        ] {
+            assert_eq!(Slot::for_key(&name), slot, "{name}");
+        }
     }
 }

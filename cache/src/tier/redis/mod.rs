@@ -1,4 +1,6 @@
-//! L2: a shared tier on Redis through a self-reconnecting `ConnectionManager`.
+//! L2: a shared tier on Redis: one server through a self-reconnecting
+//! `ConnectionManager`, or a Redis Cluster through a `ClusterConnection`
+//! ([`RedisTier::cluster_builder`]); the same API and guarantees either way.
 //!
 //! Every operation is bounded by a timeout and guarded by a circuit breaker; failures
 //! are counted and returned as `Err` for the caller ([`crate::tier::TieredCache`],
@@ -10,7 +12,8 @@
 //! This module is the only place that speaks Redis: the entries (`cache.rs`), the
 //! version counters and the generation (`counters.rs`), tag versions (`tags.rs`), the
 //! backplane's publish and subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and
-//! every key suffix (`keys.rs`).
+//! every key suffix (`keys.rs`), over either kind of connection (`connection.rs`);
+//! what a cluster does differently lives in `cluster.rs`.
 //!
 //! # Generations
 //!
@@ -22,6 +25,8 @@
 //! a fault, so nothing a failed invalidation should have removed is ever read again.
 
 mod cache;
+mod cluster;
+mod connection;
 mod counters;
 mod keys;
 mod pubsub;
@@ -34,8 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
+use self::connection::{Connection, Subscriber, Target};
 use crate::breaker::{Breaker, Permit};
 use crate::clock::default_clock;
 use crate::{CacheError, Clock, TierStats};
@@ -57,7 +61,7 @@ pub const GUARD_TTL: Duration = Duration::from_secs(3600);
 #[must_use]
 #[derive(Debug)]
 pub struct RedisTierBuilder {
-    url: String,
+    target: Target,
     prefix: Option<String>,
     op_timeout: Duration,
     connect_timeout: Duration,
@@ -105,18 +109,12 @@ impl RedisTierBuilder {
         if self.op_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(CacheError::Config("redis timeouts must be above 0".into()));
         }
-        let client = redis::Client::open(self.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.op_timeout))
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(100));
-        let con = client.get_connection_manager_lazy(config)?;
+        let (con, subscriber) =
+            Connection::open(&self.target, self.op_timeout, self.connect_timeout)?;
         Ok(RedisTier {
             inner: Arc::new(Inner {
                 con,
-                client,
+                subscriber,
                 prefix: self.prefix,
                 op_timeout: self.op_timeout,
                 breaker: Breaker::new(
@@ -135,8 +133,8 @@ impl RedisTierBuilder {
 }
 
 struct Inner {
-    con: ConnectionManager,
-    client: redis::Client,
+    con: Connection,
+    subscriber: Subscriber,
     prefix: Option<String>,
     op_timeout: Duration,
     breaker: Breaker,
@@ -189,8 +187,31 @@ impl std::fmt::Debug for RedisTier {
 impl RedisTier {
     /// A builder for the server at `url` (`redis://host:port/db`).
     pub fn builder(url: impl Into<String>) -> RedisTierBuilder {
+        Self::builder_for(Target::Node(url.into()))
+    }
+
+    /// A builder for the Redis Cluster reached through `seeds` (`redis://host:port`, one
+    /// or more of its nodes; the rest are discovered). Entries spread over the cluster's
+    /// slots; what stays together is described in the crate's README ("Redis Cluster").
+    ///
+    /// ```no_run
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache::tier::RedisTier;
+    /// let l2 = RedisTier::cluster_builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .prefix("app")
+    ///     .build()
+    ///     .unwrap();
+    /// # });
+    /// ```
+    pub fn cluster_builder<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> RedisTierBuilder {
+        Self::builder_for(Target::Cluster(seeds.into_iter().map(Into::into).collect()))
+    }
+
+    fn builder_for(target: Target) -> RedisTierBuilder {
         RedisTierBuilder {
-            url: url.into(),
+            target,
             prefix: None,
             op_timeout: DEFAULT_OP_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -218,7 +239,14 @@ impl RedisTier {
         self.inner.op_timeout
     }
 
-    /// `PING`, bounded by the operation timeout and guarded by the breaker.
+    /// Whether this tier speaks to a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        self.inner.con.is_cluster()
+    }
+
+    /// `PING` (on a cluster: every master), bounded by the operation timeout and guarded
+    /// by the breaker.
     pub async fn ping(&self) -> Result<(), CacheError> {
         self.run("ping", |mut con| async move {
             redis::cmd("PING").query_async::<()>(&mut con).await
@@ -274,7 +302,7 @@ impl RedisTier {
     /// Runs `op` on a clone of the connection under the breaker and the timeout.
     async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, CacheError>
     where
-        F: FnOnce(ConnectionManager) -> Fut + Send,
+        F: FnOnce(Connection) -> Fut + Send,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
     {
         let inner = &self.inner;

@@ -215,3 +215,41 @@ return {n, left}
 ",
     )
 });
+
+/// The entries of one slot, for a Redis Cluster (where [`READ`] cannot reach the
+/// counters in the same script). `KEYS`: the entries, all in one slot. Returns, per
+/// entry, its bytes (or nil), its PTTL and a status (1: a string; 2: not a string).
+pub(super) static READ_ENTRIES: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local out = {}
+        for _, k in ipairs(KEYS) do
+            local v = redis.pcall('GET', k)
+            local status, pttl = 1, -2
+            if type(v) == 'table' then
+                v, status = false, 2
+            elseif v then
+                pttl = redis.call('PTTL', k)
+            end
+            out[#out + 1] = v
+            out[#out + 1] = pttl
+            out[#out + 1] = status
+        end
+        return out",
+    )
+});
+
+/// The generation, the tag sequence and the versions of tags, for a Redis Cluster read
+/// after [`READ_ENTRIES`]. `KEYS`: the generation, the tag versions, the tag sequence
+/// (one slot); `ARGV`: tag names. Returns the generation, the sequence, then each
+/// version.
+pub(super) static READ_STATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        local tags, seq = KEYS[2], KEYS[3]
+        {TAG_VERSIONS}
+        local out = {{current(KEYS[1]), current(seq)}}
+        for i, name in ipairs(ARGV) do out[i + 2] = version(name) end
+        return out"
+    ))
+});

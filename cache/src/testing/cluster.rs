@@ -1,0 +1,248 @@
+//! A throwaway 3-master Redis Cluster on free loopback ports, torn down on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+/// Masters of a [`RedisCluster`].
+pub const CLUSTER_MASTERS: usize = 3;
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a master may be unreachable before the others mark it failed. Short, so a
+/// test that kills one sees the cluster react within a few seconds.
+const NODE_TIMEOUT_MS: u64 = 1000;
+
+#[derive(Debug)]
+struct Node {
+    port: u16,
+    bus_port: u16,
+    child: Option<Child>,
+}
+
+/// A private Redis Cluster: [`CLUSTER_MASTERS`] `redis-server --cluster-enabled yes`
+/// processes on free ports of 127.0.0.1 (no replicas, nothing persisted but each node's
+/// `nodes.conf`, in a temporary directory), joined with `redis-cli --cluster create`.
+/// Dropping it kills every node and removes the directory.
+///
+/// `cluster-require-full-coverage` is off: while a master is down, the slots of the
+/// others keep answering (with Redis' default, the whole cluster would refuse).
+#[derive(Debug)]
+pub struct RedisCluster {
+    dir: PathBuf,
+    nodes: Vec<Node>,
+}
+
+impl RedisCluster {
+    /// Starts the nodes, creates the cluster and waits until every node reports
+    /// `cluster_state:ok`.
+    ///
+    /// # Panics
+    /// When `redis-server`/`redis-cli` are missing or the cluster is not up within 30 s.
+    #[must_use]
+    pub fn spawn() -> Self {
+        let dir = std::env::temp_dir().join(format!("cache-cluster-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temporary directory for the cluster");
+        let mut cluster = Self {
+            dir,
+            nodes: Vec::new(),
+        };
+        for _ in 0..CLUSTER_MASTERS {
+            let mut node = Node {
+                port: free_port(),
+                bus_port: free_port(),
+                child: None,
+            };
+            cluster.start(&mut node);
+            cluster.nodes.push(node);
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        for node in &cluster.nodes {
+            while !super::pong(node.port) {
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} did not start",
+                    node.port
+                );
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port)),
+            )
+            .arg("--cluster-yes")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("cannot run redis-cli: install it (Debian: apt-get install redis-tools)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    fn start(&self, node: &mut Node) {
+        let conf = self.dir.join(format!("nodes-{}.conf", node.port));
+        let child = Command::new("redis-server")
+            .args(["--port", &node.port.to_string()])
+            .args(["--cluster-port", &node.bus_port.to_string()])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &conf.to_string_lossy()])
+            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            .args(["--cluster-require-full-coverage", "no"])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--dir", &self.dir.to_string_lossy()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run redis-server: install it (Debian: apt-get install redis-server)");
+        node.child = Some(child);
+    }
+
+    /// Waits (at most 30 s) until every running node says `cluster_state:ok` and
+    /// knows every master as up.
+    ///
+    /// # Panics
+    /// When that does not happen in time.
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            loop {
+                if Self::healthy(node.port) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster is not ok on node {}",
+                    node.port
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn healthy(port: u16) -> bool {
+        let Ok(mut con) = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+        else {
+            return false;
+        };
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut con)
+            .unwrap_or_default();
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut con)
+            .unwrap_or_default();
+        let masters = nodes.lines().filter(|l| l.contains("master")).count();
+        info.contains("cluster_state:ok") && masters == CLUSTER_MASTERS && !nodes.contains("fail")
+    }
+
+    /// The seed URLs (`redis://127.0.0.1:{port}`), one per master.
+    #[must_use]
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// A cluster client of these nodes, for tests that poke at them directly.
+    ///
+    /// # Panics
+    /// Never in practice: the seed URLs are well formed.
+    #[must_use]
+    pub fn client(&self) -> redis::cluster::ClusterClient {
+        redis::cluster::ClusterClient::new(self.seeds()).expect("valid seeds")
+    }
+
+    /// The index of the master that serves `key`'s slot.
+    ///
+    /// # Panics
+    /// When no running node answers.
+    #[must_use]
+    pub fn master_of(&self, key: &str) -> usize {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .expect("a running node");
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{}", node.port))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+            .expect("a connection to the cluster");
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut con)
+            .expect("CLUSTER KEYSLOT");
+        let ranges: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut con)
+            .expect("CLUSTER SLOTS")
+            .into_iter()
+            .filter_map(|range| {
+                let redis::Value::Array(fields) = range else {
+                    return None;
+                };
+                let mut fields = fields.into_iter();
+                let start = redis::from_redis_value(fields.next()?).ok()?;
+                let end = redis::from_redis_value(fields.next()?).ok()?;
+                let redis::Value::Array(master) = fields.next()? else {
+                    return None;
+                };
+                let mut master = master.into_iter();
+                let host = redis::from_redis_value(master.next()?).ok()?;
+                let port = redis::from_redis_value(master.next()?).ok()?;
+                Some((start, end, (host, port)))
+            })
+            .collect();
+        let (_, _, (_, port)) = ranges
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .expect("every slot is served");
+        self.nodes
+            .iter()
+            .position(|n| n.port == *port)
+            .expect("a master of this cluster")
+    }
+
+    /// Kills master `i` (as a crash would) and waits for it to exit.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts master `i` again, empty, on the same port with the same `nodes.conf`, and
+    /// waits until the cluster is ok on every node.
+    ///
+    /// # Panics
+    /// When the cluster is not ok again within 30 s.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let mut node = Node {
+            port: self.nodes[i].port,
+            bus_port: self.nodes[i].bus_port,
+            child: None,
+        };
+        self.start(&mut node);
+        self.nodes[i] = node;
+        self.wait_until_ok();
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
