@@ -61,7 +61,7 @@ async fn two_instances_share_one_limit_and_the_client_key_is_hashed() {
         assert_eq!(keys.len(), 2, "one counter per client: {keys:?}");
         for key in &keys {
             assert!(
-                key.starts_with("shop:rate:") && !key.contains("203.0.113.7"),
+                key.starts_with("{shop:rate:") && !key.contains("203.0.113.7"),
                 "{key}"
             );
             let ttl: i64 = redis::cmd("PTTL")
@@ -90,7 +90,7 @@ async fn a_counter_full_of_garbage_starts_again() {
             .await
             .unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("shop:rate:*")
+            .arg("{shop:rate:*")
             .query_async(&mut con)
             .await
             .unwrap();
