@@ -103,6 +103,33 @@ fn route_label(op: Option<&OperationId>, pattern: Option<&PathPattern>) -> Strin
         .unwrap_or_else(|| "unmatched".to_owned())
 }
 
+/// The route template an answer was given under, attached to the response by
+/// [`respond`] (or by a layer that answered before the router), so every outer layer
+/// labels it alike.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteTemplate(pub(crate) String);
+
+/// The response to an inner endpoint's result (an error as the API's JSON), carrying
+/// its [`RouteTemplate`].
+pub(crate) fn respond<T: IntoResponse>(result: poem::Result<T>) -> Response {
+    match result {
+        Ok(out) => {
+            let mut resp = out.into_response();
+            if resp.data::<RouteTemplate>().is_none() {
+                let route = route_label(resp.data(), resp.data());
+                resp.set_data(RouteTemplate(route));
+            }
+            resp
+        }
+        Err(err) => {
+            let route = route_label(err.data(), err.data());
+            let mut resp = to_json_response(err, &route);
+            resp.set_data(RouteTemplate(route));
+            resp
+        }
+    }
+}
+
 /// Reads the body within the limit and puts it back, or the response refusing it.
 async fn bounded_body(req: &mut Request) -> Result<(), Response> {
     let declared = req
@@ -154,20 +181,13 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         );
         async move {
             let start = Instant::now();
-            let (route, mut resp) = match bounded_body(&mut req).await {
-                Err(resp) => ("unmatched".to_owned(), resp),
-                Ok(()) => match self.inner.call(req).await {
-                    Ok(out) => {
-                        let resp = out.into_response();
-                        (route_label(resp.data(), resp.data()), resp)
-                    }
-                    Err(err) => {
-                        let route = route_label(err.data(), err.data());
-                        let resp = to_json_response(err, &route);
-                        (route, resp)
-                    }
-                },
+            let mut resp = match bounded_body(&mut req).await {
+                Err(resp) => resp,
+                Ok(()) => respond(self.inner.call(req).await),
             };
+            let route = resp
+                .data::<RouteTemplate>()
+                .map_or_else(|| "unmatched".to_owned(), |r| r.0.clone());
             let elapsed = start.elapsed();
             let status = resp.status();
             let span = tracing::Span::current();

@@ -10,6 +10,7 @@ mod matrix;
 mod metrics;
 mod openapi;
 mod postgres;
+mod rate_limit;
 mod redis_outage;
 mod responses;
 mod server;
