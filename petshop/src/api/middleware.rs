@@ -5,6 +5,8 @@
 //! `Content-Length` and enforced while reading, so chunked bodies are bounded too),
 //! every error turned into the API's JSON ([`to_json_response`]), and the request
 //! counted in `/metrics` under its route template (`/pets/:id`, never the raw path).
+//! The rate limiter ([`crate::api::rate_limit`]) runs just inside it, so its 429s get a
+//! request id, a log line and a metric like every other answer.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
