@@ -460,6 +460,13 @@ impl CacheLayer {
         self.inner.client.l2().map(RedisTier::is_degraded)
     }
 
+    /// The Redis tier (a cheap handle on the same connection, prefix, timeout and
+    /// breaker), for the rate limiter; `None` when Redis is not a tier.
+    #[must_use]
+    pub fn redis_tier(&self) -> Option<RedisTier> {
+        self.inner.client.l2().cloned()
+    }
+
     /// The Redis tier's health; `None` when Redis is not a tier.
     pub async fn redis_health(&self) -> Option<RedisHealth> {
         let redis = self.inner.client.l2()?;

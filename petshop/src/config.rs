@@ -47,6 +47,18 @@ pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn";
 /// balancer stops sending first.
 pub const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
+/// `RATE_LIMIT`: requests per client per fixed window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a client may send in one window (at least 1).
+    pub requests: u64,
+    /// The window (1s–24h).
+    pub window: Duration,
+}
+
+/// The default `RATE_LIMIT_KEY_HEADER`.
+pub const DEFAULT_RATE_LIMIT_KEY_HEADER: &str = "x-api-key";
+
 /// The validated settings of the service.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -100,6 +112,11 @@ pub struct Config {
     /// `SHUTDOWN_DRAIN`: after SIGTERM, how long `/ready` answers 503 while requests
     /// are still served, before the listener closes.
     pub shutdown_drain: Duration,
+    /// `RATE_LIMIT`: `None` (the default) is off.
+    pub rate_limit: Option<RateLimit>,
+    /// `RATE_LIMIT_KEY_HEADER` (lower case): a client sending it is counted by its
+    /// value, any other by its IP address; `None` counts every client by IP.
+    pub rate_limit_key_header: Option<String>,
 }
 
 /// A variable with a value the service cannot use.
@@ -141,6 +158,8 @@ pub const VARIABLES: &[&str] = &[
     "BIND",
     "ADMIN_TOKEN",
     "SHUTDOWN_DRAIN",
+    "RATE_LIMIT",
+    "RATE_LIMIT_KEY_HEADER",
     "LOG_FORMAT",
     "RUST_LOG",
 ];
@@ -260,6 +279,8 @@ impl fmt::Debug for Config {
             .field("log_json", &self.log_json)
             .field("log_filter", &self.log_filter)
             .field("shutdown_drain", &self.shutdown_drain)
+            .field("rate_limit", &self.rate_limit)
+            .field("rate_limit_key_header", &self.rate_limit_key_header)
             .finish()
     }
 }
@@ -301,6 +322,11 @@ mod tests {
         assert_eq!(c.shutdown_drain, DEFAULT_SHUTDOWN_DRAIN);
         assert_eq!(c.cache_strategy, Strategy::CacheAside);
         assert_eq!(c.cache_write_consistency, WriteConsistency::Available);
+        assert_eq!(c.rate_limit, None);
+        assert_eq!(
+            c.rate_limit_key_header.as_deref(),
+            Some(DEFAULT_RATE_LIMIT_KEY_HEADER)
+        );
     }
 
     #[test]

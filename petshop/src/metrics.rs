@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route` (the spec's template, `/pets/{id}`; `unmatched` otherwise), `http_response_status_code` |
 //! | `db_client_operation_duration_seconds` | histogram | `outcome` (`ok`, `error`) |
+//! | `petshop_rate_limit_requests_total` | counter | `outcome` (`allowed`, `limited`), `counter` (`shared`: on Redis, `local`: in process) |
 //! | `petshop_cache_…` | counters and gauges | `tier` where per tier: see [`cache`] |
 //!
 //! Names and units follow the OpenTelemetry semantic conventions as Prometheus spells
@@ -18,7 +19,9 @@ pub mod cache;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, Registry, TextEncoder};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+use ::cache::limit::Counter;
 
 use crate::cache_layer::CacheLayer;
 
@@ -33,6 +36,7 @@ struct Inner {
     registry: Registry,
     http_duration: HistogramVec,
     db_duration: HistogramVec,
+    rate_limited: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -80,6 +84,17 @@ impl Metrics {
         for outcome in ["ok", "error"] {
             db_duration.with_label_values(&[outcome]);
         }
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "petshop_rate_limit_requests_total",
+                "Requests the rate limiter counted, by outcome and where they were counted.",
+            ),
+            &["outcome", "counter"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rate_limited.clone()))
+            .expect("metric registered once");
         registry
             .register(Box::new(http_duration.clone()))
             .expect("metric registered once");
@@ -91,6 +106,7 @@ impl Metrics {
                 registry,
                 http_duration,
                 db_duration,
+                rate_limited,
             }),
         }
     }
@@ -113,6 +129,26 @@ impl Metrics {
             .http_duration
             .with_label_values(&[method, route, status.as_str()])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Makes every series of the rate limiter exist (at 0), once it is on.
+    pub fn rate_limit_on(&self) {
+        for outcome in ["allowed", "limited"] {
+            for counter in [Counter::Shared, Counter::Local] {
+                self.inner
+                    .rate_limited
+                    .with_label_values(&[outcome, counter.as_str()]);
+            }
+        }
+    }
+
+    /// Counts one request the rate limiter let through (`allowed`) or refused.
+    pub fn rate_limited(&self, allowed: bool, counter: Counter) {
+        let outcome = if allowed { "allowed" } else { "limited" };
+        self.inner
+            .rate_limited
+            .with_label_values(&[outcome, counter.as_str()])
+            .inc();
     }
 
     /// Counts one SQL statement (the database connection's metric callback).

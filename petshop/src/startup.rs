@@ -13,6 +13,7 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Route, Server};
 
+use crate::api::rate_limit::{Limiter, RateLimitLayer};
 use crate::api::response_cache::ResponseCache;
 use crate::api::{self, error::json_error, middleware::Observe};
 use crate::cache_layer::CacheLayer;
@@ -58,7 +59,27 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         }
         _ => {}
     }
+    let rate_limit = config
+        .rate_limit
+        .map(|rate| {
+            Limiter::new(
+                rate,
+                config.rate_limit_key_header.as_deref(),
+                cache.redis_tier(),
+            )
+        })
+        .transpose()?;
+    if let Some(limiter) = &rate_limit {
+        metrics.rate_limit_on();
+        tracing::info!(
+            requests = config.rate_limit.map(|r| r.requests),
+            window = ?config.rate_limit.map(|r| r.window),
+            counted = if limiter.is_shared() { "on redis (shared)" } else { "in process (local)" },
+            "rate limit on"
+        );
+    }
     Ok(AppState {
+        rate_limit,
         pets: PetService::new(db.clone(), cache.clone()),
         draining: Draining::default(),
         db,
@@ -85,6 +106,7 @@ where
     let service = api::service();
     let docs = service.swagger_ui();
     let metrics = state.metrics.clone();
+    let limits = RateLimitLayer::new(state.rate_limit.clone(), metrics.clone());
     let responses = ResponseCache::new(state.cache.clone(), state.cache.routes());
     extra(Route::new(), &state)
         .at("/openapi.json", api::spec_endpoint())
@@ -100,6 +122,7 @@ where
                 None,
             )
         }))
+        .with(limits)
         .with(Observe::new(metrics))
 }
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::DatabaseConnection;
 
+use crate::api::rate_limit::Limiter;
 use crate::cache_layer::CacheLayer;
 use crate::metrics::Metrics;
 use crate::service::pets::PetService;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token: Option<Arc<str>>,
+    /// `RATE_LIMIT`; `None`: off.
+    pub rate_limit: Option<Limiter>,
 }
 
 /// Whether the instance is shutting down. Clones share the flag.

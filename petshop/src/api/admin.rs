@@ -152,10 +152,12 @@ pub enum FlushResponse {
 impl CacheApi {
     /// Per-tier counters, hit ratios and loader counters.
     #[oai(path = "/cache/stats", method = "get", operation_id = "cache_stats")]
-    async fn stats(&self, state: Data<&AppState>) -> Json<CacheStatsBody> {
+    async fn stats(&self, state: Data<&AppState>) -> Result<Json<CacheStatsBody>, ApiError> {
+        // Never an error of its own; the `Result` documents the API's errors (a 429 of
+        // the rate limiter) like every other operation's.
         let stats = state.cache.cache_stats();
         let s = &stats.cache;
-        Json(CacheStatsBody {
+        Ok(Json(CacheStatsBody {
             topology: state.cache.topology().as_str().into(),
             strategy: state.cache.strategy_name().into(),
             write_consistency: state.cache.write_consistency().as_str().into(),
@@ -197,7 +199,7 @@ impl CacheApi {
                 overflows: stats.recovery.overflows,
                 bypassed_reads: stats.recovery.bypassed_reads,
             },
-        })
+        }))
     }
 
     /// Empty every cache tier (admin: `Authorization: Bearer <ADMIN_TOKEN>`; 403 while

@@ -7,6 +7,7 @@
 //! * 401/403: admin token wrong / admin endpoints disabled (`ADMIN_TOKEN` unset);
 //! * 404: unknown pet or route; 405: wrong method; 413: body over 64 KiB;
 //!   415: body not sent as `application/json`;
+//! * 429: the client is over `RATE_LIMIT` (`Retry-After` and the `RateLimit-*` headers);
 //! * 500: anything internal: logged with details, answered without them;
 //! * 503: a strict write (`CACHE_WRITE_CONSISTENCY=strict`) while Redis cannot be told,
 //!   with `Retry-After`; the database is unreachable or the instance drains (`/ready`).
@@ -63,6 +64,24 @@ pub enum ApiError {
     /// A field or parameter is invalid.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
+    /// Too many requests from this client (`RATE_LIMIT`): its window is used up. Retry
+    /// after the given seconds.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds until the client's window ends (at least 1).
+        #[oai(header = "Retry-After")]
+        u64,
+        /// Requests a client may send per window.
+        #[oai(header = "RateLimit-Limit")]
+        u64,
+        /// Requests left in the current window (0 here).
+        #[oai(header = "RateLimit-Remaining")]
+        u64,
+        /// Seconds until the current window ends, rounded up.
+        #[oai(header = "RateLimit-Reset")]
+        u64,
+    ),
     /// Something failed inside the service.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),

@@ -5,6 +5,8 @@
 //! `Content-Length` and enforced while reading, so chunked bodies are bounded too),
 //! every error turned into the API's JSON ([`to_json_response`]), and the request
 //! counted in `/metrics` under its route template (`/pets/:id`, never the raw path).
+//! The rate limiter ([`crate::api::rate_limit`]) runs just inside it, so its 429s get a
+//! request id, a log line and a metric like every other answer.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -103,6 +105,33 @@ fn route_label(op: Option<&OperationId>, pattern: Option<&PathPattern>) -> Strin
         .unwrap_or_else(|| "unmatched".to_owned())
 }
 
+/// The route template an answer was given under, attached to the response by
+/// [`respond`] (or by a layer that answered before the router), so every outer layer
+/// labels it alike.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteTemplate(pub(crate) String);
+
+/// The response to an inner endpoint's result (an error as the API's JSON), carrying
+/// its [`RouteTemplate`].
+pub(crate) fn respond<T: IntoResponse>(result: poem::Result<T>) -> Response {
+    match result {
+        Ok(out) => {
+            let mut resp = out.into_response();
+            if resp.data::<RouteTemplate>().is_none() {
+                let route = route_label(resp.data(), resp.data());
+                resp.set_data(RouteTemplate(route));
+            }
+            resp
+        }
+        Err(err) => {
+            let route = route_label(err.data(), err.data());
+            let mut resp = to_json_response(err, &route);
+            resp.set_data(RouteTemplate(route));
+            resp
+        }
+    }
+}
+
 /// Reads the body within the limit and puts it back, or the response refusing it.
 async fn bounded_body(req: &mut Request) -> Result<(), Response> {
     let declared = req
@@ -154,20 +183,13 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         );
         async move {
             let start = Instant::now();
-            let (route, mut resp) = match bounded_body(&mut req).await {
-                Err(resp) => ("unmatched".to_owned(), resp),
-                Ok(()) => match self.inner.call(req).await {
-                    Ok(out) => {
-                        let resp = out.into_response();
-                        (route_label(resp.data(), resp.data()), resp)
-                    }
-                    Err(err) => {
-                        let route = route_label(err.data(), err.data());
-                        let resp = to_json_response(err, &route);
-                        (route, resp)
-                    }
-                },
+            let mut resp = match bounded_body(&mut req).await {
+                Err(resp) => resp,
+                Ok(()) => respond(self.inner.call(req).await),
             };
+            let route = resp
+                .data::<RouteTemplate>()
+                .map_or_else(|| "unmatched".to_owned(), |r| r.0.clone());
             let elapsed = start.elapsed();
             let status = resp.status();
             let span = tracing::Span::current();

@@ -6,6 +6,7 @@ pub mod error;
 pub mod middleware;
 pub mod ops;
 pub mod pets;
+pub mod rate_limit;
 pub mod response_cache;
 pub mod stats;
 pub mod ui;

@@ -5,6 +5,7 @@ use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::Tag;
+use crate::api::rate_limit::Mode;
 use crate::state::AppState;
 
 /// The operational endpoints.
@@ -38,6 +39,10 @@ pub struct Readiness {
     pub database: Component,
     /// The Redis tier.
     pub redis: Component,
+    /// Where the rate limiter counts requests: `off` (`RATE_LIMIT` unset), `shared` (on
+    /// Redis: one limit across instances) or `local` (in this process: no Redis tier,
+    /// or Redis cannot be reached now, so the limit holds per instance).
+    pub rate_limit: Mode,
 }
 
 /// Readiness.
@@ -64,7 +69,7 @@ pub enum MetricsResponse {
 
 #[OpenApi(tag = "Tag::Ops")]
 impl OpsApi {
-    /// Liveness: the process answers.
+    /// Liveness: the process answers. Never rate limited.
     #[oai(path = "/health", method = "get", operation_id = "health")]
     async fn health(&self) -> Json<Health> {
         Json(Health {
@@ -74,7 +79,8 @@ impl OpsApi {
 
     /// Readiness: the database must answer; a Redis that does not makes it `degraded`;
     /// from the moment shutdown begins it is `draining` (503), so a load balancer stops
-    /// sending before the instance stops.
+    /// sending before the instance stops. `rate_limit` says where requests are counted.
+    /// Never rate limited.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
         let database = match state.db.ping().await {
@@ -90,7 +96,9 @@ impl OpsApi {
                 }
             }
         };
-        let redis = match state.cache.redis_health().await {
+        let health = state.cache.redis_health().await;
+        let redis_reachable = health.as_ref().is_some_and(|h| h.up && !h.breaker_open);
+        let redis = match health {
             None => Component {
                 status: "disabled".into(),
                 detail: None,
@@ -110,6 +118,10 @@ impl OpsApi {
                 }),
             },
         };
+        let rate_limit = match &state.rate_limit {
+            None => Mode::Off,
+            Some(limiter) => limiter.mode(redis_reachable),
+        };
         let db_up = database.status == "up";
         let draining = state.draining.is_draining();
         let status = if draining {
@@ -125,6 +137,7 @@ impl OpsApi {
             status: status.into(),
             database,
             redis,
+            rate_limit,
         });
         if db_up && !draining {
             ReadyResponse::Ready(body)
@@ -133,7 +146,8 @@ impl OpsApi {
         }
     }
 
-    /// Prometheus metrics: HTTP, database queries, cache tiers.
+    /// Prometheus metrics: HTTP, database queries, cache tiers, rate limiting. Never
+    /// rate limited.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> MetricsResponse {
         MetricsResponse::Ok(PlainText(state.metrics.render()))

@@ -11,8 +11,8 @@ use clap::Args;
 use super::values::ClusterNodes;
 
 use super::{
-    Config, ConfigError, DEFAULT_BIND, DEFAULT_DATABASE_URL, DEFAULT_LOG_FILTER, Strategy,
-    Topology, WriteConsistency, err, values,
+    Config, ConfigError, DEFAULT_BIND, DEFAULT_DATABASE_URL, DEFAULT_LOG_FILTER,
+    DEFAULT_RATE_LIMIT_KEY_HEADER, RateLimit, Strategy, Topology, WriteConsistency, err, values,
 };
 
 // The defaults as `--help` shows them; a unit test checks they match the constants.
@@ -147,6 +147,20 @@ pub struct Settings {
           value_parser = |s: &str| values::bounded_duration(s, D_DRAIN, Duration::ZERO, secs(300)))]
     pub shutdown_drain: Duration,
 
+    /// off, or <requests>/<window> (100/1m, 20/1s; window 1s–24h): each client (API key,
+    /// else IP address) may send this many requests per fixed window, counted on Redis
+    /// when it is a cache tier; /health, /ready and /metrics are exempt.
+    #[arg(long, env = "RATE_LIMIT", help_heading = "Rate limiting", default_value = "off",
+          value_parser = values::rate_limit)]
+    pub rate_limit: std::option::Option<RateLimit>,
+
+    /// The header whose value identifies a client (its API key); requests without it are
+    /// counted by peer IP address. off: by IP address only.
+    #[arg(long, env = "RATE_LIMIT_KEY_HEADER", help_heading = "Rate limiting",
+          default_value = DEFAULT_RATE_LIMIT_KEY_HEADER,
+          value_parser = |s: &str| values::key_header(s, DEFAULT_RATE_LIMIT_KEY_HEADER))]
+    pub rate_limit_key_header: std::option::Option<String>,
+
     /// Log lines: text or json.
     #[arg(long, env = "LOG_FORMAT", help_heading = "Logs and tracing", default_value = "text",
           action = clap::ArgAction::Set, value_name = "LOG_FORMAT", value_parser = |s: &str| values::log_json(s, "text"))]
@@ -226,6 +240,8 @@ impl Settings {
             log_json: self.log_format,
             log_filter: self.log_filter,
             shutdown_drain: self.shutdown_drain,
+            rate_limit: self.rate_limit,
+            rate_limit_key_header: self.rate_limit_key_header,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cache::Ttl;
 
-use super::{Strategy, Topology, WriteConsistency};
+use super::{RateLimit, Strategy, Topology, WriteConsistency};
 
 /// A parser's verdict: the value, or what is wrong with the text.
 pub(super) type Parsed<T> = Result<T, String>;
@@ -213,6 +213,53 @@ pub(super) fn admin_token(text: &str) -> Parsed<String> {
     Ok(t.to_owned())
 }
 
+/// The most requests `RATE_LIMIT` may allow per window.
+const MAX_RATE_LIMIT: u64 = 1_000_000_000;
+/// The bounds of a `RATE_LIMIT` window.
+const RATE_WINDOW: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+
+/// `RATE_LIMIT`: `off` (or empty), or `<requests>/<window>` (`100/1m`, `20/1s`; a bare
+/// unit is one of it: `100/m`).
+pub(super) fn rate_limit(text: &str) -> Parsed<Option<RateLimit>> {
+    let v = match or_default(text, "off") {
+        "off" => return Ok(None),
+        v => v,
+    };
+    let bad = |why: &str| {
+        format!(
+            "{v:?} {why}: use off or <requests>/<window>, e.g. 100/1m or 20/1s \
+             (1 to {MAX_RATE_LIMIT} requests, a window of 1s to 24h)"
+        )
+    };
+    let (requests, window) = v.split_once('/').ok_or_else(|| bad("is not a rate"))?;
+    let requests = requests
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=MAX_RATE_LIMIT).contains(n))
+        .ok_or_else(|| bad("has no valid number of requests"))?;
+    let window = window.trim();
+    let window = humantime::parse_duration(window)
+        .or_else(|_| humantime::parse_duration(&format!("1{window}")))
+        .map_err(|_| bad("has no valid window"))?;
+    if window < RATE_WINDOW.0 || window > RATE_WINDOW.1 {
+        return Err(bad("has a window out of range"));
+    }
+    Ok(Some(RateLimit { requests, window }))
+}
+
+/// `RATE_LIMIT_KEY_HEADER`: a header name (lower-cased), or `off` (count by IP only).
+pub(super) fn key_header(text: &str, default: &str) -> Parsed<Option<String>> {
+    match or_default(text, default) {
+        "off" => Ok(None),
+        v => poem::http::HeaderName::from_bytes(v.as_bytes())
+            .map(|h| Some(h.as_str().to_owned()))
+            .map_err(|_| {
+                format!("{v:?} is not a header name (letters, digits and -, e.g. x-api-key) or off")
+            }),
+    }
+}
+
 /// `RUST_LOG`: kept as written; the log set-up checks it.
 pub(super) fn log_filter(text: &str, default: &str) -> Parsed<String> {
     Ok(or_default(text, default).to_owned())
@@ -279,5 +326,41 @@ mod tests {
         );
         assert_eq!(on_off("", "off"), Ok(false));
         assert_eq!(redis_url(" ").unwrap(), "");
+        assert_eq!(rate_limit(" "), Ok(None));
+        assert_eq!(key_header("", "x-api-key"), Ok(Some("x-api-key".into())));
+    }
+
+    #[test]
+    fn rate_limits_are_requests_per_window() {
+        let rate = |n, secs| {
+            Ok(Some(RateLimit {
+                requests: n,
+                window: Duration::from_secs(secs),
+            }))
+        };
+        assert_eq!(rate_limit("100/1m"), rate(100, 60));
+        assert_eq!(rate_limit(" 20 / 1s "), rate(20, 1));
+        assert_eq!(rate_limit("5/h"), rate(5, 3600));
+        assert_eq!(rate_limit("off"), Ok(None));
+        for bad in [
+            "100", "0/1m", "-1/1m", "x/1m", "10/0s", "10/500ms", "10/2days", "10/soon", "10/1m/2",
+        ] {
+            let e = rate_limit(bad).unwrap_err();
+            assert!(
+                e.contains("<requests>/<window>") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_headers_are_header_names_or_off() {
+        assert_eq!(key_header("X-Api-Key", "x"), Ok(Some("x-api-key".into())));
+        assert_eq!(key_header("off", "x"), Ok(None));
+        assert!(
+            key_header("bad header", "x")
+                .unwrap_err()
+                .contains("not a header name")
+        );
     }
 }

@@ -186,3 +186,27 @@ fn bad_values_name_the_variable_and_the_allowed_values() {
         assert!(!msg.contains("secret"), "a password leaked: {msg}");
     }
 }
+
+#[test]
+fn rate_limits_are_read_and_bad_ones_name_the_variable() {
+    let c = from(&[
+        ("RATE_LIMIT", "100/1m"),
+        ("RATE_LIMIT_KEY_HEADER", "X-Client"),
+    ])
+    .unwrap();
+    let rate = c.rate_limit.unwrap();
+    assert_eq!((rate.requests, rate.window), (100, Duration::from_secs(60)));
+    assert_eq!(c.rate_limit_key_header.as_deref(), Some("x-client"));
+    let off = from(&[("RATE_LIMIT", ""), ("RATE_LIMIT_KEY_HEADER", "off")]).unwrap();
+    assert_eq!((off.rate_limit, off.rate_limit_key_header), (None, None));
+    for (var, value) in [
+        ("RATE_LIMIT", "lots"),
+        ("RATE_LIMIT", "0/1m"),
+        ("RATE_LIMIT", "10/100ms"),
+        ("RATE_LIMIT_KEY_HEADER", "x api key"),
+    ] {
+        let e = from(&[(var, value)]).unwrap_err();
+        assert_eq!(e.var, var, "{value}: {e}");
+        assert!(e.to_string().contains(value), "{e}");
+    }
+}

@@ -12,6 +12,7 @@ mod metrics;
 mod nginx;
 mod openapi;
 mod postgres;
+mod rate_limit;
 mod redis_outage;
 mod responses;
 mod server;
