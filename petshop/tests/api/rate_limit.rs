@@ -192,7 +192,10 @@ async fn two_instances_sharing_one_redis_let_exactly_the_limit_through() {
             );
         }
         for key in &keys {
-            let hash = key.strip_prefix("petshop:rate:").expect("under the prefix");
+            let hash = key
+                .strip_prefix("{petshop:rate:")
+                .and_then(|k| k.strip_suffix('}'))
+                .expect("under the prefix");
             assert!(
                 hash.len() == 32 && hash.bytes().all(|c| c.is_ascii_hexdigit()),
                 "{key}"
