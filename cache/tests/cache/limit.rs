@@ -18,6 +18,24 @@ fn tier(url: &str) -> RedisTier {
         .unwrap()
 }
 
+/// A connection to `redis` and the keys matching `pattern` there.
+async fn keys_of(
+    redis: &RedisServer,
+    pattern: &str,
+) -> (redis::aio::MultiplexedConnection, Vec<String>) {
+    let mut con = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    (con, keys)
+}
+
 fn limiter(url: &str, limit: u64) -> RateLimiter {
     RateLimiter::new(limit, Duration::from_secs(60))
         .unwrap()
@@ -48,16 +66,7 @@ async fn two_instances_share_one_limit_and_the_client_key_is_hashed() {
         );
         assert_eq!(a.counter(), Counter::Shared);
 
-        let mut con = redis
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut con)
-            .await
-            .unwrap();
+        let (mut con, keys) = keys_of(&redis, "*").await;
         assert_eq!(keys.len(), 2, "one counter per client: {keys:?}");
         for key in &keys {
             assert!(
@@ -84,16 +93,7 @@ async fn a_counter_full_of_garbage_starts_again() {
         let redis = RedisServer::spawn();
         let limiter = limiter(&redis.url(), 3);
         assert!(limiter.check("client").await.allowed);
-        let mut con = redis
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("{shop:rate:*")
-            .query_async(&mut con)
-            .await
-            .unwrap();
+        let (mut con, keys) = keys_of(&redis, "{shop:rate:*").await;
         let () = redis::cmd("SET")
             .arg(&keys[0])
             .arg("not a number")

@@ -57,6 +57,32 @@ struct World {
 }
 
 impl World {
+    /// Starts a load of the page of row `id` that reads the row, then waits for the
+    /// returned gate; returns once the row is read.
+    async fn slow_load(
+        &self,
+        c: &CacheClient,
+        id: i64,
+    ) -> (tokio::task::JoinHandle<cache::Fetched<Page>>, Arc<Notify>) {
+        let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let slow = {
+            let (c, rows, pages) = (c.clone(), self.rows.clone(), self.pages.clone());
+            let (started, gate) = (started.clone(), gate.clone());
+            tokio::spawn(async move {
+                c.get_tagged(&pages, &World::part(&[id]), TTL, tags_of, || async move {
+                    let page = rows.page(&[id]);
+                    started.notify_one();
+                    gate.notified().await;
+                    Ok::<_, std::io::Error>(page)
+                })
+                .await
+                .unwrap()
+            })
+        };
+        started.notified().await;
+        (slow, gate)
+    }
+
     fn new() -> Self {
         let keys = KeyBuilder::new(&format!("g{:x}", rand::random::<u32>())).unwrap();
         Self {
@@ -247,22 +273,7 @@ async fn a_fill_whose_load_an_invalidation_overtook_is_never_current() {
             w.read(&c, &[9]).await;
 
             // A slow load of the page begins; row 1 is written while it runs.
-            let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-            let slow = {
-                let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
-                let (started, gate) = (started.clone(), gate.clone());
-                tokio::spawn(async move {
-                    c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
-                        let page = rows.page(&[1]);
-                        started.notify_one();
-                        gate.notified().await;
-                        Ok::<_, std::io::Error>(page)
-                    })
-                    .await
-                    .unwrap()
-                })
-            };
-            started.notified().await;
+            let (slow, gate) = w.slow_load(&c, 1).await;
             let v = w.write(&c, 1).await;
             gate.notify_one();
             assert_eq!(
@@ -296,22 +307,7 @@ async fn a_reader_who_joins_a_load_a_tag_invalidation_overtook_loads_again() {
             w.read(&c, &[9]).await;
 
             // A slow load of the page begins before row 1 is written.
-            let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-            let slow = {
-                let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
-                let (started, gate) = (started.clone(), gate.clone());
-                tokio::spawn(async move {
-                    c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
-                        let page = rows.page(&[1]);
-                        started.notify_one();
-                        gate.notified().await;
-                        Ok::<_, std::io::Error>(page)
-                    })
-                    .await
-                    .unwrap()
-                })
-            };
-            started.notified().await;
+            let (slow, gate) = w.slow_load(&c, 1).await;
             let v = w.write(&c, 1).await;
 
             // A read that begins after the write joins that load...
