@@ -49,24 +49,8 @@ impl RedisCluster {
             nodes: Vec::new(),
         };
         for _ in 0..CLUSTER_MASTERS {
-            let mut node = Node {
-                port: free_port(),
-                bus_port: free_port(),
-                child: None,
-            };
-            cluster.start(&mut node);
+            let node = cluster.start_on_free_ports();
             cluster.nodes.push(node);
-        }
-        let deadline = Instant::now() + START_TIMEOUT;
-        for node in &cluster.nodes {
-            while !super::pong(node.port) {
-                assert!(
-                    Instant::now() < deadline,
-                    "node {} did not start",
-                    node.port
-                );
-                thread::sleep(Duration::from_millis(10));
-            }
         }
         let status = Command::new("redis-cli")
             .args(["--cluster", "create"])
@@ -84,6 +68,35 @@ impl RedisCluster {
         assert!(status.success(), "redis-cli --cluster create failed");
         cluster.wait_until_ok();
         cluster
+    }
+
+    /// A new node on free ports, answering `PING`. A port found free can be taken by
+    /// another process before the node binds it (tests run in parallel): the node then
+    /// exits, and it is started again on other ports.
+    fn start_on_free_ports(&self) -> Node {
+        for _ in 0..5 {
+            let mut node = Node {
+                port: free_port(),
+                bus_port: free_port(),
+                child: None,
+            };
+            self.start(&mut node);
+            let deadline = Instant::now() + START_TIMEOUT;
+            while Instant::now() < deadline {
+                if super::pong(node.port) {
+                    return node;
+                }
+                if let Some(Ok(Some(_))) = node.child.as_mut().map(Child::try_wait) {
+                    break; // exited: a port was taken meanwhile
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        panic!("a cluster node did not start on free ports (is redis-server installed?)");
     }
 
     fn start(&self, node: &mut Node) {
