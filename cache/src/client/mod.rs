@@ -324,7 +324,7 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        self.read(ns, part, ttl, None, loader).await
+        self.read(ns, part, |_: &T| Some(ttl), None, loader).await
     }
 
     /// A read whose value carries tags (`tags_of` the loaded value): it stays cached
@@ -346,7 +346,7 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        self.read(ns, part, ttl, Some(Arc::new(tags_of)), loader)
+        self.read(ns, part, |_: &T| Some(ttl), Some(Arc::new(tags_of)), loader)
             .await
     }
 
@@ -366,21 +366,16 @@ impl<C: Codec> CacheClient<C> {
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        let Some(key) = self.cacheable_key(ns, part).await? else {
-            return self.inner.typed.load_uncached(loader).await;
-        };
-        let options = self.options(ns, Some(Arc::new(tags_of)));
-        self.inner
-            .typed
-            .get_or_load_with(&key, ttl_for, loader, &options)
+        self.read(ns, part, ttl_for, Some(Arc::new(tags_of)), loader)
             .await
     }
 
+    /// Reads through the cache, storing a loaded value for `ttl_for` of it.
     async fn read<T, F, Fut, E>(
         &self,
         ns: &Namespace,
         part: &Part,
-        ttl: Ttl,
+        ttl_for: impl Fn(&T) -> Option<Ttl>,
         tags_of: Option<TagsOf<T>>,
         loader: F,
     ) -> Result<Fetched<T>, CacheError>
@@ -396,7 +391,7 @@ impl<C: Codec> CacheClient<C> {
         let options = self.options(ns, tags_of);
         self.inner
             .typed
-            .get_or_load_with(&key, |_: &T| Some(ttl), loader, &options)
+            .get_or_load_with(&key, ttl_for, loader, &options)
             .await
     }
 
