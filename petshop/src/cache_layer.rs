@@ -13,18 +13,23 @@
 //! | `write-through` | invalidates the key before the database write, stores the new pet in every tier after it (a delete stores "not found") | a hit |
 //! | `versioned` | bumps the `pet` namespace version: every `petshop:pet:v{n}:…` key is unreachable at once | a miss under the new version |
 //!
-//! Lists (`petshop:pets:q:{hash of the filter}`) and the stats (`petshop:stats:f:all`)
-//! carry **tags**, and a write invalidates only the tags it can change ([`WriteTags`]):
+//! Lists (`petshop:pets:q:{hash of the filter}`), their totals and the stats carry
+//! **tags**, and a write invalidates only the tags it can change ([`WriteTags`]):
 //!
-//! | a page / the stats carries | invalidated by |
-//! |---|---|
-//! | `pet:{id}` of every pet on the page | any change of that pet |
-//! | `species:{s}` (a page filtered by species `s`) | a create, a delete, a species or age change of a pet of species `s` (before or after) |
-//! | `pets:all` (a page not filtered by species) | a create, a delete, any species or age change |
-//! | `stats` (the stats) | a create, a delete, any species, age or happiness change |
+//! | what | carries | invalidated by |
+//! |---|---|---|
+//! | a page | `pet:{id}` of every pet on it | any change of that pet |
+//! | a full page of species `s` (`*`: not filtered by species) | `at:{s}:…`: the blocks of ids up to its last pet's | a create, a delete, a species or age change of a pet of `s` (before or after) whose id is in them |
+//! | a page not full, or past id 2^27 | `species:{s}` (`pets:all`) | every create, delete, species or age change in `s` |
+//! | the totals (`petshop:counts:f:all`, per species and age) | `counts` | a create, a delete, a species or age change |
+//! | the stats | `stats` | a create, a delete, any species, age or happiness change |
 //!
-//! so renaming a pet makes only the pages that show it misses. No write has to find the
-//! pages it made stale: each tag has a version, and an entry is current while none of
+//! A page is stored without its total: the response cache writes the total of its
+//! filter, summed from the cached counts, into the page's bytes as it answers. So a
+//! new pet (its id is past every full page's last) changes only the last pages and
+//! the totals, a change of pet 90,000 leaves the first pages of its species as they
+//! are, and renaming a pet makes only the pages that show it misses. No write has to
+//! find the pages it made stale: each tag has a version, and an entry is current while none of
 //! its tags changed after its load began. With `PETS_LIST_MAX_STALE`, an invalidated
 //! page may still be served for that long (`X-Cache: STALE`) while one request reloads it.
 //!
@@ -61,7 +66,7 @@ use sea_orm::DbErr;
 
 use crate::api::response_cache::CachedRoute;
 use crate::config::Config;
-use crate::model::{Pet, PetFilter, PetList, StatsData};
+use crate::model::{Pet, PetCounts, PetFilter, StatsData};
 
 /// The prefix of every key the service writes.
 pub const KEY_PREFIX: &str = "petshop";
@@ -97,6 +102,9 @@ struct Inner {
     stats_answers: Namespace,
     stats_refresh_ahead: bool,
     pets: Namespace,
+    /// The per species and age counts totals are summed from.
+    counts: Namespace,
+
     stats: Namespace,
     pet_ttl: Ttl,
     list_ttl: Ttl,
@@ -123,17 +131,36 @@ impl std::fmt::Debug for CacheLayer {
 pub struct WriteTags(Vec<Tag>);
 
 impl WriteTags {
-    /// A new pet of `species`: its species' lists, the unfiltered lists, the stats.
+    /// A new pet of `species`, before it has an id: the pages of its species and the
+    /// unfiltered ones that are not full (they would show it), the counts, the stats.
+    /// Once the database gave it an id, [`Self::placed`] adds the full pages it lands
+    /// before.
     #[must_use]
     pub fn created(species: &str) -> Self {
-        Self(vec![tags::species(species), tags::all(), tags::stats()])
+        Self(vec![
+            tags::tail(Some(species)),
+            tags::tail(None),
+            tags::counts(),
+            tags::stats(),
+        ])
     }
 
-    /// Pet `id` deleted (it was of `species`): the pages showing it and as [`Self::created`].
+    /// The full pages of `species` and the unfiltered ones whose last pet's id is at
+    /// least `id`: the pages a pet `id` entering or leaving those lists shifts.
+    #[must_use]
+    pub fn placed(id: i64, species: &str) -> Self {
+        let mut t = tags::at(Some(species), id);
+        t.extend(tags::at(None, id));
+        Self(t)
+    }
+
+    /// Pet `id` deleted (it was of `species`): the pages showing it or after it, and as
+    /// [`Self::created`].
     #[must_use]
     pub fn deleted(id: i64, species: &str) -> Self {
         let mut t = Self::created(species);
         t.0.push(tags::pet(id));
+        t.0.extend(Self::placed(id, species).0);
         t
     }
 
@@ -142,7 +169,17 @@ impl WriteTags {
     pub fn changed(id: i64, before: (&str, i32, i32), after: (&str, i32, i32)) -> Self {
         let mut t = vec![tags::pet(id)];
         if before.0 != after.0 || before.1 != after.1 {
-            t.extend([tags::species(before.0), tags::species(after.0), tags::all()]);
+            // It may leave the lists of its old species (or age range) and enter those
+            // of the new: the pages from its place on, and those not full.
+            t.extend([
+                tags::tail(Some(before.0)),
+                tags::tail(Some(after.0)),
+                tags::tail(None),
+                tags::counts(),
+            ]);
+            t.extend(tags::at(Some(before.0), id));
+            t.extend(tags::at(Some(after.0), id));
+            t.extend(tags::at(None, id));
         }
         if before != after {
             t.push(tags::stats());
@@ -170,25 +207,90 @@ impl WriteTags {
     }
 }
 
-/// The tags pages and the stats carry.
+/// The tags pages, totals and the stats carry.
+///
+/// A page's rows are the first `offset + limit` pets of its filter in id order, from
+/// the `offset`-th on. A pet entering or leaving the filter (a create, a delete, a
+/// species or age change) changes the rows of a **full** page only when its id is at
+/// most the page's last id; beyond it, only the total changes, and totals are kept
+/// apart (tag `counts`). So a full page carries "some pet with an id up to mine
+/// changed" for its species (or all species), and a write names the pet's id:
+///
+/// ids are grouped in buckets of [`BUCKET`]; the buckets `0..=b` of a page whose last
+/// pet is in bucket `b` are covered by at most [`LEVELS`] aligned power-of-two blocks
+/// (one per set bit of `b + 1`), and a pet's bucket lies in exactly one block of each
+/// size. A page carries the tags of its blocks (`at:{species}:{size}:{block}`, `*` for
+/// all species) and a write bumps the block of each size that holds its pet's bucket:
+/// the page is invalidated exactly when the pet's bucket is one of its buckets, with
+/// [`LEVELS`] tags per write and species, and one to [`LEVELS`] per page (one for the
+/// first pages). A page that is not full (the last page, an empty one) or reaches past
+/// the blocks carries its species' `tail` tag instead, which every such write bumps.
 mod tags {
     use cache::Tag;
+
+    /// Ids per bucket.
+    pub(super) const BUCKET: i64 = 128;
+    /// Block sizes: 1, 2, 4, … 2^(LEVELS - 1) buckets; buckets from 2^LEVELS on (ids
+    /// from 2^27 on) are past the blocks.
+    pub(super) const LEVELS: u32 = 20;
 
     fn tag(name: String) -> Tag {
         // Species are validated by the API; a name the cache refuses would be a bug.
         Tag::new(name).expect("a valid tag")
     }
 
+    fn scope(species: Option<&str>) -> &str {
+        species.unwrap_or("*")
+    }
+
+    /// The bucket of `id`, when it is inside the blocks.
+    fn bucket(id: i64) -> Option<u64> {
+        let b = u64::try_from(id.max(0) / BUCKET).ok()?;
+        (b < 1 << LEVELS).then_some(b)
+    }
+
     pub(super) fn pet(id: i64) -> Tag {
         tag(format!("pet:{id}"))
     }
 
-    pub(super) fn species(s: &str) -> Tag {
-        tag(format!("species:{s}"))
+    /// Every write that moves a pet into or out of `species`' lists (`None`: all).
+    pub(super) fn tail(species: Option<&str>) -> Tag {
+        match species {
+            Some(s) => tag(format!("species:{s}")),
+            None => tag("pets:all".into()),
+        }
     }
 
-    pub(super) fn all() -> Tag {
-        tag("pets:all".into())
+    /// What a write moving pet `id` into or out of `species`' lists bumps: the block of
+    /// each size holding its bucket (none past the blocks: those pages carry `tail`).
+    pub(super) fn at(species: Option<&str>, id: i64) -> Vec<Tag> {
+        let Some(b) = bucket(id) else {
+            return Vec::new();
+        };
+        let s = scope(species);
+        (0..LEVELS)
+            .map(|level| tag(format!("at:{s}:{level}:{}", b >> level)))
+            .collect()
+    }
+
+    /// What a full page of `species` whose last pet is `last` carries: the blocks
+    /// covering buckets `0..=bucket(last)`, or `None` past the blocks.
+    pub(super) fn up_to(species: Option<&str>, last: i64) -> Option<Vec<Tag>> {
+        let end = bucket(last)? + 1;
+        if end >= 1 << LEVELS {
+            return None;
+        }
+        let s = scope(species);
+        Some(
+            (0..LEVELS)
+                .filter(|level| end & (1 << level) != 0)
+                .map(|level| tag(format!("at:{s}:{level}:{}", (end >> level) - 1)))
+                .collect(),
+        )
+    }
+
+    pub(super) fn counts() -> Tag {
+        tag("counts".into())
     }
 
     pub(super) fn stats() -> Tag {
@@ -265,6 +367,7 @@ impl CacheLayer {
                 pet_answers: keys.namespace("pet-answers")?,
                 stats_answers: keys.namespace("stats-answers")?,
                 stats_refresh_ahead: config.stats_refresh_ahead.is_some(),
+                counts: keys.namespace("counts")?,
                 pet,
                 pets,
                 stats,
@@ -358,18 +461,32 @@ impl CacheLayer {
         vec![tags::stats()]
     }
 
-    /// The tags of a page of pets: each pet shown, and its species filter (or
-    /// `pets:all` for a page not filtered by species).
+    /// The tags of a page of pets (its total is not part of it): each pet shown, and
+    /// the pets before its end entering or leaving its species' lists (see `tags`).
     #[must_use]
-    pub fn page_tags(filter: &PetFilter, list: &PetList) -> Vec<Tag> {
-        let mut tags: Vec<Tag> = list.pets.iter().map(|p| tags::pet(p.id)).collect();
-        tags.push(
-            filter
-                .species
-                .as_deref()
-                .map_or_else(tags::all, tags::species),
-        );
-        tags
+    pub fn page_tags(filter: &PetFilter, pets: &[Pet]) -> Vec<Tag> {
+        let ids: Vec<i64> = pets.iter().map(|p| p.id).collect();
+        let mut out: Vec<Tag> = ids.iter().map(|&id| tags::pet(id)).collect();
+        out.extend(membership_tags(
+            filter.species.as_deref(),
+            filter.limit,
+            &ids,
+        ));
+        out
+    }
+
+    /// The per species and age counts lists' totals are summed from, from the cache or
+    /// `loader` (one entry; every create, delete, species or age change invalidates it).
+    pub async fn counts<F, Fut>(&self, loader: F) -> Result<Fetched<PetCounts>, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<PetCounts, DbErr>>,
+    {
+        let i = &self.inner;
+        let tags_of = |_: &PetCounts| vec![tags::counts()];
+        i.client
+            .get_tagged(&i.counts, &Part::Fixed("all"), i.list_ttl, tags_of, loader)
+            .await
     }
 
     /// An encoded answer under `params` in `ns`, or `loader`'s, stored for `ttl` with
@@ -477,5 +594,102 @@ impl CacheLayer {
             backplane_connected: self.inner.client.backplane_connected(),
             error: ping.err().map(|e| e.to_string()),
         })
+    }
+}
+
+/// What a page showing the pets `ids` (in id order) of `species` (`None`: all), `limit`
+/// at most, carries for its membership: the blocks up to its last pet when it is full,
+/// else its species' tail.
+fn membership_tags(species: Option<&str>, limit: u64, ids: &[i64]) -> Vec<Tag> {
+    let full = u64::try_from(ids.len()).is_ok_and(|n| n == limit);
+    match ids
+        .last()
+        .filter(|_| full)
+        .and_then(|&last| tags::up_to(species, last))
+    {
+        Some(blocks) => blocks,
+        None => vec![tags::tail(species)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tags::{BUCKET, LEVELS, at, tail, up_to};
+    use super::{CacheLayer, WriteTags};
+    use crate::model::{Pet, PetFilter};
+
+    /// A write of pet `id` reaches a full page ending at pet `last` exactly when `id`'s
+    /// bucket is at most `last`'s.
+    #[test]
+    fn a_write_reaches_the_full_pages_whose_ids_reach_its_bucket_and_no_other() {
+        let mut lasts: Vec<i64> = (0..600).collect();
+        lasts.extend([
+            BUCKET * 1000 - 1,
+            BUCKET * 1000,
+            BUCKET * 65_535,
+            BUCKET * ((1 << LEVELS) - 2),
+        ]);
+        let mut ids: Vec<i64> = (0..700).step_by(7).collect();
+        ids.extend([BUCKET * 999, BUCKET * 1000 + 5, BUCKET * 65_536, i64::MAX]);
+        for &last in &lasts {
+            let page = up_to(Some("cat"), last).expect("inside the blocks");
+            assert!(!page.is_empty() && page.len() <= LEVELS as usize);
+            for &id in &ids {
+                let write = at(Some("cat"), id);
+                let reaches = write.iter().any(|t| page.contains(t));
+                assert_eq!(
+                    reaches,
+                    id / BUCKET <= last / BUCKET,
+                    "last {last}, id {id}"
+                );
+                assert!(!at(Some("dog"), id).iter().any(|t| page.contains(t)));
+                assert!(!at(None, id).iter().any(|t| page.contains(t)));
+            }
+        }
+        // Past the blocks, a page carries its species' tail, which every such write bumps.
+        assert!(up_to(Some("cat"), BUCKET * ((1 << LEVELS) - 1)).is_none());
+        let pets = |ids: &[i64]| -> Vec<Pet> {
+            ids.iter()
+                .map(|&id| Pet {
+                    id,
+                    name: "p".into(),
+                    species: "cat".into(),
+                    age: 1,
+                    happiness: 1,
+                    created_at: String::new(),
+                    updated_at: String::new(),
+                })
+                .collect()
+        };
+        let filter = PetFilter {
+            species: Some("cat".into()),
+            min_age: None,
+            max_age: None,
+            limit: 2,
+            offset: 0,
+        };
+        let far = i64::MAX - 1;
+        for not_full in [pets(&[5]), pets(&[]), pets(&[3, far])] {
+            assert!(CacheLayer::page_tags(&filter, &not_full).contains(&tail(Some("cat"))));
+        }
+        let full = CacheLayer::page_tags(&filter, &pets(&[3, 4]));
+        assert!(!full.contains(&tail(Some("cat"))));
+        for write in [
+            WriteTags::deleted(4, "cat"),
+            WriteTags::changed(1, ("dog", 2, 5), ("cat", 2, 5)),
+            WriteTags::changed(2, ("cat", 2, 5), ("cat", 3, 5)),
+            WriteTags::placed(100, "cat"),
+        ] {
+            assert!(write.tags().iter().any(|t| full.contains(t)), "{write:?}");
+        }
+        for write in [
+            WriteTags::created("cat"),
+            WriteTags::placed(BUCKET, "cat"),
+            WriteTags::changed(BUCKET * 3, ("dog", 2, 5), ("cat", 2, 5)),
+            WriteTags::changed(1, ("cat", 2, 5), ("cat", 2, 6)),
+            WriteTags::touched(1, true),
+        ] {
+            assert!(!write.tags().iter().any(|t| full.contains(t)), "{write:?}");
+        }
     }
 }

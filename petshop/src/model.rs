@@ -172,6 +172,76 @@ pub struct PetFilter {
     pub offset: u64,
 }
 
+impl PetFilter {
+    /// What its total counts: the filter without the page.
+    #[must_use]
+    pub fn matches(&self) -> Matching {
+        Matching {
+            species: self.species.clone(),
+            min_age: self.min_age,
+            max_age: self.max_age,
+        }
+    }
+}
+
+/// Which pets a list's total counts: `GET /pets`' filters without the page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Matching {
+    /// Only this species.
+    pub species: Option<String>,
+    /// Only pets at least this old.
+    pub min_age: Option<i32>,
+    /// Only pets at most this old.
+    pub max_age: Option<i32>,
+}
+
+/// How many pets there are of each species and age (the database's `pet_count`), from
+/// which any list's total is summed. What the cache stores for totals; clones share it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PetCounts(std::sync::Arc<[(String, i32, u64)]>);
+
+impl PetCounts {
+    /// Counts of `(species, age, pets)`.
+    #[must_use]
+    pub fn new(mut cells: Vec<(String, i32, u64)>) -> Self {
+        cells.retain(|c| c.2 > 0);
+        cells.sort();
+        Self(cells.into())
+    }
+
+    /// How many pets `m` matches.
+    #[must_use]
+    pub fn total(&self, m: &Matching) -> u64 {
+        let cells: &[(String, i32, u64)] = match m.species.as_deref() {
+            // Sorted by species: that species' run of cells.
+            Some(s) => {
+                let start = self.0.partition_point(|c| c.0.as_str() < s);
+                let end = start + self.0[start..].partition_point(|c| c.0.as_str() == s);
+                &self.0[start..end]
+            }
+            None => &self.0,
+        };
+        let (min, max) = (m.min_age.unwrap_or(i32::MIN), m.max_age.unwrap_or(i32::MAX));
+        cells
+            .iter()
+            .filter(|c| (min..=max).contains(&c.1))
+            .map(|c| c.2)
+            .sum()
+    }
+}
+
+impl Serialize for PetCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0[..].serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PetCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<(String, i32, u64)>::deserialize(d).map(Self::new)
+    }
+}
+
 /// One page of pets and how many match in all: what the cache stores for a list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PetList {
@@ -201,4 +271,34 @@ pub struct SpeciesStats {
     pub count: u64,
     /// Mean happiness, rounded to 2 decimals.
     pub avg_happiness: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_total_sums_the_cells_of_its_species_and_ages() {
+        let counts = PetCounts::new(vec![
+            ("dog".into(), 3, 4),
+            ("cat".into(), 2, 1),
+            ("cat".into(), 9, 5),
+            ("parrot".into(), 2, 0),
+            ("cat".into(), 5, 2),
+            ("catfish".into(), 5, 7),
+        ]);
+        let m = |species: Option<&str>, min_age, max_age| Matching {
+            species: species.map(str::to_owned),
+            min_age,
+            max_age,
+        };
+        assert_eq!(counts.total(&m(None, None, None)), 19);
+        assert_eq!(counts.total(&m(Some("cat"), None, None)), 8);
+        assert_eq!(counts.total(&m(Some("cat"), Some(3), Some(9))), 7);
+        assert_eq!(counts.total(&m(Some("cat"), Some(6), Some(5))), 0);
+        assert_eq!(counts.total(&m(None, Some(5), Some(5))), 9);
+        assert_eq!(counts.total(&m(Some("ca"), None, None)), 0);
+        assert_eq!(counts.total(&m(Some("parrot"), None, None)), 0);
+        assert_eq!(counts.total(&m(Some("zebra"), None, None)), 0);
+    }
 }

@@ -107,7 +107,11 @@ where
     let docs = service.swagger_ui();
     let metrics = state.metrics.clone();
     let limits = RateLimitLayer::new(state.rate_limit.clone(), metrics.clone());
-    let responses = ResponseCache::new(state.cache.clone(), state.cache.routes());
+    let responses = ResponseCache::new(
+        state.cache.clone(),
+        state.pets.clone(),
+        state.cache.routes(),
+    );
     extra(Route::new(), &state)
         .at("/openapi.json", api::spec_endpoint())
         .nest("/docs", docs)

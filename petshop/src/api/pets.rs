@@ -181,7 +181,7 @@ impl PetsApi {
         // (a query it leaves to this handler) the page is not cached.
         let x_cache = match req.extensions().get::<TagSink>() {
             Some(sink) => {
-                sink.set(CacheLayer::page_tags(&filter, &list));
+                sink.set(CacheLayer::page_tags(&filter, &list.pets));
                 "MISS"
             }
             None => "BYPASS",

@@ -8,6 +8,11 @@
 //! The stored body already says `"cached":true` (spliced once, when it was filled); the
 //! stored value also holds the content type.
 //!
+//! A list page is stored without its `total`: a create or a delete changes the totals
+//! of many lists but the rows of few pages, so the total is written into the page's
+//! bytes as it is answered, summed from the per species and age counts the cache
+//! keeps ([`crate::service::pets::PetService::total`]).
+//!
 //! On a miss the handler runs as usual, tells the middleware the tags of its answer
 //! through a [`TagSink`] in the request's extensions, and its `200` answer is stored.
 //! A query the parser does not take (an error, or anything unusual) goes to the
@@ -23,6 +28,8 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 
 use crate::cache_layer::CacheLayer;
+use crate::model::Matching;
+use crate::service::pets::PetService;
 
 /// A GET route whose answers are cached as encoded bytes.
 #[derive(Clone, Debug)]
@@ -36,7 +43,25 @@ pub struct CachedRoute {
     /// The canonical parameters of a request (its path and query string) when it is
     /// this route's, or `None`: not this route, or a query to leave to the handler
     /// uncached (invalid, or not worth the risk: repeated or encoded parameters).
-    pub canonical: fn(&str, &str) -> Option<Params>,
+    pub canonical: fn(&str, &str) -> Option<Canonical>,
+}
+
+/// A request a [`CachedRoute`] takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canonical {
+    /// What its entry is keyed by.
+    pub params: Params,
+    /// For a list: the pets its top-level `total` counts (written in at answer time).
+    pub total_of: Option<Matching>,
+}
+
+impl Canonical {
+    fn plain(params: Params) -> Self {
+        Self {
+            params,
+            total_of: None,
+        }
+    }
 }
 
 /// Where a handler says which tags its answer carries.
@@ -64,15 +89,17 @@ impl TagSink {
 #[derive(Clone, Debug)]
 pub struct ResponseCache {
     cache: CacheLayer,
+    pets: PetService,
     routes: Arc<[CachedRoute]>,
 }
 
 impl ResponseCache {
-    /// Caches `routes` through `cache`.
+    /// Caches `routes` through `cache`; lists' totals come from `pets`.
     #[must_use]
-    pub fn new(cache: CacheLayer, routes: Vec<CachedRoute>) -> Self {
+    pub fn new(cache: CacheLayer, pets: PetService, routes: Vec<CachedRoute>) -> Self {
         Self {
             cache,
+            pets,
             routes: routes.into(),
         }
     }
@@ -85,6 +112,7 @@ impl<E: Endpoint> Middleware<E> for ResponseCache {
         ResponseCacheEndpoint {
             inner,
             cache: self.cache.clone(),
+            pets: self.pets.clone(),
             routes: self.routes.clone(),
         }
     }
@@ -95,29 +123,86 @@ impl<E: Endpoint> Middleware<E> for ResponseCache {
 pub struct ResponseCacheEndpoint<E> {
     inner: E,
     cache: CacheLayer,
+    pets: PetService,
     routes: Arc<[CachedRoute]>,
 }
 
-/// The stored value: the content type's length (one byte), the content type, the body.
-fn pack(content_type: &[u8], body: &[u8]) -> Option<Bytes> {
+/// A body stored without one number: where it goes.
+const NO_HOLE: u32 = u32::MAX;
+
+/// The stored value: the content type's length (one byte), the content type, where the
+/// total goes in the body (4 bytes, [`NO_HOLE`] for none), the body.
+fn pack(content_type: &[u8], hole: Option<usize>, body: &[u8]) -> Option<Bytes> {
     let len = u8::try_from(content_type.len()).ok()?;
-    let mut out = BytesMut::with_capacity(1 + content_type.len() + body.len());
+    let hole = match hole {
+        Some(at) => u32::try_from(at).ok().filter(|&at| at != NO_HOLE)?,
+        None => NO_HOLE,
+    };
+    let mut out = BytesMut::with_capacity(5 + content_type.len() + body.len());
     out.extend_from_slice(&[len]);
     out.extend_from_slice(content_type);
+    out.extend_from_slice(&hole.to_be_bytes());
     out.extend_from_slice(body);
     Some(out.freeze())
 }
 
-fn unpack(value: &Bytes) -> Option<(Bytes, Bytes)> {
+/// The content type, where the total goes, the body.
+fn unpack(value: &Bytes) -> Option<(Bytes, Option<usize>, Bytes)> {
     let len = usize::from(*value.first()?);
-    (value.len() > len).then(|| (value.slice(1..=len), value.slice(1 + len..)))
+    let hole = value.get(1 + len..5 + len)?;
+    let hole = u32::from_be_bytes(hole.try_into().ok()?);
+    let body = value.slice(5 + len..);
+    let hole = if hole == NO_HOLE {
+        None
+    } else {
+        Some(usize::try_from(hole).ok().filter(|&at| at <= body.len())?)
+    };
+    Some((value.slice(1..=len), hole, body))
+}
+
+/// `body` without the digits of its top-level `total` member, and where they were.
+fn without_total(body: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let at = member(body, b"\"total\":")?;
+    let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    (digits > 0).then(|| ([&body[..at], &body[at + digits..]].concat(), at))
+}
+
+/// `body` with `total` written at `hole`.
+fn with_total(body: &[u8], hole: usize, total: u64) -> Bytes {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = total;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &buf[at..];
+    let mut out = BytesMut::with_capacity(body.len() + digits.len());
+    out.extend_from_slice(&body[..hole]);
+    out.extend_from_slice(digits);
+    out.extend_from_slice(&body[hole..]);
+    out.freeze()
 }
 
 /// Where the top-level `cached` member's value begins, and what it says, in a JSON
 /// object as serde writes it (no whitespace). Only the top level counts: a nested
 /// object's `cached` is data.
 fn marker(body: &[u8]) -> Option<(usize, bool)> {
-    const KEY: &[u8] = b"\"cached\":";
+    let at = member(body, b"\"cached\":")?;
+    match &body[at..] {
+        v if v.starts_with(b"false") => Some((at, false)),
+        v if v.starts_with(b"true") => Some((at, true)),
+        _ => None,
+    }
+}
+
+/// Where the value of the top-level member `key` (`"name":`) begins in a JSON object
+/// as serde writes it (no whitespace). A nested object's member of that name is data.
+fn member(body: &[u8], key: &[u8]) -> Option<usize> {
     if body.first() != Some(&b'{') {
         return None;
     }
@@ -136,13 +221,8 @@ fn marker(body: &[u8]) -> Option<(usize, bool)> {
             b'"' => {
                 let key_start =
                     depth == 1 && matches!(body.get(i.wrapping_sub(1)), Some(b'{' | b','));
-                if key_start && body[i..].starts_with(KEY) {
-                    let at = i + KEY.len();
-                    return match &body[at..] {
-                        v if v.starts_with(b"false") => Some((at, false)),
-                        v if v.starts_with(b"true") => Some((at, true)),
-                        _ => None,
-                    };
+                if key_start && body[i..].starts_with(key) {
+                    return Some(i + key.len());
                 }
                 in_string = true;
             }
@@ -178,13 +258,25 @@ impl<E: Endpoint> ResponseCacheEndpoint<E> {
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
 
-    /// A response of the stored `value` that came from `source`.
-    fn answer(&self, route: &CachedRoute, value: &Bytes, source: Source) -> Option<Response> {
-        let (content_type, body) = unpack(value)?;
+    /// A response of the stored `value` that came from `source`; `None` when the value
+    /// is unreadable or its total could not be had.
+    async fn answer(
+        &self,
+        route: &CachedRoute,
+        canonical: &Canonical,
+        value: &Bytes,
+        source: Source,
+    ) -> Option<Response> {
+        let (content_type, hole, body) = unpack(value)?;
         let body = if source.is_hit() || source.is_stale() {
             body
         } else {
             Bytes::from(unspliced(&body)?)
+        };
+        let body = match (hole, &canonical.total_of) {
+            (None, None) => body,
+            (Some(hole), Some(of)) => with_total(&body, hole, self.pets.total(of).await.ok()?),
+            _ => return None,
         };
         let mut resp = Response::builder()
             .status(StatusCode::OK)
@@ -211,7 +303,7 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
             return self.pass(req).await;
         }
         let (path, query) = (req.uri().path(), req.uri().query().unwrap_or_default());
-        let Some((route, params)) = self
+        let Some((route, canonical)) = self
             .routes
             .iter()
             .find_map(|r| (r.canonical)(path, query).map(|p| (r, p)))
@@ -226,6 +318,7 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
         // Not storable (an error, a stale fallback, not a JSON object with the marker):
         // nothing to store, and the caller gets the handler's own answer.
         let nothing = Bytes::new();
+        let total_route = canonical.total_of.is_some();
         let loader = {
             let own = own.clone();
             move || async move {
@@ -258,7 +351,15 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
                     .get(CONTENT_TYPE)
                     .map(HeaderValue::as_bytes)
                     .unwrap_or_default();
-                let stored = spliced(&body).and_then(|b| pack(content_type, &b));
+                let with_total = total_route;
+                let stored = spliced(&body).and_then(|b| {
+                    if with_total {
+                        let (b, hole) = without_total(&b)?;
+                        pack(content_type, Some(hole), &b)
+                    } else {
+                        pack(content_type, None, &b)
+                    }
+                });
                 *own.lock().expect("own") = Some(Ok(Response::from_parts(parts, body.into())));
                 Ok::<_, std::convert::Infallible>(stored.unwrap_or(nothing))
             }
@@ -269,7 +370,13 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
         };
         let fetched: Result<Fetched<Bytes>, _> = self
             .cache
-            .response(&route.ns, params, route.ttl, tags_of, loader)
+            .response(
+                &route.ns,
+                canonical.params.clone(),
+                route.ttl,
+                tags_of,
+                loader,
+            )
             .await;
         if let Some(own) = own.lock().expect("own").take() {
             // This request ran the handler: its answer, as it is, unless the cache was
@@ -287,7 +394,7 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
             });
         }
         if let Ok(f) = fetched
-            && let Some(resp) = self.answer(route, &f.value, f.source)
+            && let Some(resp) = self.answer(route, &canonical, &f.value, f.source).await
         {
             return Ok(resp);
         }
@@ -302,24 +409,26 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
 /// The canonical parameters of `GET /pets/{id}`: the id (the query is ignored, as the
 /// handler ignores it).
 #[must_use]
-pub fn pet_path(path: &str, _query: &str) -> Option<Params> {
+pub fn pet_path(path: &str, _query: &str) -> Option<Canonical> {
     let id = path.strip_prefix("/pets/")?;
     if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(Params::new().with("id", id.parse::<i64>().ok()?))
+    Some(Canonical::plain(
+        Params::new().with("id", id.parse::<i64>().ok()?),
+    ))
 }
 
 /// `GET /stats`: no parameters.
 #[must_use]
-pub fn stats_path(path: &str, _query: &str) -> Option<Params> {
-    (path == "/stats").then(Params::new)
+pub fn stats_path(path: &str, _query: &str) -> Option<Canonical> {
+    (path == "/stats").then(|| Canonical::plain(Params::new()))
 }
 
 /// The canonical parameters of `GET /pets`: the same rules as its handler, by hand.
 /// `None` for anything else (the handler then answers it, errors included).
 #[must_use]
-pub fn pets_query(path: &str, query: &str) -> Option<Params> {
+pub fn pets_query(path: &str, query: &str) -> Option<Canonical> {
     if path != "/pets" {
         return None;
     }
@@ -363,14 +472,20 @@ pub fn pets_query(path: &str, query: &str) -> Option<Params> {
     }
     // Typed exactly as the handler's filter is, so both build the same key.
     let as_i32 = |a: Option<u64>| a.map(|a| a as i32);
-    Some(
-        Params::new()
-            .with("species", species)
-            .with("min_age", as_i32(min_age))
-            .with("max_age", as_i32(max_age))
+    let total_of = Matching {
+        species,
+        min_age: as_i32(min_age),
+        max_age: as_i32(max_age),
+    };
+    Some(Canonical {
+        params: Params::new()
+            .with("species", total_of.species.clone())
+            .with("min_age", total_of.min_age)
+            .with("max_age", total_of.max_age)
             .with("limit", limit)
             .with("offset", offset),
-    )
+        total_of: Some(total_of),
+    })
 }
 
 #[cfg(test)]
@@ -441,11 +556,44 @@ mod tests {
             spliced(sorted).unwrap(),
             br#"{"cached":true,"x":{"cached":false}}"#
         );
-        let packed = pack(b"application/json", &on).unwrap();
-        let (ct, b) = unpack(&packed).unwrap();
+        let packed = pack(b"application/json", None, &on).unwrap();
+        let (ct, hole, b) = unpack(&packed).unwrap();
         assert_eq!(
-            (ct.as_ref(), b.as_ref()),
-            (&b"application/json"[..], &on[..])
+            (ct.as_ref(), hole, b.as_ref()),
+            (&b"application/json"[..], None, &on[..])
         );
+    }
+
+    #[test]
+    fn a_page_is_stored_without_its_total_and_answered_with_the_current_one() {
+        let body = br#"{"pets":[{"id":1,"total":5}],"total":120,"limit":10,"cached":true}"#;
+        let (rest, hole) = without_total(body).unwrap();
+        assert_eq!(
+            rest,
+            br#"{"pets":[{"id":1,"total":5}],"total":,"limit":10,"cached":true}"#
+        );
+        let packed = pack(b"application/json", Some(hole), &rest).unwrap();
+        let (_, got, stored) = unpack(&packed).unwrap();
+        assert_eq!(got, Some(hole));
+        assert_eq!(with_total(&stored, hole, 120).as_ref(), body);
+        assert_eq!(
+            with_total(&stored, hole, 0).as_ref(),
+            br#"{"pets":[{"id":1,"total":5}],"total":0,"limit":10,"cached":true}"#
+        );
+        assert_eq!(
+            with_total(&stored, hole, u64::MAX).as_ref(),
+            format!(
+                r#"{{"pets":[{{"id":1,"total":5}}],"total":{},"limit":10,"cached":true}}"#,
+                u64::MAX
+            )
+            .as_bytes()
+        );
+        assert!(without_total(br#"{"pets":[],"total":"x"}"#).is_none());
+        assert!(without_total(br#"{"pets":[{"total":1}]}"#).is_none());
+        // A hole past the body is garbage, not a panic.
+        let mut bad = pack(b"application/json", Some(3), b"{}").unwrap().to_vec();
+        bad[1 + 16 + 3] = 9;
+        assert!(unpack(&Bytes::from(bad)).is_none());
+        assert!(unpack(&Bytes::from_static(b"\x02ab")).is_none());
     }
 }

@@ -146,3 +146,86 @@ async fn a_create_and_a_delete_reach_their_species_the_unfiltered_lists_and_the_
     }))
     .await;
 }
+
+/// The ids shown by a page.
+fn ids(page: &serde_json::Value) -> Vec<i64> {
+    page["pets"]
+        .as_array()
+        .expect("pets")
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_page_stays_cached_through_writes_past_its_last_pet_and_shows_current_totals() {
+    bounded(each_tiers(async |app| {
+        // Arrange: 300 cats (ids 1..=300: three buckets of ids) and a dog.
+        for i in 0..300 {
+            app.insert(&format!("c{i}"), "cat", i % 10, 50).await;
+        }
+        app.insert("Rex", "dog", 3, 60).await;
+        let first = "/pets?species=cat&limit=5";
+        let late = "/pets?species=cat&limit=5&offset=285";
+        let last = "/pets?species=cat&limit=5&offset=298";
+        let all = "/pets?limit=5";
+        warm(&app, &[first, late, last, all]).await;
+
+        // A new cat: its id is past every full page's last pet. The full pages of
+        // other buckets of ids stay cached with the new total (the one in its bucket,
+        // ids 256..=383, reloads: invalidation is per bucket); the last page (not full)
+        // shows it.
+        let r = app.post("/pets", &new_pet("Tom", "cat", 2, 40)).await;
+        let tom = r.json["id"].as_i64().unwrap();
+        for path in [first, all] {
+            let page = app.get(path).await;
+            assert!(page.cached(), "{path} survives a create past its end");
+        }
+        assert_eq!(
+            ids(&app.get(late).await.json),
+            vec![286, 287, 288, 289, 290]
+        );
+        assert_eq!(app.get(first).await.json["total"], 301);
+        assert_eq!(app.get(all).await.json["total"], 302);
+        let page = app.get(last).await;
+        assert_eq!(
+            (page.cached(), ids(&page.json)),
+            (false, vec![299, 300, tom])
+        );
+
+        // Cat 290 becomes a dog: the first page (ids 1..=5, another bucket) stays cached
+        // with one cat fewer; the page that showed it and the ones after reload.
+        warm(&app, &[last]).await;
+        app.patch("/pets/290", &serde_json::json!({"species": "dog"}))
+            .await;
+        let page = app.get(first).await;
+        assert_eq!(
+            (page.cached(), ids(&page.json), page.json["total"].as_i64()),
+            (true, vec![1, 2, 3, 4, 5], Some(300))
+        );
+        let page = app.get(late).await;
+        assert_eq!(
+            (page.cached(), ids(&page.json)),
+            (false, vec![286, 287, 288, 289, 291])
+        );
+        assert_eq!(ids(&app.get(last).await.json), vec![300, tom]);
+        assert_eq!(app.get("/pets?species=dog").await.json["total"], 2);
+
+        // Cat 3 becomes a dog: every page of cats from the first on reloads.
+        app.patch("/pets/3", &serde_json::json!({"species": "dog"}))
+            .await;
+        let page = app.get(first).await;
+        assert_eq!(
+            (page.cached(), ids(&page.json), page.json["total"].as_i64()),
+            (false, vec![1, 2, 4, 5, 6], Some(299))
+        );
+        // An age change moves a pet between age-filtered lists the same way.
+        let young = "/pets?species=cat&max_age=0&limit=2";
+        warm(&app, &[young]).await;
+        assert_eq!(ids(&app.get(young).await.json), vec![1, 11]);
+        app.patch("/pets/11", &serde_json::json!({"age": 7})).await;
+        let page = app.get(young).await;
+        assert_eq!((page.cached(), ids(&page.json)), (false, vec![1, 21]));
+    }))
+    .await;
+}
