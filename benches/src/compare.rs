@@ -142,8 +142,13 @@ pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Repo
             Vec::new()
         };
         let mut rows = Vec::new();
+        let mut primed = c.topology == Topology::None;
         for workload in ceilings.into_iter().chain(c.workloads.iter().copied()) {
             let target = HttpTarget::new(service.addr, population.clone(), workload, state.clone());
+            if !primed && matches!(workload, Workload::Zipf | Workload::Mix { .. }) {
+                bench.prime(target.clone()).await;
+                primed = true;
+            }
             rows.push(bench.row(&c.label, target, service.addr).await);
         }
         set_vs_health(&mut rows);

@@ -67,6 +67,8 @@ pub struct MixState {
     names: AtomicU64,
     /// The next index of a sweep.
     sweep: AtomicU64,
+    /// The next index of a priming run.
+    prime: AtomicU64,
 }
 
 impl MixState {
@@ -110,6 +112,7 @@ fn resolve(call: Call, t: &HttpTarget, rng: &mut SmallRng) -> Call {
             let picked = state.created.lock().expect("poisoned").pop();
             picked.map_or(Call::Create("cat"), Call::Delete)
         }
+        Call::NextPrime => t.population.prime(state.prime.fetch_add(1, Relaxed)),
         Call::NextPet => {
             let n = state.sweep.fetch_add(1, Relaxed);
             let pets = t.population.pets().max(1) as u64;
@@ -165,7 +168,9 @@ fn request(call: &Call, state: &MixState, rng: &mut SmallRng) -> (Method, String
             });
             (Method::POST, "/pets".to_owned(), json(body))
         }
-        Call::DeleteCreated | Call::NextPet => unreachable!("resolved before sending"),
+        Call::DeleteCreated | Call::NextPet | Call::NextPrime => {
+            unreachable!("resolved before sending")
+        }
     }
 }
 

@@ -140,7 +140,9 @@ pub fn markdown(report: &Report) -> String {
         s,
         "Database: {}, {} pets; {} CPUs shared by generator and service (load average {} \
          at start). Load per row: {} connections, a warm-up of {:?} (not counted), then at \
-         most {:?} and {} requests measured. Every service's lists, pets and stats live \
+         most {:?} and {} requests measured. Before its first zipf or mix row, each service \
+         with a cache is primed (not counted): every distinct list query and every pet read \
+         once, as a service that has run for a while has seen them. Every service's lists, pets and stats live \
          {:?} (`PETS_LIST_TTL`, `PET_TTL`, `STATS_TTL`), longer than the service runs: \
          entries end by invalidation, not expiry. Latencies in µs. × /health = throughput \
          over `GET /health` of the same service in the same run. Hit ratios from \

@@ -75,6 +75,10 @@ pub enum Workload {
     Bare,
     /// `GET /pets/{id}` over every seeded id in turn (the L1 memory scenario).
     Sweep,
+    /// Every distinct list query, then every seeded pet, once each, in turn: what a
+    /// service that has run for a while has seen (the warm-up of a service's first
+    /// Zipf or mix row, not a measured row).
+    Prime,
 }
 
 impl Workload {
@@ -105,6 +109,7 @@ impl fmt::Display for Workload {
             Self::Health => f.write_str("health"),
             Self::Bare => f.write_str("bare"),
             Self::Sweep => f.write_str("sweep"),
+            Self::Prime => f.write_str("prime"),
         }
     }
 }
@@ -140,6 +145,8 @@ pub enum Call {
     GetPet(i64),
     /// `GET /pets/{id}` of the next id of a sweep (the generator keeps the counter).
     NextPet,
+    /// The next request of a [`Workload::Prime`] run (the generator keeps the counter).
+    NextPrime,
     /// `GET /stats`.
     Stats,
     /// `GET /health`.
@@ -241,6 +248,22 @@ impl Population {
         self.ids.len()
     }
 
+    /// Requests of a [`Workload::Prime`] run: every list query and every pet once.
+    #[must_use]
+    pub fn prime_requests(&self) -> u64 {
+        (self.queries.len() + self.ids.len()) as u64
+    }
+
+    /// The `n`-th request of a [`Workload::Prime`] run (from 0; wraps around).
+    #[must_use]
+    pub fn prime(&self, n: u64) -> Call {
+        let n = usize::try_from(n % self.prime_requests().max(1)).unwrap_or(0);
+        match self.queries.get(n) {
+            Some(q) => Call::List(q.clone()),
+            None => Call::GetPet(i64::try_from(n - self.queries.len() + 1).unwrap_or(1)),
+        }
+    }
+
     /// The next call of `workload`.
     ///
     /// A mix's writes: 60 % `PATCH` (half of a Zipf-popular pet, half of one a list page
@@ -254,6 +277,7 @@ impl Population {
             Workload::Health => Call::Health,
             Workload::Bare => Call::Bare,
             Workload::Sweep => Call::NextPet,
+            Workload::Prime => Call::NextPrime,
             Workload::SeedMix => {
                 let species = SEED_MIX_SPECIES[rng.random_range(0..SEED_MIX_SPECIES.len())];
                 if rng.random_range(0..100) < 95 {
@@ -453,5 +477,29 @@ mod tests {
                 _ => false,
             }
         }));
+    }
+
+    #[test]
+    fn priming_reads_every_list_query_then_every_pet_once() {
+        let p = Population::new(30, 7);
+        let n = p.prime_requests();
+        assert_eq!(n, (DISTINCT_QUERIES + 30) as u64);
+        let calls: Vec<Call> = (0..n).map(|i| p.prime(i)).collect();
+        let lists: std::collections::HashSet<&str> = calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::List(q) => Some(q.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lists.len(), DISTINCT_QUERIES);
+        let pets: Vec<&Call> = calls
+            .iter()
+            .filter(|c| matches!(c, Call::GetPet(_)))
+            .collect();
+        assert_eq!(pets.first(), Some(&&Call::GetPet(1)));
+        assert_eq!(pets.last(), Some(&&Call::GetPet(30)));
+        assert_eq!(pets.len(), 30);
+        assert_eq!(p.prime(n), p.prime(0), "wraps around");
     }
 }

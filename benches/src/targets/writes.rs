@@ -35,8 +35,11 @@ pub(super) fn seed_mix(report: &Report, out: &mut Vec<Verdict>) {
                 ),
                 format!("none {} ({} DB q/req)", rps(off), q(off)),
                 Some(ratios.iter().all(|(_, x)| *x >= 3.0)),
-                "Cache off answers each list from the database (a count and a page); a \
-                 create invalidates only its species' lists and the unfiltered ones.",
+                "Cache off answers each list from the database (a page, and a total summed \
+                 from the per species and age counts); cache on serves the page's bytes and \
+                 sums the total from the cached counts. A create changes only the last page \
+                 of its species and the unfiltered lists, and the counts (reloaded once per \
+                 create).",
             ));
         }
         _ => out.push(Verdict::unmeasured(
@@ -81,8 +84,9 @@ fn miss_cause(report: &Report, mix: &Row) -> String {
     });
     let mut s = format!(
         "This row: {:.0} % of answers from the cache; {:.0} writes/s, {:.0}/s of them \
-         creates, deletes, species or age changes, each invalidating every list of its \
-         species and every unfiltered list.",
+         creates, deletes, species or age changes, each invalidating the counts and the \
+         pages of its species and the unfiltered ones from the pet's id on; every write \
+         invalidates the pages showing its pet, and the mix writes pets the lists show.",
         served_share(mix).unwrap_or(0.0) * 100.0,
         per_sec(mix.writes),
         per_sec(mix.list_writes),
@@ -135,9 +139,9 @@ pub(super) fn mix_exact(report: &Report, out: &mut Vec<Verdict>) {
                 format!("none {} (the fastest none row)", rps(n)),
                 Some(ratios.iter().all(|x| *x >= 5.0)),
                 format!(
-                    "The uncached mix pays a count and a page per list read and a primary-key \
-                     read per pet; the cached one pays them only after a write's tags changed \
-                     or for a first read. {}",
+                    "The uncached mix pays a page and a total (a sum over the per species and \
+                     age counts) per list read and a primary-key read per pet; the cached one \
+                     pays them only after a write's tags changed or for a first read. {}",
                     if ratios.iter().all(|x| *x >= 5.0) {
                         String::new()
                     } else {
