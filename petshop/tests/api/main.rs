@@ -7,6 +7,7 @@ mod compose;
 mod config;
 mod fuzz;
 mod helpers;
+mod lists;
 mod matrix;
 mod metrics;
 mod nginx;
