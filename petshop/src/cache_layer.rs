@@ -102,6 +102,8 @@ struct Inner {
     stats_answers: Namespace,
     stats_refresh_ahead: bool,
     pets: Namespace,
+    /// `PETS_LIST_MAX_STALE` is set: pages have soft invalidation.
+    lists_soft: bool,
     /// The per species and age counts totals are summed from.
     counts: Namespace,
 
@@ -367,6 +369,7 @@ impl CacheLayer {
                 pet_answers: keys.namespace("pet-answers")?,
                 stats_answers: keys.namespace("stats-answers")?,
                 stats_refresh_ahead: config.stats_refresh_ahead.is_some(),
+                lists_soft: config.pets_list_max_stale.is_some(),
                 counts: keys.namespace("counts")?,
                 pet,
                 pets,
@@ -428,12 +431,14 @@ impl CacheLayer {
                 ns: i.pets.clone(),
                 ttl: i.list_ttl,
                 canonical: pets_query,
+                soft: i.lists_soft,
             },
             CachedRoute {
                 operation: "get_pet",
                 ns: i.pet_answers.clone(),
                 ttl: i.pet_ttl,
                 canonical: pet_path,
+                soft: false,
             },
         ];
         // Refresh-ahead of the stats lives beneath, in the typed layer: a stored answer
@@ -444,6 +449,7 @@ impl CacheLayer {
                 ns: i.stats_answers.clone(),
                 ttl: i.stats_ttl,
                 canonical: stats_path,
+                soft: false,
             });
         }
         routes
@@ -507,6 +513,28 @@ impl CacheLayer {
         self.inner
             .client
             .get_tagged_with_ttl(ns, &Part::Query(params), ttl_for, tags_of, loader)
+            .await
+    }
+
+    /// [`CacheLayer::response`] in a namespace with soft invalidation: an invalidated
+    /// answer within the bound is served at once (`STALE`) and `loader` runs again
+    /// behind it, on a task of its own.
+    pub async fn response_revalidating<F, Fut>(
+        &self,
+        ns: &Namespace,
+        params: Params,
+        ttl: Ttl,
+        tags_of: impl Fn(&Bytes) -> Vec<Tag> + Send + Sync + 'static,
+        loader: F,
+    ) -> Result<Fetched<Bytes>, CacheError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+    {
+        let ttl_for = move |b: &Bytes| (!b.is_empty()).then_some(ttl);
+        self.inner
+            .client
+            .get_tagged_revalidating(ns, &Part::Query(params), ttl_for, tags_of, loader)
             .await
     }
 

@@ -433,6 +433,36 @@ impl<C: Codec> CacheClient<C> {
             .await
     }
 
+    /// [`CacheClient::get_tagged_with_ttl`] for a namespace with
+    /// [`CacheClientBuilder::soft_invalidation`]: a value invalidated within the bound is
+    /// served at once (as [`crate::Source::Stale`]) and reloaded in the background, so no
+    /// reader waits for the source while the bound holds (`get_tagged` makes the first
+    /// reader after an invalidation load it). Elsewhere it reads as `get_tagged_with_ttl`.
+    /// The loader must be callable again and `'static`.
+    pub async fn get_tagged_revalidating<T, F, Fut, E>(
+        &self,
+        ns: &Namespace,
+        part: &Part,
+        ttl_for: impl Fn(&T) -> Option<Ttl> + Send + Sync + 'static,
+        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
+        loader: F,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let Some(key) = self.cacheable_key(ns, part).await? else {
+            return self.inner.typed.load_uncached(loader).await;
+        };
+        let options = self.options(ns, Some(Arc::new(tags_of)));
+        self.inner
+            .typed
+            .get_or_revalidate_with(&key, ttl_for, loader, options)
+            .await
+    }
+
     async fn refreshed<T, F, Fut, E>(
         &self,
         ns: &Namespace,

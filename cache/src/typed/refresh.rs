@@ -69,6 +69,44 @@ impl<C: Codec> TypedCache<C> {
         Ok(hit)
     }
 
+    /// Like [`TypedCache::get_or_load_with`], except that a hit `options` judges
+    /// [`Verdict::Stale`] (soft invalidation: invalidated, still within its bound) is
+    /// served at once and reloaded in the background, one reload per key at a time: no
+    /// reader waits for the source while the bound holds. Past the bound the judge says
+    /// invalid and the read loads as any miss. The loader must be callable again and
+    /// `'static` (it may run on a background task); `ttl_for` `None`: not stored.
+    pub async fn get_or_revalidate_with<T, F, Fut, E, P>(
+        &self,
+        key: &Key,
+        ttl_for: P,
+        loader: F,
+        options: ReadOptions<T>,
+    ) -> Result<Fetched<T>, CacheError>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+        P: Fn(&T) -> Option<Ttl> + Send + Sync + 'static,
+    {
+        match self.lookup::<T>(key, options.validate.as_deref()).await {
+            Some((hit, _, Verdict::Current)) => Ok(hit),
+            Some((stale, _, Verdict::Stale)) => {
+                self.inner.loader.stale_served.fetch_add(1, Relaxed);
+                if self.refreshing().insert(key.clone()) {
+                    let this = self.clone();
+                    let key = key.clone();
+                    tokio::spawn(async move {
+                        this.reload(&key, &ttl_for, loader, &options).await;
+                        this.refreshing().remove(&key);
+                    });
+                }
+                Ok(stale)
+            }
+            _ => self.get_or_load_with(key, ttl_for, loader, &options).await,
+        }
+    }
+
     fn refreshing(&self) -> std::sync::MutexGuard<'_, HashSet<Key>> {
         self.inner
             .refreshing
@@ -84,14 +122,33 @@ impl<C: Codec> TypedCache<C> {
         Fut: Future<Output = Result<T, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.reload(key, &|_: &T| Some(ttl), loader, options).await;
+    }
+
+    /// A background reload stored for `ttl_for` of the value (not at all for `None`):
+    /// guarded like any fill, so it never overwrites a write.
+    async fn reload<T, F, Fut, E>(
+        &self,
+        key: &Key,
+        ttl_for: &(dyn Fn(&T) -> Option<Ttl> + Send + Sync),
+        loader: F,
+        options: &ReadOptions<T>,
+    ) where
+        T: Serialize + Clone + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let token = self.inner.cache.fill_token(key).await.unwrap_or_default();
         let as_of = options.as_of();
         self.inner.loader.calls.fetch_add(1, Relaxed);
         self.inner.loader.refreshes.fetch_add(1, Relaxed);
         match loader().await {
             Ok(value) => {
-                let stamp = options.stamp(as_of, &value);
-                self.fill(key, &value, ttl, Some(&token), stamp).await;
+                if let Some(ttl) = ttl_for(&value) {
+                    let stamp = options.stamp(as_of, &value);
+                    self.fill(key, &value, ttl, Some(&token), stamp).await;
+                }
             }
             Err(e) => {
                 self.inner.loader.errors.fetch_add(1, Relaxed);

@@ -420,6 +420,89 @@ async fn soft_invalidation_serves_the_old_page_marked_stale_while_one_caller_rel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revalidating_read_serves_a_soft_invalidated_page_at_once_and_reloads_it_behind() {
+    bounded(async {
+        let w = World::new();
+        let bound = Duration::from_millis(400);
+        let c = w
+            .client(Topology::L1, None)
+            .soft_invalidation(&w.pages, bound)
+            .build()
+            .unwrap();
+        let gate = Arc::new(Notify::new());
+        let read = |c: &CacheClient| {
+            let (rows, gate) = (w.rows.clone(), gate.clone());
+            let c = c.clone();
+            let pages = w.pages.clone();
+            async move {
+                let f = c
+                    .get_tagged_revalidating(
+                        &pages,
+                        &World::part(&[1]),
+                        |_: &Page| Some(TTL),
+                        tags_of,
+                        move || {
+                            let (rows, gate) = (rows.clone(), gate.clone());
+                            async move {
+                                gate.notified().await;
+                                Ok::<_, std::io::Error>(rows.page(&[1]))
+                            }
+                        },
+                    )
+                    .await
+                    .unwrap();
+                (f.value, f.source)
+            }
+        };
+        // A first read loads (the gate lets it through).
+        gate.notify_one();
+        let before = read(&c).await;
+        assert_eq!(before, (w.rows.page(&[1]), Source::Miss));
+        w.write(&c, 1).await;
+
+        // Every reader gets the old page at once, marked stale, while one reload waits
+        // at the gate in the background.
+        for _ in 0..3 {
+            assert_eq!(read(&c).await, (before.0.clone(), Source::Stale));
+        }
+        tokio::time::timeout(WAIT, async {
+            while c.stats().cache.loader.refreshes == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("a reload starts");
+        assert_eq!(read(&c).await.1, Source::Stale);
+        assert_eq!(c.stats().cache.loader.refreshes, 1, "one reload per key");
+        gate.notify_one();
+        let fresh = tokio::time::timeout(WAIT, async {
+            loop {
+                let r = read(&c).await;
+                if r.1 != Source::Stale {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the reload lands");
+        assert_eq!(fresh, (w.rows.page(&[1]), Source::HitL1));
+
+        // Past the bound (the reload held at the gate), the read waits for the source.
+        w.write(&c, 1).await;
+        assert_eq!(read(&c).await.1, Source::Stale);
+        tokio::time::sleep(bound + Duration::from_millis(50)).await;
+        let waiting = tokio::spawn(read(&c));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "past the bound a reader waits");
+        gate.notify_waiters();
+        gate.notify_one();
+        assert_eq!(waiting.await.unwrap().0, w.rows.page(&[1]));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_invalidation_that_cannot_reach_redis_is_replayed_and_blocks_its_entries_meanwhile() {
     bounded(async {
         let redis = RedisServer::spawn();

@@ -44,6 +44,9 @@ pub struct CachedRoute {
     /// this route's, or `None`: not this route, or a query to leave to the handler
     /// uncached (invalid, or not worth the risk: repeated or encoded parameters).
     pub canonical: fn(&str, &str) -> Option<Canonical>,
+    /// Its namespace has soft invalidation: an invalidated answer is served (marked
+    /// `STALE`) while a reload runs behind it, within the namespace's bound.
+    pub soft: bool,
 }
 
 /// A request a [`CachedRoute`] takes.
@@ -105,12 +108,12 @@ impl ResponseCache {
     }
 }
 
-impl<E: Endpoint> Middleware<E> for ResponseCache {
+impl<E: Endpoint + 'static> Middleware<E> for ResponseCache {
     type Output = ResponseCacheEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
         ResponseCacheEndpoint {
-            inner,
+            inner: Arc::new(inner),
             cache: self.cache.clone(),
             pets: self.pets.clone(),
             routes: self.routes.clone(),
@@ -121,7 +124,7 @@ impl<E: Endpoint> Middleware<E> for ResponseCache {
 /// The endpoint [`ResponseCache`] wraps.
 #[derive(Debug)]
 pub struct ResponseCacheEndpoint<E> {
-    inner: E,
+    inner: Arc<E>,
     cache: CacheLayer,
     pets: PetService,
     routes: Arc<[CachedRoute]>,
@@ -295,7 +298,7 @@ impl<E: Endpoint> ResponseCacheEndpoint<E> {
     }
 }
 
-impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
+impl<E: Endpoint + 'static> Endpoint for ResponseCacheEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
@@ -317,67 +320,62 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
         let own: Arc<Mutex<Option<poem::Result<Response>>>> = Arc::default();
         // Not storable (an error, a stale fallback, not a JSON object with the marker):
         // nothing to store, and the caller gets the handler's own answer.
-        let nothing = Bytes::new();
         let total_route = canonical.total_of.is_some();
-        let loader = {
-            let own = own.clone();
-            move || async move {
-                let resp = match self.inner.call(req).await {
-                    Ok(out) => out.into_response(),
-                    Err(e) => {
-                        *own.lock().expect("own") = Some(Err(e));
-                        return Ok(nothing);
-                    }
-                };
-                // Only a fresh answer is stored: not an error, not a stale fallback.
-                let stale = resp
-                    .headers()
-                    .get(super::X_CACHE)
-                    .is_some_and(|v| v.as_bytes() == Source::Stale.as_header().as_bytes());
-                if resp.status() != StatusCode::OK || stale {
-                    *own.lock().expect("own") = Some(Ok(resp));
-                    return Ok(nothing);
-                }
-                let (parts, body) = resp.into_parts();
-                let body = match body.into_bytes().await {
-                    Ok(body) => body,
-                    Err(e) => {
-                        *own.lock().expect("own") = Some(Err(e.into()));
-                        return Ok(nothing);
-                    }
-                };
-                let content_type = parts
-                    .headers
-                    .get(CONTENT_TYPE)
-                    .map(HeaderValue::as_bytes)
-                    .unwrap_or_default();
-                let with_total = total_route;
-                let stored = spliced(&body).and_then(|b| {
-                    if with_total {
-                        let (b, hole) = without_total(&b)?;
-                        pack(content_type, Some(hole), &b)
-                    } else {
-                        pack(content_type, None, &b)
-                    }
-                });
-                *own.lock().expect("own") = Some(Ok(Response::from_parts(parts, body.into())));
-                Ok::<_, std::convert::Infallible>(stored.unwrap_or(nothing))
-            }
-        };
         let tags_of = {
             let sink = sink.clone();
             move |_: &Bytes| sink.take()
         };
-        let fetched: Result<Fetched<Bytes>, _> = self
-            .cache
-            .response(
-                &route.ns,
-                canonical.params.clone(),
-                route.ttl,
-                tags_of,
-                loader,
-            )
-            .await;
+        let fetched: Result<Fetched<Bytes>, _> = if route.soft {
+            // Soft invalidation: an invalidated page is served at once while a reload
+            // runs behind it, so the loader may run again, on a task of its own, with
+            // a request rebuilt from this one (the first run takes this one).
+            let first = Arc::new(Mutex::new(Some(req)));
+            let loader = {
+                let (inner, own, sink) = (self.inner.clone(), own.clone(), sink.clone());
+                let (uri, headers) = (uri.clone(), headers.clone());
+                move || {
+                    let (inner, own) = (inner.clone(), own.clone());
+                    let req = first.lock().expect("first").take().unwrap_or_else(|| {
+                        let mut again = Request::builder()
+                            .method(Method::GET)
+                            .uri(uri.clone())
+                            .finish();
+                        *again.headers_mut() = headers.clone();
+                        again.extensions_mut().insert(sink.clone());
+                        again
+                    });
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            load_answer(&*inner, req, &own, total_route).await,
+                        )
+                    }
+                }
+            };
+            self.cache
+                .response_revalidating(
+                    &route.ns,
+                    canonical.params.clone(),
+                    route.ttl,
+                    tags_of,
+                    loader,
+                )
+                .await
+        } else {
+            let loader = || async {
+                Ok::<_, std::convert::Infallible>(
+                    load_answer(&*self.inner, req, &own, total_route).await,
+                )
+            };
+            self.cache
+                .response(
+                    &route.ns,
+                    canonical.params.clone(),
+                    route.ttl,
+                    tags_of,
+                    loader,
+                )
+                .await
+        };
         if let Some(own) = own.lock().expect("own").take() {
             // This request ran the handler: its answer, as it is, unless the cache was
             // off or must not be trusted now (a bypass, whatever the handler said).
@@ -404,6 +402,58 @@ impl<E: Endpoint> Endpoint for ResponseCacheEndpoint<E> {
         *again.headers_mut() = headers;
         self.pass(again).await
     }
+}
+
+/// Runs the handler for `req` and returns what to store: the encoded answer (marked
+/// `"cached":true`, its total taken out when `total_route`), or nothing when it is not
+/// storable (an error, a stale fallback, not a JSON object with the marker). The
+/// handler's own answer goes to `own`, for the caller that ran it.
+async fn load_answer<E: Endpoint>(
+    inner: &E,
+    req: Request,
+    own: &Mutex<Option<poem::Result<Response>>>,
+    total_route: bool,
+) -> Bytes {
+    let nothing = Bytes::new();
+    let resp = match inner.call(req).await {
+        Ok(out) => out.into_response(),
+        Err(e) => {
+            *own.lock().expect("own") = Some(Err(e));
+            return nothing;
+        }
+    };
+    // Only a fresh answer is stored: not an error, not a stale fallback.
+    let stale = resp
+        .headers()
+        .get(super::X_CACHE)
+        .is_some_and(|v| v.as_bytes() == Source::Stale.as_header().as_bytes());
+    if resp.status() != StatusCode::OK || stale {
+        *own.lock().expect("own") = Some(Ok(resp));
+        return nothing;
+    }
+    let (parts, body) = resp.into_parts();
+    let body = match body.into_bytes().await {
+        Ok(body) => body,
+        Err(e) => {
+            *own.lock().expect("own") = Some(Err(e.into()));
+            return nothing;
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    let stored = spliced(&body).and_then(|b| {
+        if total_route {
+            let (b, hole) = without_total(&b)?;
+            pack(content_type, Some(hole), &b)
+        } else {
+            pack(content_type, None, &b)
+        }
+    });
+    *own.lock().expect("own") = Some(Ok(Response::from_parts(parts, body.into())));
+    stored.unwrap_or(nothing)
 }
 
 /// The canonical parameters of `GET /pets/{id}`: the id (the query is ignored, as the

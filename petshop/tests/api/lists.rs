@@ -161,3 +161,49 @@ async fn pages_and_totals_of_another_instance_come_back_to_the_database_after_ea
     })
     .await;
 }
+
+#[tokio::test]
+async fn with_soft_invalidation_an_invalidated_page_is_served_stale_at_once_and_refreshed_behind() {
+    bounded(async {
+        let app =
+            crate::helpers::spawn(&[("CACHE_TIERS", "l1"), ("PETS_LIST_MAX_STALE", "300ms")]).await;
+        for i in 0..6 {
+            app.insert(&format!("c{i}"), "cat", 2, 50).await;
+        }
+        let page = "/pets?species=cat&limit=5";
+        app.get(page).await;
+        assert_eq!(app.get(page).await.x_cache(), "HIT-L1");
+        let r = app
+            .patch("/pets/2", &serde_json::json!({"name": "Renamed"}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+
+        // The next reader does not wait for the database: the old page, marked stale.
+        let stale = app.get(page).await;
+        assert_eq!(
+            (
+                stale.x_cache(),
+                stale.cached(),
+                stale.json["pets"][1]["name"].as_str()
+            ),
+            ("STALE", true, Some("c1"))
+        );
+        // The reload ran behind it: the new page arrives within the bound.
+        let start = Instant::now();
+        loop {
+            let r = app.get(page).await;
+            if r.json["pets"][1]["name"] == "Renamed" {
+                assert_ne!(r.x_cache(), "STALE");
+                break;
+            }
+            assert_eq!(r.x_cache(), "STALE");
+            assert!(
+                start.elapsed() < Duration::from_millis(300),
+                "not refreshed within the bound"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(app.get(page).await.x_cache(), "HIT-L1");
+    })
+    .await;
+}
