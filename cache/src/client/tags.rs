@@ -26,10 +26,60 @@ pub(crate) enum TagCheck {
     },
 }
 
+/// What this instance knows of one tag: its latest version and the one before, each
+/// with when it learnt of it, and from which version on it has heard every bump.
 #[derive(Clone, Copy, Debug)]
 struct Known {
     version: u64,
     learned: Instant,
+    /// The bump before `version`, as heard.
+    prev: Option<(u64, Instant)>,
+    /// Every bump after this version was heard here; of earlier ones, when they
+    /// happened is unknown.
+    complete_from: u64,
+}
+
+impl Known {
+    /// A version read from Redis, not heard: when it changed is unknown.
+    fn fetched(version: u64, long_ago: Instant) -> Self {
+        Self {
+            version,
+            learned: long_ago,
+            prev: None,
+            complete_from: version,
+        }
+    }
+
+    /// When this instance learnt of the first invalidation after `as_of` (`long_ago`
+    /// when it cannot tell), or `None`: none since. The soft-invalidation bound runs
+    /// from the first one: a later bump of the same tag does not restart it.
+    fn first_after(&self, as_of: u64, long_ago: Instant) -> Option<Instant> {
+        if self.version <= as_of {
+            return None;
+        }
+        Some(match self.prev {
+            Some((v, _)) if v <= as_of => self.learned,
+            Some((_, t)) if as_of >= self.complete_from => t,
+            None if as_of >= self.complete_from => self.learned,
+            _ => long_ago,
+        })
+    }
+
+    /// This tag bumped to `version` (newer than what is known), learnt `now`.
+    fn bumped(self, version: u64, now: Instant) -> Self {
+        Self {
+            version,
+            learned: now,
+            prev: Some((self.version, self.learned)),
+            complete_from: self.prev.map_or(self.complete_from, |(v, _)| v),
+        }
+    }
+}
+
+fn long_ago() -> Instant {
+    Instant::now()
+        .checked_sub(Duration::from_secs(3600))
+        .unwrap_or_else(Instant::now)
 }
 
 #[derive(Debug, Default)]
@@ -101,9 +151,7 @@ impl TagVersions {
         {
             let (seq, versions) = l2.read_tags(&unknown).await?;
             // Fetched, not heard: when they changed is unknown, so as long ago as can be.
-            let long_ago = Instant::now()
-                .checked_sub(Duration::from_secs(3600))
-                .unwrap_or_else(Instant::now);
+            let long_ago = long_ago();
             let mut state = self.lock();
             // Fetched tags count against the same bound as heard ones: a shop's
             // `pet:{id}` tags would otherwise grow the local copy without end.
@@ -113,10 +161,10 @@ impl TagVersions {
             }
             state.seq = state.seq.max(seq);
             for (tag, version) in unknown.into_iter().zip(versions) {
-                state.known.entry(tag).or_insert(Known {
-                    version,
-                    learned: long_ago,
-                });
+                state
+                    .known
+                    .entry(tag)
+                    .or_insert(Known::fetched(version, long_ago));
             }
             drop(state);
             if over {
@@ -124,14 +172,18 @@ impl TagVersions {
             }
         }
         let state = self.lock();
+        let long_ago = long_ago();
         let mut since: Option<Instant> = None;
         for tag in tags.names() {
-            let known = state.known.get(tag).copied().unwrap_or(Known {
-                version: state.floor,
-                learned: Instant::now(),
-            });
-            if known.version > tags.as_of() {
-                since = Some(since.map_or(known.learned, |s| s.min(known.learned)));
+            // Not known without a shared tier: at the floor, since a start-over whose
+            // moment no entry can be judged against.
+            let known = state
+                .known
+                .get(tag)
+                .copied()
+                .unwrap_or(Known::fetched(state.floor, long_ago));
+            if let Some(first) = known.first_after(tags.as_of(), long_ago) {
+                since = Some(since.map_or(first, |s| s.min(first)));
             }
         }
         drop(state);
@@ -153,16 +205,25 @@ impl TagVersions {
             self.start_over(&mut state);
         }
         state.seq = state.seq.max(seq);
+        // A tag first heard now: with a shared tier, bumps of it before this one may
+        // have happened unheard (before the backplane subscribed), so its history starts
+        // here; without one, every bump since the floor happened here.
+        let complete_from = if self.l2.is_some() { seq } else { state.floor };
         for tag in tags {
-            let slot = state.known.entry(tag.clone()).or_insert(Known {
-                version: 0,
-                learned: now,
-            });
-            if seq > slot.version {
-                *slot = Known {
-                    version: seq,
-                    learned: now,
-                };
+            match state.known.get_mut(tag) {
+                Some(slot) if seq > slot.version => *slot = slot.bumped(seq, now),
+                Some(_) => {}
+                None => {
+                    state.known.insert(
+                        tag.clone(),
+                        Known {
+                            version: seq,
+                            learned: now,
+                            prev: None,
+                            complete_from,
+                        },
+                    );
+                }
             }
         }
         drop(state);
@@ -228,6 +289,61 @@ mod tests {
             v.check(fresh.tags().unwrap()).await.unwrap(),
             TagCheck::Current
         );
+    }
+
+    #[tokio::test]
+    async fn an_entry_counts_as_invalidated_from_the_first_bump_after_its_load_not_the_last() {
+        let v = TagVersions::new(None);
+        let entry = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&["all"]));
+        let t = entry.tags().unwrap();
+        let before_first = Instant::now();
+        v.bump(&tags(&["all"])).await.unwrap();
+        let after_first = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        // Bumped again: the entry's soft bound still runs from the first bump.
+        v.bump(&tags(&["all"])).await.unwrap();
+        let TagCheck::Invalidated { since } = v.check(t).await.unwrap() else {
+            panic!("still current after its tag was bumped");
+        };
+        assert!(since >= before_first && since <= after_first, "{since:?}");
+        // And again: the first bump after its load is no longer known here, so it counts
+        // from long ago (never from a later bump).
+        v.bump(&tags(&["all"])).await.unwrap();
+        let TagCheck::Invalidated { since } = v.check(t).await.unwrap() else {
+            panic!("still current after its tag was bumped");
+        };
+        assert!(since.elapsed() > Duration::from_secs(60), "{since:?}");
+        // An entry loaded between the bumps: from the first bump after its load.
+        let later = Entry::new(&b"y"[..], 1, 0).with_tags(v.as_of(), tags(&["all"]));
+        let before = Instant::now();
+        v.bump(&tags(&["all"])).await.unwrap();
+        let TagCheck::Invalidated { since } = v.check(later.tags().unwrap()).await.unwrap() else {
+            panic!("still current after its tag was bumped");
+        };
+        assert!(since >= before);
+    }
+
+    #[tokio::test]
+    async fn with_a_shared_tier_the_first_bump_heard_of_a_tag_cannot_date_older_entries() {
+        let redis = crate::testing::RedisServer::spawn();
+        let l2 = RedisTier::builder(redis.url()).prefix("t").build().unwrap();
+        l2.read_tags(&[]).await.unwrap();
+        let v = TagVersions::new(Some(l2));
+        let entry = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&["all"]));
+        // Heard first at this bump: earlier, unheard bumps may have come before it.
+        v.learn(v.as_of() + 5, &tags(&["all"]));
+        let TagCheck::Invalidated { since } = v.check(entry.tags().unwrap()).await.unwrap() else {
+            panic!("still current after its tag was bumped");
+        };
+        assert!(since.elapsed() > Duration::from_secs(60), "dated long ago");
+        // From the second bump on, the history is known.
+        let later = Entry::new(&b"y"[..], 1, 0).with_tags(v.as_of(), tags(&["all"]));
+        let before = Instant::now();
+        v.learn(v.as_of() + 1, &tags(&["all"]));
+        let TagCheck::Invalidated { since } = v.check(later.tags().unwrap()).await.unwrap() else {
+            panic!("still current after its tag was bumped");
+        };
+        assert!(since >= before);
     }
 
     #[tokio::test]
