@@ -31,7 +31,7 @@
 //! are, and renaming a pet makes only the pages that show it misses. No write has to
 //! find the pages it made stale: each tag has a version, and an entry is current while none of
 //! its tags changed after its load began. With `PETS_LIST_MAX_STALE`, an invalidated
-//! page may still be served for that long (`X-Cache: STALE`) while one request reloads it.
+//! page may still be served for that long (`X-Cache: STALE`) while it reloads behind.
 //!
 //! With `l1+l2`, invalidations and version bumps travel to the other instances over the
 //! library's Redis pub/sub backplane; while it is disconnected L1 is flushed and bypassed,
