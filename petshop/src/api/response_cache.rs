@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use cache::{Fetched, Namespace, Params, Source, Tag, Ttl};
 use poem::http::header::CONTENT_TYPE;
-use poem::http::{HeaderValue, Method, StatusCode};
+use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 
@@ -313,67 +313,39 @@ impl<E: Endpoint + 'static> Endpoint for ResponseCacheEndpoint<E> {
         else {
             return self.pass(req).await;
         };
-        let (uri, headers) = (req.uri().clone(), req.headers().clone());
         let sink = TagSink::default();
         req.extensions_mut().insert(sink.clone());
         // The handler's own answer, for the caller that ran it.
         let own: Arc<Mutex<Option<poem::Result<Response>>>> = Arc::default();
-        // Not storable (an error, a stale fallback, not a JSON object with the marker):
-        // nothing to store, and the caller gets the handler's own answer.
         let total_route = canonical.total_of.is_some();
         let tags_of = {
             let sink = sink.clone();
             move |_: &Bytes| sink.take()
         };
+        // The request stays here until a load takes it: a hit copies nothing of it.
+        let slot = Arc::new(RequestSlot::new(req, sink));
+        let loader = {
+            let (inner, own, slot) = (self.inner.clone(), own.clone(), slot.clone());
+            move || {
+                let (inner, own, req) = (inner.clone(), own.clone(), slot.for_load());
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        load_answer(&*inner, req, &own, total_route).await,
+                    )
+                }
+            }
+        };
+        let (ns, params) = (&route.ns, canonical.params.clone());
         let fetched: Result<Fetched<Bytes>, _> = if route.soft {
             // Soft invalidation: an invalidated page is served at once while a reload
             // runs behind it, so the loader may run again, on a task of its own, with
             // a request rebuilt from this one (the first run takes this one).
-            let first = Arc::new(Mutex::new(Some(req)));
-            let loader = {
-                let (inner, own, sink) = (self.inner.clone(), own.clone(), sink.clone());
-                let (uri, headers) = (uri.clone(), headers.clone());
-                move || {
-                    let (inner, own) = (inner.clone(), own.clone());
-                    let req = first.lock().expect("first").take().unwrap_or_else(|| {
-                        let mut again = Request::builder()
-                            .method(Method::GET)
-                            .uri(uri.clone())
-                            .finish();
-                        *again.headers_mut() = headers.clone();
-                        again.extensions_mut().insert(sink.clone());
-                        again
-                    });
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            load_answer(&*inner, req, &own, total_route).await,
-                        )
-                    }
-                }
-            };
             self.cache
-                .response_revalidating(
-                    &route.ns,
-                    canonical.params.clone(),
-                    route.ttl,
-                    tags_of,
-                    loader,
-                )
+                .response_revalidating(ns, params, route.ttl, tags_of, loader)
                 .await
         } else {
-            let loader = || async {
-                Ok::<_, std::convert::Infallible>(
-                    load_answer(&*self.inner, req, &own, total_route).await,
-                )
-            };
             self.cache
-                .response(
-                    &route.ns,
-                    canonical.params.clone(),
-                    route.ttl,
-                    tags_of,
-                    loader,
-                )
+                .response(ns, params, route.ttl, tags_of, loader)
                 .await
         };
         if let Some(own) = own.lock().expect("own").take() {
@@ -398,10 +370,72 @@ impl<E: Endpoint + 'static> Endpoint for ResponseCacheEndpoint<E> {
         }
         // A load this request joined failed, or its value is unreadable: answer it
         // uncached, as if this middleware were not here.
-        let mut again = Request::builder().method(Method::GET).uri(uri).finish();
-        *again.headers_mut() = headers;
-        self.pass(again).await
+        self.pass(slot.for_pass()).await
     }
+}
+
+/// A cached route's request: kept whole until a load takes it (a hit copies nothing of
+/// it); a load that runs again, or the uncached fallback, gets a GET rebuilt from its
+/// URI and headers, copied when the first load took it.
+struct RequestSlot {
+    sink: TagSink,
+    state: Mutex<SlotState>,
+}
+
+/// The request, until a load takes it; its URI and headers, once one has.
+type SlotState = (Option<Request>, Option<(Uri, HeaderMap)>);
+
+impl RequestSlot {
+    fn new(req: Request, sink: TagSink) -> Self {
+        Self {
+            sink,
+            state: Mutex::new((Some(req), None)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The request a load runs: this one the first time, with the tag sink.
+    fn for_load(&self) -> Request {
+        let mut state = self.lock();
+        if let Some(req) = state.0.take() {
+            state.1 = Some((req.uri().clone(), req.headers().clone()));
+            return req;
+        }
+        let mut again = rebuilt(state.1.as_ref());
+        again.extensions_mut().insert(self.sink.clone());
+        again
+    }
+
+    /// The request to answer uncached: without the tag sink (the handler then says
+    /// `BYPASS`).
+    fn for_pass(&self) -> Request {
+        let mut state = self.lock();
+        match state.0.take() {
+            Some(mut req) => {
+                req.extensions_mut().remove::<TagSink>();
+                req
+            }
+            None => rebuilt(state.1.as_ref()),
+        }
+    }
+}
+
+/// A GET of `parts`' URI with its headers.
+fn rebuilt(parts: Option<&(Uri, HeaderMap)>) -> Request {
+    let mut again = Request::builder().method(Method::GET);
+    if let Some((uri, _)) = parts {
+        again = again.uri(uri.clone());
+    }
+    let mut again = again.finish();
+    if let Some((_, headers)) = parts {
+        *again.headers_mut() = headers.clone();
+    }
+    again
 }
 
 /// Runs the handler for `req` and returns what to store: the encoded answer (marked

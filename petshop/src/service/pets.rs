@@ -11,8 +11,8 @@ use cache::{CacheError, Fetched, Topology};
 use chrono::{SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use crate::cache_layer::{CacheLayer, WriteTags};
@@ -205,30 +205,28 @@ pub async fn page(db: &DatabaseConnection, filter: &PetFilter) -> Result<Vec<Pet
 /// database's triggers) of its species and ages, not a count of every match.
 #[tracing::instrument(name = "db.load", skip_all, fields(db.query = "count_pets"))]
 pub async fn count(db: &DatabaseConnection, m: &Matching) -> Result<u64, DbErr> {
-    let mut sql =
-        String::from("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM pet_count WHERE 1 = 1");
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    let postgres = db.get_database_backend() == DatabaseBackend::Postgres;
-    let mut param = |sql: &mut String, clause: &str, v: sea_orm::Value| {
-        values.push(v);
-        let slot = if postgres {
-            format!("${}", values.len())
-        } else {
-            "?".to_owned()
-        };
-        sql.push_str(&clause.replace('?', &slot));
-    };
+    use sea_orm::sea_query::{Alias, Func, Query};
+    let col = |name: &str| Expr::col(Alias::new(name));
+    let mut query = Query::select();
+    query
+        .expr(
+            Expr::expr(Func::coalesce([
+                Expr::from(Func::sum(col("n"))),
+                Expr::val(0),
+            ]))
+            .cast_as(Alias::new("BIGINT")),
+        )
+        .from(Alias::new("pet_count"));
     if let Some(s) = &m.species {
-        param(&mut sql, " AND species = ?", s.clone().into());
+        query.and_where(col("species").eq(s.as_str()));
     }
     if let Some(min) = m.min_age {
-        param(&mut sql, " AND age >= ?", min.into());
+        query.and_where(col("age").gte(min));
     }
     if let Some(max) = m.max_age {
-        param(&mut sql, " AND age <= ?", max.into());
+        query.and_where(col("age").lte(max));
     }
-    let stmt = Statement::from_sql_and_values(db.get_database_backend(), sql, values);
-    let row = db.query_one_raw(stmt).await?;
+    let row = db.query_one(&query).await?;
     let n: i64 = match row {
         Some(r) => r.try_get_by_index(0)?,
         None => 0,
