@@ -133,6 +133,11 @@ impl Backplane {
         self.inner.connected.load(SeqCst)
     }
 
+    /// Times the subscription dropped.
+    pub(crate) fn drops(&self) -> u64 {
+        self.inner.drops.load(SeqCst)
+    }
+
     pub(crate) fn snapshot(&self) -> BackplaneSnapshot {
         let i = &self.inner;
         BackplaneSnapshot {

@@ -281,6 +281,7 @@ impl<C: Codec> CacheClient<C> {
     /// middle of a strict write of it, or its version is unknown.
     async fn cacheable_key(&self, ns: &Namespace, part: &Part) -> Result<Option<Key>, CacheError> {
         let (recovery, holds) = (&self.inner.recovery, &self.inner.holds);
+        recovery.note_faults(self.faults_seen());
         if recovery.blocks_root(ns.root()) || holds.blocks(ns.root(), None) {
             return Ok(None);
         }

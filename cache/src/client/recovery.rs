@@ -109,6 +109,8 @@ pub(crate) struct Recovery {
     replayed: AtomicU64,
     overflows: AtomicU64,
     bypassed: AtomicU64,
+    /// The faults seen by this instance that a new generation was queued for.
+    faults_handled: AtomicU64,
 }
 
 impl Recovery {
@@ -122,7 +124,27 @@ impl Recovery {
             replayed: AtomicU64::new(0),
             overflows: AtomicU64::new(0),
             bypassed: AtomicU64::new(0),
+            faults_handled: AtomicU64::new(0),
         }
+    }
+
+    /// Queues a new generation when `faults` (how many times this instance has seen
+    /// Redis fail so far) is past the faults one was queued for. Every read calls it
+    /// before it looks at the queue, and so does the replayer: no read trusts Redis
+    /// between this instance seeing it fail and the generation being queued.
+    pub(crate) fn note_faults(&self, faults: u64) -> bool {
+        if self.faults_handled.load(SeqCst) >= faults {
+            return false;
+        }
+        tracing::warn!(
+            "redis failed: a new generation will be started before the cache is trusted again"
+        );
+        // Pushed before it is marked handled, so whoever sees it handled finds it queued
+        // (or made). Two readers racing here push one (a queued generation is not
+        // queued twice) or, if the first was already made, one more: a miss, never stale.
+        self.push(Effect::NewGeneration);
+        self.faults_handled.fetch_max(faults, SeqCst);
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -15,13 +15,9 @@ const REPLAY_RETRY: Duration = Duration::from_millis(50);
 
 impl<C: Codec> CacheClient<C> {
     /// Faults this instance has seen: the breaker opening, the backplane dropping.
-    fn faults_seen(&self) -> u64 {
+    pub(super) fn faults_seen(&self) -> u64 {
         let breaker = self.inner.l2.as_ref().map_or(0, RedisTier::faults);
-        let drops = self
-            .inner
-            .backplane
-            .as_ref()
-            .map_or(0, |bp| bp.snapshot().drops);
+        let drops = self.inner.backplane.as_ref().map_or(0, |bp| bp.drops());
         breaker + drops
     }
 }
@@ -30,10 +26,6 @@ impl<C: Codec> CacheClient<C> {
 /// breaker while they wait), and queues a new generation whenever this instance sees
 /// Redis fail. Stops with the client.
 pub(crate) async fn replay_forever<C: Codec>(weak: Weak<Inner<C>>, recovery: Arc<Recovery>) {
-    let mut seen = match weak.upgrade() {
-        Some(inner) => CacheClient { inner }.faults_seen(),
-        None => return,
-    };
     loop {
         tokio::select! {
             () = recovery.queued() => {}
@@ -41,14 +33,8 @@ pub(crate) async fn replay_forever<C: Codec>(weak: Weak<Inner<C>>, recovery: Arc
         }
         let Some(inner) = weak.upgrade() else { return };
         let client = CacheClient { inner };
-        let faults = client.faults_seen();
-        if faults != seen {
-            seen = faults;
-            tracing::warn!(
-                "redis failed: a new generation will be started before the cache is trusted again"
-            );
-            recovery.push(Effect::NewGeneration);
-        }
+        // Reads note faults too; this covers an instance nobody reads through.
+        recovery.note_faults(client.faults_seen());
         let mut stalled = false;
         while let Some(front) = recovery.front() {
             // A new generation covers every effect queued before it is sent: those
