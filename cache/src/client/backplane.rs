@@ -277,6 +277,7 @@ impl Inner {
         self.versions.forget();
         self.versions.set_trusted(true);
         self.tags.forget();
+        self.tags.hear_from_now().await;
         self.connected.store(true, SeqCst);
         self.switch.set(true);
         tracing::info!(instance = %self.instance, "backplane subscribed: L1 in use");

@@ -89,6 +89,11 @@ struct State {
     seq: u64,
     /// Without a shared tier: the version of every tag not in `known`.
     floor: u64,
+    /// With a shared tier: Redis' tag sequence read once the backplane had subscribed
+    /// (every bump after it is heard here), until the local copy starts over.
+    heard_from: Option<u64>,
+    /// How many times the local copy started over.
+    resets: u64,
 }
 
 #[derive(Debug)]
@@ -205,10 +210,15 @@ impl TagVersions {
             self.start_over(&mut state);
         }
         state.seq = state.seq.max(seq);
-        // A tag first heard now: with a shared tier, bumps of it before this one may
-        // have happened unheard (before the backplane subscribed), so its history starts
-        // here; without one, every bump since the floor happened here.
-        let complete_from = if self.l2.is_some() { seq } else { state.floor };
+        // A tag first heard now: with a shared tier, every bump after `heard_from` was
+        // heard (bumps before the backplane subscribed were not), so its history starts
+        // there, or at this bump when that is unknown; without one, every bump since the
+        // floor happened here.
+        let complete_from = if self.l2.is_some() {
+            state.heard_from.unwrap_or(seq)
+        } else {
+            state.floor
+        };
         for tag in tags {
             match state.known.get_mut(tag) {
                 Some(slot) if seq > slot.version => *slot = slot.bumped(seq, now),
@@ -234,6 +244,8 @@ impl TagVersions {
     /// counts as invalidated now (a cold L1, never a stale one).
     fn start_over(&self, state: &mut State) {
         state.known.clear();
+        state.heard_from = None;
+        state.resets += 1;
         if self.l2.is_none() {
             state.seq += 1;
             state.floor = state.seq;
@@ -257,6 +269,24 @@ impl TagVersions {
             self.start_over(&mut state);
             drop(state);
             self.changed();
+        }
+    }
+
+    /// The backplane has subscribed and this was forgotten: reads Redis' tag sequence,
+    /// after which every bump is heard here, so that the first bump heard of a tag
+    /// can date the entries loaded after it. Unread (Redis failed), a tag's history
+    /// starts at its first heard bump.
+    pub(crate) async fn hear_from_now(&self) {
+        let Some(l2) = &self.l2 else {
+            return;
+        };
+        let resets = self.lock().resets;
+        if let Ok((seq, _)) = l2.read_tags(&[]).await {
+            let mut state = self.lock();
+            // Only if the copy did not start over meanwhile (another reconnect).
+            if state.resets == resets {
+                state.heard_from = Some(seq);
+            }
         }
     }
 }
@@ -344,6 +374,36 @@ mod tests {
             panic!("still current after its tag was bumped");
         };
         assert!(since >= before);
+    }
+
+    #[tokio::test]
+    async fn once_it_hears_from_now_on_a_first_heard_bump_dates_entries_loaded_after_that() {
+        let redis = crate::testing::RedisServer::spawn();
+        let l2 = RedisTier::builder(redis.url()).prefix("t").build().unwrap();
+        l2.read_tags(&[]).await.unwrap();
+        let v = TagVersions::new(Some(l2));
+        v.forget();
+        let older = Entry::new(&b"x"[..], 1, 0).with_tags(v.as_of(), tags(&["all"]));
+        v.l2.as_ref()
+            .unwrap()
+            .bump_tags(&tags(&["other"]))
+            .await
+            .unwrap();
+        v.hear_from_now().await;
+        let newer = Entry::new(&b"y"[..], 1, 0).with_tags(v.as_of(), tags(&["all"]));
+        let before = Instant::now();
+        v.bump(&tags(&["all"])).await.unwrap();
+        let TagCheck::Invalidated { since } = v.check(newer.tags().unwrap()).await.unwrap() else {
+            panic!("still current after its tag was bumped");
+        };
+        assert!(since >= before, "dated from the bump");
+        let TagCheck::Invalidated { since } = v.check(older.tags().unwrap()).await.unwrap() else {
+            panic!("still current after its tag was bumped");
+        };
+        assert!(
+            since.elapsed() > Duration::from_secs(60),
+            "loaded before the point from which every bump is heard: long ago"
+        );
     }
 
     #[tokio::test]
