@@ -30,17 +30,22 @@ pub async fn connect(
                 .idle_timeout(None)
                 .max_lifetime(None);
         } else {
-            opts.max_connections(8).min_connections(1);
+            // On every connection of the pool (a PRAGMA run on one left the other seven
+            // at FULL, syncing the log on every commit): WAL lets readers run beside the
+            // writer; NORMAL syncs at checkpoints, which under WAL keeps the file
+            // consistent through a crash, though a power loss may undo the last commits.
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            opts.max_connections(8)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                });
         }
     } else {
         opts.max_connections(16).min_connections(1);
     }
     let mut db = Database::connect(opts).await?;
-    if url.starts_with("sqlite:") {
-        // WAL lets readers run beside the writer; NORMAL sync is safe under WAL.
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .await?;
-    }
     migrate(url, &db).await?;
     db.set_metric_callback(on_query);
     Ok(db)
@@ -72,4 +77,44 @@ async fn migrate(url: &str, db: &DatabaseConnection) -> Result<(), DbErr> {
     let _ = lock.close().await;
     migrated?;
     unlocked.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    /// Every connection of a file database's pool runs WAL with NORMAL sync, not only
+    /// the first one (a PRAGMA run after connecting reached one connection of eight).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_pooled_sqlite_connection_is_wal_with_normal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        let db = super::connect(&url, |_| {}).await.unwrap();
+        // Eight transactions open at once hold eight different connections.
+        let mut open = Vec::new();
+        for _ in 0..8 {
+            open.push(db.begin().await.unwrap());
+        }
+        for tx in &open {
+            let pragma = |name: &str| {
+                Statement::from_string(tx.get_database_backend(), format!("PRAGMA {name}"))
+            };
+            let sync = tx
+                .query_one_raw(pragma("synchronous"))
+                .await
+                .unwrap()
+                .unwrap();
+            let mode = tx
+                .query_one_raw(pragma("journal_mode"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                sync.try_get_by_index::<i32>(0).unwrap(),
+                1,
+                "synchronous=NORMAL"
+            );
+            assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+        }
+    }
 }
