@@ -83,13 +83,16 @@ impl RedisCluster {
             self.start(&mut node);
             let deadline = Instant::now() + START_TIMEOUT;
             while Instant::now() < deadline {
-                if super::pong(node.port) {
-                    return node;
+                match node
+                    .child
+                    .as_mut()
+                    .and_then(|c| super::owns_port(c, node.port))
+                {
+                    Some(true) => return node,
+                    // Exited, or another server answers: a port was taken meanwhile.
+                    Some(false) => break,
+                    None => thread::sleep(Duration::from_millis(10)),
                 }
-                if let Some(Ok(Some(_))) = node.child.as_mut().map(Child::try_wait) {
-                    break; // exited: a port was taken meanwhile
-                }
-                thread::sleep(Duration::from_millis(10));
             }
             if let Some(mut child) = node.child.take() {
                 let _ = child.kill();

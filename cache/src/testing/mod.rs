@@ -47,6 +47,51 @@ fn pong(port: u16) -> bool {
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// Whether the server answering on `port` is the process `pid`: a port found free can
+/// be taken by another test's server before ours binds it, and that one answers `PING`
+/// until its test kills it.
+fn is_process(port: u16, pid: u32) -> bool {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let (mut reply, mut buf) = (Vec::new(), [0u8; 4096]);
+    let wanted = format!("process_id:{pid}\r\n");
+    while reply.len() < 64 * 1024 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+        let text = String::from_utf8_lossy(&reply);
+        if text.contains(&wanted) {
+            return true;
+        }
+        if text.contains("process_id:") && text.contains("\r\nrun_id:") {
+            return false;
+        }
+    }
+    false
+}
+
+/// Whether `child` is up and answering on `port` itself: `Some(true)` yes, `Some(false)`
+/// it exited or another process answers (the port was taken), `None` not yet.
+fn owns_port(child: &mut Child, port: u16) -> Option<bool> {
+    if let Ok(Some(_)) = child.try_wait() {
+        return Some(false);
+    }
+    if pong(port) {
+        return Some(is_process(port, child.id()));
+    }
+    None
+}
+
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
     ///
@@ -78,14 +123,12 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if pong(self.port) {
-                return true;
+            match self.child.as_mut().and_then(|c| owns_port(c, self.port)) {
+                Some(true) => return true,
+                // Exited, or another server answers: the port was taken meanwhile.
+                Some(false) => break,
+                None => thread::sleep(Duration::from_millis(10)),
             }
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None; // exited: the port was taken meanwhile
-                return false;
-            }
-            thread::sleep(Duration::from_millis(10));
         }
         self.stop();
         false
