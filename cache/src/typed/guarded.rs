@@ -36,9 +36,6 @@ impl<C: Codec> TypedCache<C> {
     /// `Err` when the shared tier could not be reached: the local tier is invalidated
     /// all the same, but the shared one may still hold the old value.
     pub async fn invalidate(&self, key: &Key) -> Result<FillToken, CacheError> {
-        // Readers arriving from now on start a new load instead of joining one that
-        // may have read the source before this write.
-        self.flights().remove(key);
         self.forget_stale(key).await;
         self.inner.cache.invalidate(key).await
     }
@@ -79,7 +76,6 @@ impl<C: Codec> TypedCache<C> {
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
-        self.flights().remove(key);
         let entry = self.entry(value)?;
         self.guarded_store(key, entry, ttl, token, Guarded::Replace)
             .await

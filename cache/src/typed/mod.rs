@@ -28,7 +28,7 @@ use tracing::Instrument as _;
 pub use self::fetched::{Fetched, Source};
 pub use self::lease::LeaseConfig;
 pub use self::read::{ReadOptions, TagClock, TagsOf, Validate, Verdict};
-use self::single_flight::Flight;
+use self::single_flight::Flights;
 use crate::clock::default_clock;
 use crate::codec::{Bincode, Codec, RAW_ID};
 use crate::stale::{StaleConfig, StaleStore};
@@ -143,7 +143,7 @@ struct Inner<C> {
     refreshing: Mutex<HashSet<Key>>,
     /// Who this cache is when it holds a lease.
     owner: String,
-    flights: Mutex<HashMap<Key, Flight>>,
+    flights: Mutex<HashMap<Key, Flights>>,
     loader: LoaderStats,
 }
 

@@ -1,10 +1,19 @@
-//! Single-flight loads: concurrent misses of one key in one process run the loader once;
-//! the others wait for its value.
+//! Single-flight loads: concurrent misses of one key in one process share a load, but
+//! only one that has not begun yet.
+//!
+//! A caller joins the load of its key that has not called its loader yet; if that load
+//! has already sent its query, the caller waits for the next one instead, which it may
+//! share with later callers. A load that began before the caller arrived may have read
+//! the source before a write acknowledged before the caller arrived, so its value could
+//! be older than that write: never returned to such a caller. Loads of one key run one
+//! at a time, so a herd costs at most two loads per key in flight (one running, one
+//! gathering its callers), and no older load fills over a newer one in this process.
 
 use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,14 +34,26 @@ type Shared = Arc<dyn Any + Send + Sync>;
 pub(super) struct Landed {
     /// The value, type-erased (callers may have asked for different types).
     value: Shared,
-    /// A hit found while waiting for a lease, or a miss.
+    /// A hit found while waiting for a lease or for the load before, or a miss.
     source: Source,
-    /// The fill was refused because the key was invalidated while it loaded: callers who
-    /// joined late must not take the value.
-    superseded: bool,
 }
 
-pub(super) type Flight = Arc<OnceCell<Result<Landed, CacheError>>>;
+/// One load of a key and the callers who joined it before it began.
+#[derive(Default)]
+pub(super) struct Flight {
+    cell: OnceCell<Result<Landed, CacheError>>,
+    /// Set just before the loader is called: from then on, new callers wait for the
+    /// next load.
+    started: AtomicBool,
+}
+
+/// The loads of one key: the one new callers join, and the lock that makes them run one
+/// at a time.
+#[derive(Clone)]
+pub(super) struct Flights {
+    joinable: Arc<Flight>,
+    loading: Arc<tokio::sync::Mutex<()>>,
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -117,68 +138,81 @@ impl<C: Codec> TypedCache<C> {
             Source::Miss
         };
         let mut loader = Some(loader);
-        for attempt in 0.. {
-            let flight = self.flights().entry(key.clone()).or_default().clone();
-            let mut led = false;
-            let landed = flight
-                .get_or_init(|| {
-                    led = true;
-                    let loader = loader.take();
-                    let ttl_for = &ttl_for;
-                    async {
-                        let result = match loader {
-                            Some(loader) => self.load_and_fill(key, ttl_for, loader, options).await,
-                            None => Err(CacheError::Config("loader already taken".into())),
-                        };
-                        self.end_flight(key, &flight);
-                        result
-                    }
-                })
-                .await
-                .clone();
-            if !led {
-                self.inner.loader.coalesced.fetch_add(1, Relaxed);
-            }
-            let landed = match (landed, &fallback) {
-                (Ok(landed), _) => landed,
-                (Err(e), Some(stale)) => {
-                    tracing::warn!(key = %key, error = %e, "reload failed: serving the invalidated value it was to replace");
-                    self.inner.loader.stale_served.fetch_add(1, Relaxed);
-                    return Ok(stale.clone());
+        let (flight, loading) = self.join(key);
+        let mut led = false;
+        let landed = flight
+            .cell
+            .get_or_init(|| {
+                led = true;
+                let loader = loader.take();
+                let (ttl_for, flight) = (&ttl_for, flight.clone());
+                async move {
+                    // One load of a key at a time: a caller who found one under way waits
+                    // for it here, then looks again before loading.
+                    let (_turn, waited) = match loading.clone().try_lock_owned() {
+                        Ok(turn) => (turn, false),
+                        Err(_) => (loading.lock_owned().await, true),
+                    };
+                    let found = if waited {
+                        self.lookup::<T>(key, options.validate.as_deref()).await
+                    } else {
+                        None
+                    };
+                    let result = match (found, loader) {
+                        (Some((hit, _, Verdict::Current)), _) => Ok(Landed {
+                            value: Arc::new(hit.value),
+                            source: hit.source,
+                        }),
+                        (_, Some(loader)) => {
+                            self.load_and_fill(key, ttl_for, loader, options, Some(&flight))
+                                .await
+                        }
+                        (_, None) => Err(CacheError::Config("loader already taken".into())),
+                    };
+                    self.end_flight(key, &flight);
+                    result
                 }
-                (Err(e), None) => return self.stale_or(key, e).await,
-            };
-            // We joined someone else's load and a write overtook it: our read may have
-            // begun after that write, so load again rather than return older data.
-            if !led && landed.superseded && attempt < 2 && loader.is_some() {
-                continue;
+            })
+            .await
+            .clone();
+        if !led {
+            self.inner.loader.coalesced.fetch_add(1, Relaxed);
+        }
+        let landed = match (landed, &fallback) {
+            (Ok(landed), _) => landed,
+            (Err(e), Some(stale)) => {
+                tracing::warn!(key = %key, error = %e, "reload failed: serving the invalidated value it was to replace");
+                self.inner.loader.stale_served.fetch_add(1, Relaxed);
+                return Ok(stale.clone());
             }
-            let source = if landed.source.is_hit() {
-                landed.source
-            } else {
-                miss
-            };
-            if let Ok(v) = landed.value.downcast::<T>() {
-                return Ok(Fetched {
-                    value: T::clone(&v),
-                    source,
-                });
-            }
-            // Another caller loaded a different type under this key: load our own.
-            let loader = loader
-                .take()
-                .ok_or_else(|| CacheError::Config("loader type mismatch".into()))?;
-            let own = self.load_and_fill(key, &ttl_for, loader, options).await?;
-            let v = own
-                .value
-                .downcast::<T>()
-                .map_err(|_| CacheError::Config("loader type mismatch".into()))?;
+            (Err(e), None) => return self.stale_or(key, e).await,
+        };
+        let source = if landed.source.is_hit() {
+            landed.source
+        } else {
+            miss
+        };
+        if let Ok(v) = landed.value.downcast::<T>() {
             return Ok(Fetched {
                 value: T::clone(&v),
-                source: miss,
+                source,
             });
         }
-        unreachable!("the loop returns")
+        // Another caller loaded a different type under this key: load our own.
+        let loader = loader
+            .take()
+            .ok_or_else(|| CacheError::Config("loader type mismatch".into()))?;
+        let own = self
+            .load_and_fill(key, &ttl_for, loader, options, None)
+            .await?;
+        let v = own
+            .value
+            .downcast::<T>()
+            .map_err(|_| CacheError::Config("loader type mismatch".into()))?;
+        Ok(Fetched {
+            value: T::clone(&v),
+            source: miss,
+        })
     }
 
     /// Runs `loader` without the cache: no lookup, no fill, no single-flight. For reads
@@ -220,7 +254,7 @@ impl<C: Codec> TypedCache<C> {
 
     pub(super) fn flights(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, Flight>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, Flights>> {
         // The map holds plain values: a panic elsewhere cannot leave it inconsistent.
         self.inner
             .flights
@@ -228,19 +262,39 @@ impl<C: Codec> TypedCache<C> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn end_flight(&self, key: &Key, flight: &Flight) {
+    /// The load of `key` a caller arriving now may share (one that has not begun), and
+    /// the key's loading lock.
+    fn join(&self, key: &Key) -> (Arc<Flight>, Arc<tokio::sync::Mutex<()>>) {
         let mut flights = self.flights();
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+        let slot = flights.entry(key.clone()).or_insert_with(|| Flights {
+            joinable: Arc::default(),
+            loading: Arc::default(),
+        });
+        if slot.joinable.started.load(SeqCst) {
+            slot.joinable = Arc::default();
+        }
+        (slot.joinable.clone(), slot.loading.clone())
+    }
+
+    fn end_flight(&self, key: &Key, flight: &Arc<Flight>) {
+        let mut flights = self.flights();
+        if flights
+            .get(key)
+            .is_some_and(|f| Arc::ptr_eq(&f.joinable, flight))
+        {
             flights.remove(key);
         }
     }
 
+    /// Loads `key` (after the lease, if one is configured) and fills the tiers through
+    /// the guard. `flight`, if any, is marked begun just before the loader is called.
     async fn load_and_fill<T, F, Fut, E, P>(
         &self,
         key: &Key,
         ttl_for: &P,
         loader: F,
         options: &ReadOptions<T>,
+        flight: Option<&Flight>,
     ) -> Result<Landed, CacheError>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
@@ -257,7 +311,6 @@ impl<C: Codec> TypedCache<C> {
                 return Ok(Landed {
                     value: Arc::new(hit.value),
                     source: hit.source,
-                    superseded: false,
                 });
             }
             Leased::Held => true,
@@ -269,6 +322,9 @@ impl<C: Codec> TypedCache<C> {
             None
         };
         let as_of = options.as_of();
+        if let Some(flight) = flight {
+            flight.started.store(true, SeqCst);
+        }
         self.inner.loader.calls.fetch_add(1, Relaxed);
         let timeout = self.inner.stale.as_ref().and_then(|s| s.load_timeout);
         let loaded: Result<T, BoxError> = match timeout {
@@ -288,8 +344,8 @@ impl<C: Codec> TypedCache<C> {
                         let stamp = options.stamp(as_of, &value);
                         if overtaken(stamp.as_ref(), options).await {
                             // One of its tags was invalidated while it loaded: it may be
-                            // older than that write, so it is not stored, and callers who
-                            // joined late load again (as for a fill the guard refuses).
+                            // older than that write, so it is not stored (as for a fill
+                            // the guard refuses).
                             Filled::Refused
                         } else {
                             self.fill(key, &value, ttl, token.as_ref(), stamp).await
@@ -297,10 +353,10 @@ impl<C: Codec> TypedCache<C> {
                     }
                     None => Filled::Skipped,
                 };
+                tracing::trace!(key = %key, ?filled, "loaded");
                 Ok(Landed {
                     value: Arc::new(value),
                     source: Source::Miss,
-                    superseded: filled == Filled::Refused,
                 })
             }
             Err(e) => {
@@ -336,6 +392,7 @@ async fn overtaken<T>(stamp: Option<&(u64, Vec<crate::Tag>)>, options: &ReadOpti
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
     use tokio::sync::Notify;
@@ -350,38 +407,56 @@ mod tests {
         (TypedCache::builder(l1).build(), key)
     }
 
-    /// Waits until `n` callers hold the flight of `key` (the map's copy included).
-    async fn until_waiting(cache: &TypedCache, key: &Key, n: usize) {
+    /// Waits until `n` callers wait on the load of `key` that new callers join (the map
+    /// and the leader's load hold it too).
+    async fn until_joined(cache: &TypedCache, key: &Key, n: usize) {
         tokio::time::timeout(Duration::from_secs(10), async {
-            while cache.flights().get(key).map(Arc::strong_count) != Some(n) {
+            while cache
+                .flights()
+                .get(key)
+                .map(|f| Arc::strong_count(&f.joinable))
+                != Some(2 + n)
+            {
                 tokio::task::yield_now().await;
             }
         })
         .await
-        .expect("callers never joined the flight");
+        .expect("callers never joined the load");
+    }
+
+    /// A load of `value` that says when it has begun and waits for `gate`.
+    fn gated(
+        cache: &TypedCache,
+        key: &Key,
+        value: u32,
+        begun: Arc<Notify>,
+        gate: Arc<Notify>,
+    ) -> tokio::task::JoinHandle<crate::typed::Fetched<u32>> {
+        let (cache, key) = (cache.clone(), key.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_load(&key, Ttl::secs(60), || async move {
+                    begun.notify_one();
+                    gate.notified().await;
+                    Ok::<_, std::io::Error>(value)
+                })
+                .await
+                .unwrap()
+        })
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_waiter_whose_load_was_overtaken_by_a_write_loads_again() {
-        // Arrange: a slow load is in flight and a second caller has joined it.
+    async fn a_caller_arriving_after_a_load_began_never_takes_its_value() {
+        // Arrange: a load has begun (it read the source: 1) and is slow to return.
         let (cache, key) = cache();
-        let (started, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let leader = {
-            let (cache, key) = (cache.clone(), key.clone());
-            let (started, gate) = (started.clone(), gate.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_or_load(&key, Ttl::secs(60), || async move {
-                        started.notify_one();
-                        gate.notified().await;
-                        Ok::<_, std::io::Error>(1u32)
-                    })
-                    .await
-            })
-        };
-        // The leader has taken its fill token and is reading the source.
-        started.notified().await;
-        let waiter = {
+        let (begun, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let leader = gated(&cache, &key, 1, begun.clone(), gate.clone());
+        begun.notified().await;
+
+        // Act: a write lands and is acknowledged; then a reader arrives, then the slow
+        // load returns.
+        cache.invalidate(&key).await.unwrap();
+        let reader = {
             let (cache, key) = (cache.clone(), key.clone());
             tokio::spawn(async move {
                 cache
@@ -389,47 +464,102 @@ mod tests {
                         Ok::<_, std::io::Error>(2u32)
                     })
                     .await
+                    .unwrap()
             })
         };
-        until_waiting(&cache, &key, 3).await;
-
-        // Act: a write invalidates the key, then the slow load finishes.
-        cache.invalidate(&key).await.unwrap();
+        until_joined(&cache, &key, 1).await;
         gate.notify_one();
 
-        // Assert: the leader gets what it loaded; the waiter does not take that value
-        // (its read may have begun after the write) and runs its own loader.
-        let leader = leader.await.unwrap().unwrap();
-        let waiter = waiter.await.unwrap().unwrap();
+        // Assert: the reader ran a load of its own, after the first; the refused fill of
+        // the old value never landed.
+        let (leader, reader) = (leader.await.unwrap(), reader.await.unwrap());
         assert_eq!((leader.value, leader.source), (1, Source::Miss));
-        assert_eq!((waiter.value, waiter.source), (2, Source::Miss));
+        assert_eq!((reader.value, reader.source), (2, Source::Miss));
         assert_eq!(cache.stats().loader.calls, 2);
-        let cached = cache.get::<u32>(&key).await.unwrap();
-        assert_eq!(
-            cached.value, 2,
-            "the refused fill never landed, the retry's did"
-        );
+        assert_eq!(cache.stats().loader.coalesced, 0);
+        assert_eq!(cache.get::<u32>(&key).await.unwrap().value, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_herd_during_a_load_shares_one_next_load_after_a_write() {
+        // Arrange: a load has begun; a write invalidates the key meanwhile.
+        let (cache, key) = cache();
+        let (begun, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let first = gated(&cache, &key, 1, begun.clone(), gate.clone());
+        begun.notified().await;
+        cache.invalidate(&key).await.unwrap();
+
+        // Act: ten callers arrive while it runs, then it returns.
+        let loads = Arc::new(AtomicU32::new(0));
+        let herd: Vec<_> = (0..10)
+            .map(|_| {
+                let (cache, key, loads) = (cache.clone(), key.clone(), loads.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load(&key, Ttl::secs(60), || async move {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, std::io::Error>(2u32)
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        until_joined(&cache, &key, 10).await;
+        gate.notify_one();
+
+        // Assert: two loads in all, never at once; every caller of the herd got the second.
+        assert_eq!(first.await.unwrap().value, 1);
+        for caller in herd {
+            assert_eq!(caller.await.unwrap().value, 2);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        let stats = cache.stats().loader;
+        assert_eq!((stats.calls, stats.coalesced), (2, 9));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_waiting_behind_a_load_take_what_it_filled_if_no_write_came() {
+        // Arrange: a load has begun, and three callers wait for the next one.
+        let (cache, key) = cache();
+        let (begun, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let first = gated(&cache, &key, 1, begun.clone(), gate.clone());
+        begun.notified().await;
+        let waiting: Vec<_> = (0..3)
+            .map(|_| {
+                let (cache, key) = (cache.clone(), key.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load(&key, Ttl::secs(60), || async {
+                            Err::<u32, _>(std::io::Error::other("the key is cached by then"))
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        until_joined(&cache, &key, 3).await;
+
+        // Act: the first load returns and fills.
+        gate.notify_one();
+
+        // Assert: the next load looked first and found it: one load in all.
+        assert_eq!(first.await.unwrap().source, Source::Miss);
+        for w in waiting {
+            assert_eq!(w.await.unwrap().source, Source::HitL1);
+        }
+        assert_eq!(cache.stats().loader.calls, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_waiter_asking_for_another_type_runs_its_own_loader() {
-        // Arrange: a slow load of a u32 is in flight.
+        // Arrange: a slow load of a u32 has begun.
         let (cache, key) = cache();
-        let gate = Arc::new(Notify::new());
-        let leader = {
-            let (cache, key, gate) = (cache.clone(), key.clone(), gate.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_or_load(&key, Ttl::secs(60), || async move {
-                        gate.notified().await;
-                        Ok::<_, std::io::Error>(7u32)
-                    })
-                    .await
-            })
-        };
-        until_waiting(&cache, &key, 2).await;
+        let (begun, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let leader = gated(&cache, &key, 7, begun.clone(), gate.clone());
+        begun.notified().await;
 
-        // Act: a caller asks for a String under the same key, and joins the flight.
+        // Act: a caller asks for a String under the same key.
         let waiter = {
             let (cache, key) = (cache.clone(), key.clone());
             tokio::spawn(async move {
@@ -440,11 +570,11 @@ mod tests {
                     .await
             })
         };
-        until_waiting(&cache, &key, 3).await;
+        until_joined(&cache, &key, 1).await;
         gate.notify_one();
 
         // Assert: each caller gets its own type; the mismatch cost one more load.
-        assert_eq!(leader.await.unwrap().unwrap().value, 7);
+        assert_eq!(leader.await.unwrap().value, 7);
         let waiter = waiter.await.unwrap().unwrap();
         assert_eq!(
             (waiter.value.as_str(), waiter.source),
