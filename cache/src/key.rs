@@ -51,6 +51,23 @@ impl Key {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The root of the key's namespace (`{prefix}:{namespace}`), and the namespace
+    /// version the key was made at, if it has one (see the format above).
+    pub(crate) fn root_and_version(&self) -> (&str, Option<u64>) {
+        let s = self.as_str();
+        let mut colons = s.match_indices(':').map(|(i, _)| i);
+        let (Some(second), third) = (colons.nth(1), colons.next()) else {
+            return (s, None);
+        };
+        let root = &s[..second];
+        let segment = &s[second + 1..third.unwrap_or(s.len())];
+        let version = segment
+            .strip_prefix('v')
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok());
+        (root, version)
+    }
 }
 
 impl fmt::Display for Key {
@@ -412,5 +429,24 @@ mod tests {
         assert!(!v2.contains(&v1.id(5)));
         assert!(!ns.contains(&v1.id(5)));
         assert!(ns.contains(&ns.fixed("stats").unwrap()));
+    }
+
+    #[test]
+    fn a_key_names_its_namespace_root_and_version() {
+        let ns = pets();
+        assert_eq!(ns.id(5).root_and_version(), ("app:pet", None));
+        assert_eq!(
+            ns.versioned(42).id(5).root_and_version(),
+            ("app:pet", Some(42))
+        );
+        let q = ns.versioned(7).query(&Params::new().with("v", 1));
+        assert_eq!(q.root_and_version(), ("app:pet", Some(7)));
+        assert_eq!(
+            ns.fixed("stats").unwrap().root_and_version(),
+            ("app:pet", None)
+        );
+        // A namespace may itself start with a "v": only v{digits} is a version.
+        let v = KeyBuilder::new("app").unwrap().namespace("videos").unwrap();
+        assert_eq!(v.id(1).root_and_version(), ("app:videos", None));
     }
 }

@@ -1,6 +1,7 @@
 //! The freshness checker: concurrent writers and readers through a strategy and a
 //! topology, against a source of truth; a read is **stale** if it returns a value older
-//! than the newest write acknowledged before the read began.
+//! than the newest write acknowledged before the read began, and **backwards** if it
+//! returns a value older than one another read had returned before it began.
 //!
 //! The source here is in memory with an injectable read latency (a slow query), which
 //! is what opens the races; the pet shop tests run the same sequence against SQLite
@@ -16,6 +17,8 @@ use cache::policy::LeaseConfig;
 use cache::tier::{MokaTier, RedisTier, RedisTierBuilder};
 use cache::{CacheClient, KeyBuilder, Namespace, Strategy, Ttl};
 use serde::{Deserialize, Serialize};
+
+use crate::linearizability::{VersionRead, backwards_windows};
 
 /// One row of the source: its id and how many times it was written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +275,11 @@ pub struct Report {
     pub stale_reads: u64,
     /// The longest time a stale read's value had already been superseded.
     pub worst_window: Duration,
+    /// Reads that returned a value older than one another read had returned before they
+    /// began.
+    pub backwards_reads: u64,
+    /// The longest time before such a read began that the newer value had been returned.
+    pub backwards_window: Duration,
     /// Writes acknowledged.
     pub writes: u64,
     /// Reads that reached the source.
@@ -281,6 +289,7 @@ pub struct Report {
 struct ReadRecord {
     id: i64,
     began: Instant,
+    ended: Instant,
     version: u64,
 }
 
@@ -370,10 +379,13 @@ pub async fn run_with(
                         .await
                         .expect("the loader cannot fail");
                     let version = got.value.map_or(0, |r| r.version);
-                    reads
-                        .lock()
-                        .expect("log")
-                        .push(ReadRecord { id, began, version });
+                    let ended = Instant::now();
+                    reads.lock().expect("log").push(ReadRecord {
+                        id,
+                        began,
+                        ended,
+                        version,
+                    });
                     // An L1 hit never waits on anything: pace readers so writers and the
                     // backplane get the CPU, as request I/O would in a real service.
                     if work.read_pause.is_zero() {
@@ -410,6 +422,19 @@ fn evaluate(writes: &[(i64, u64, Instant)], reads: &[ReadRecord]) -> Report {
         writes: writes.len() as u64,
         ..Report::default()
     };
+    let answered: Vec<VersionRead> = reads
+        .iter()
+        .map(|r| VersionRead {
+            key: r.id,
+            began: r.began,
+            ended: r.ended,
+            version: r.version,
+        })
+        .collect();
+    for window in backwards_windows(&answered).into_iter().flatten() {
+        report.backwards_reads += 1;
+        report.backwards_window = report.backwards_window.max(window);
+    }
     for r in reads {
         let Some(list) = by_id.get(&r.id) else {
             continue;
@@ -437,15 +462,17 @@ fn evaluate(writes: &[(i64, u64, Instant)], reads: &[ReadRecord]) -> Report {
 #[must_use]
 pub fn markdown(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| strategy | topology | reads | stale reads | worst window | writes | loader calls |\n|---|---|---:|---:|---:|---:|---:|\n",
+        "| strategy | topology | reads | stale reads | worst window | backwards reads | longest backwards window | writes | loader calls |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in reports {
         let (strategy, topology) = r.label.split_once(" | ").unwrap_or((&r.label, ""));
         out.push_str(&format!(
-            "| {strategy} | {topology} | {} | {} | {:.1} ms | {} | {} |\n",
+            "| {strategy} | {topology} | {} | {} | {:.1} ms | {} | {:.1} ms | {} | {} |\n",
             r.reads,
             r.stale_reads,
             r.worst_window.as_secs_f64() * 1000.0,
+            r.backwards_reads,
+            r.backwards_window.as_secs_f64() * 1000.0,
             r.writes,
             r.loader_calls
         ));
@@ -466,31 +493,41 @@ mod tests {
             ReadRecord {
                 id: 1,
                 began: ms(5),
+                ended: ms(5),
                 version: 1,
             }, // before any write: fresh
             ReadRecord {
                 id: 1,
                 began: ms(15),
+                ended: ms(15),
                 version: 2,
             }, // saw the newest: fresh
             ReadRecord {
                 id: 1,
                 began: ms(25),
+                ended: ms(25),
                 version: 2,
             }, // v3 acked at 20: stale by 5 ms
             ReadRecord {
                 id: 1,
                 began: ms(30),
+                ended: ms(30),
                 version: 1,
             }, // v2 acked at 10: stale by 20 ms
             ReadRecord {
                 id: 2,
                 began: ms(30),
+                ended: ms(30),
                 version: 1,
             }, // never written
         ];
         let r = evaluate(&writes, &reads);
         assert_eq!((r.reads, r.stale_reads, r.writes), (5, 2, 2));
+        // The read of v1 at 30 ms came after v2 had been read at 15 ms.
+        assert_eq!(
+            (r.backwards_reads, r.backwards_window),
+            (1, Duration::from_millis(15))
+        );
         assert_eq!(r.worst_window, Duration::from_millis(20));
     }
 }

@@ -26,7 +26,7 @@
 //! been replaced (stale) or the newer value had been seen (backwards).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What an operation did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,6 +304,54 @@ fn count_freshness(clusters: &[Cluster<'_>], v: &mut Verdict) {
 
 fn span(from: T, to: T) -> Duration {
     Duration::from_nanos(u64::try_from((to - from).max(0)).unwrap_or(u64::MAX))
+}
+
+/// A read of a versioned value: per key, versions only go up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionRead {
+    /// The key.
+    pub key: i64,
+    /// When the read was sent.
+    pub began: Instant,
+    /// When it returned.
+    pub ended: Instant,
+    /// The version it returned.
+    pub version: u64,
+}
+
+/// For each read of `reads` that went back (a read of the same key that ended before it
+/// began had returned a higher version), how long before it began the first such newer
+/// version had been returned; `None` for the others. With versions that only go up this
+/// is exact: the counterpart of [`Verdict::backwards_reads`] for the freshness checker
+/// and the fault drill, whose writers own their keys.
+#[must_use]
+pub fn backwards_windows(reads: &[VersionRead]) -> Vec<Option<Duration>> {
+    let mut by_key: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (i, r) in reads.iter().enumerate() {
+        by_key.entry(r.key).or_default().push(i);
+    }
+    let mut out = vec![None; reads.len()];
+    for mut ids in by_key.into_values() {
+        ids.sort_by_key(|&i| reads[i].ended);
+        // The highest version returned by the reads ended so far, in ended order.
+        let mut highest = Vec::with_capacity(ids.len());
+        let mut max = 0;
+        for &i in &ids {
+            max = max.max(reads[i].version);
+            highest.push(max);
+        }
+        for &i in &ids {
+            let r = reads[i];
+            // The first read (by return) that had returned something newer than `r`.
+            let first = highest.partition_point(|&v| v <= r.version);
+            if let Some(&j) = ids.get(first)
+                && reads[j].ended < r.began
+            {
+                out[i] = Some(r.began - reads[j].ended);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -143,6 +143,27 @@ pub struct Run {
     pub write_p99: Duration,
     /// `X-Cache` of the stale and backwards reads.
     pub flagged_sources: BTreeMap<String, u64>,
+    /// `X-Cache` of every read: how much of the traffic the cache answered.
+    pub read_sources: BTreeMap<String, u64>,
+}
+
+impl Run {
+    /// The share of reads answered by a cache tier (`HIT-L1`, `HIT-L2`, `STALE`).
+    #[must_use]
+    pub fn hit_ratio(&self) -> f64 {
+        let reads: u64 = self.read_sources.values().sum();
+        let hits: u64 = self
+            .read_sources
+            .iter()
+            .filter(|(k, _)| k.starts_with("HIT") || k.as_str() == "STALE")
+            .map(|(_, n)| n)
+            .sum();
+        if reads == 0 {
+            0.0
+        } else {
+            hits as f64 / reads as f64
+        }
+    }
 }
 
 /// Per operation, what the checker does not need.
@@ -389,6 +410,12 @@ fn summarize(
     refused_in_db: u64,
 ) -> Run {
     let verdict = check(initial, &log.ops, &log.refused);
+    let mut read_sources = BTreeMap::new();
+    for (op, meta) in log.ops.iter().zip(&log.meta) {
+        if op.kind == Kind::Read {
+            *read_sources.entry(meta.x_cache.clone()).or_default() += 1;
+        }
+    }
     let mut flagged_sources = BTreeMap::new();
     for &i in &verdict.flagged {
         *flagged_sources
@@ -429,6 +456,7 @@ fn summarize(
         write_p50: pct(0.5),
         write_p99: pct(0.99),
         flagged_sources,
+        read_sources,
         verdict,
     }
 }
@@ -441,8 +469,8 @@ fn ms(d: Duration) -> String {
 #[must_use]
 pub fn markdown(runs: &[Run]) -> String {
     let mut out = String::from(
-        "| configuration | operations | linearizable | stale reads | longest stale window | backwards reads | longest backwards window | flagged reads by X-Cache | writes acked / refused / unknown | write p50 / p99 | 5xx |\n\
-         |---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|\n",
+        "| configuration | operations | linearizable | stale reads | longest stale window | backwards reads | longest backwards window | flagged reads by X-Cache | reads from the cache | writes acked / refused / unknown | write p50 / p99 | 5xx |\n\
+         |---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n",
     );
     for r in runs {
         let v = &r.verdict;
@@ -456,7 +484,7 @@ pub fn markdown(runs: &[Run]) -> String {
                 .join(", ")
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} % | {} / {} / {} | {} / {} | {} |\n",
             r.label,
             v.ops,
             if v.linearizable { "yes" } else { "**no**" },
@@ -465,6 +493,7 @@ pub fn markdown(runs: &[Run]) -> String {
             v.backwards_reads,
             ms(v.backwards_window),
             sources,
+            r.hit_ratio() * 100.0,
             r.writes_acked,
             r.writes_refused,
             r.writes_unknown,

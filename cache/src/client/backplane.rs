@@ -18,14 +18,26 @@
 //!
 //! Messages a writer could not publish are not lost: the client's recovery queue
 //! replays them once Redis answers.
+//!
+//! # Leases and holds
+//!
+//! L1 also answers only under a lease: every [`PING_EVERY`] the backplane renews
+//! this instance's lease in Redis ([`LEASE_TTL`]), after a `PING` proved the
+//! subscription alive, and learns every strict write in progress. A strict write
+//! publishes a *hold* of what it touches; each instance installs it, drops its L1
+//! copies and then *acknowledges* it, and the writer writes the source once every
+//! instance with a lease has acknowledged or its lease has run out (see
+//! `client/strict.rs`). An instance whose lease lapsed empties L1 before it takes a new
+//! one: it may have missed holds meanwhile.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::client::holds::Holds;
+use crate::client::holds::{HOLD_TTL, Holds, Subjects};
 use crate::client::tags::TagVersions;
 use crate::client::versions::{Bumped, Versions};
 use crate::tier::{Cache, L1Switch, RedisTier};
@@ -37,6 +49,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) const PING_EVERY: Duration = Duration::from_millis(250);
 /// How long a `PING` may take before the subscription counts as dropped.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(750);
+/// How long an instance's L1 lease lasts in Redis once renewed (it is renewed every
+/// [`PING_EVERY`], with the subscription's `PING`).
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(1);
+/// How much sooner than Redis an instance takes its own lease to end: its clock and
+/// Redis' may not run at exactly the same rate.
+pub(crate) const LEASE_MARGIN: Duration = Duration::from_millis(100);
 
 /// Counters of the backplane at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -49,6 +67,10 @@ pub struct BackplaneSnapshot {
     pub received: u64,
     /// Times the subscription dropped or stalled (each one flushed L1).
     pub drops: u64,
+    /// Strict writes' holds this instance installed (heard or learnt at a renewal).
+    pub holds: u64,
+    /// Times its L1 lease lapsed before it was renewed (each one flushed L1).
+    pub lease_lapses: u64,
 }
 
 struct Inner {
@@ -63,7 +85,18 @@ struct Inner {
     published: AtomicU64,
     received: AtomicU64,
     drops: AtomicU64,
+    holds_installed: AtomicU64,
+    lease_lapses: AtomicU64,
+    /// Strict writes of this instance waiting for acknowledgements: hold id → who acked.
+    acks: Mutex<HashMap<String, Arc<AckWait>>>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The acknowledgements one strict write is waiting for.
+#[derive(Debug, Default)]
+pub(crate) struct AckWait {
+    acked: Mutex<HashSet<String>>,
+    arrived: tokio::sync::Notify,
 }
 
 impl Drop for Inner {
@@ -103,6 +136,7 @@ impl Backplane {
         holds: Arc<Holds>,
     ) -> Self {
         switch.set(false);
+        switch.require_lease();
         versions.set_trusted(false);
         let inner = Arc::new(Inner {
             instance: format!("{:016x}", rand::random::<u64>()),
@@ -116,6 +150,9 @@ impl Backplane {
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
             drops: AtomicU64::new(0),
+            holds_installed: AtomicU64::new(0),
+            lease_lapses: AtomicU64::new(0),
+            acks: Mutex::default(),
             task: std::sync::Mutex::new(None),
         });
         let task = tokio::spawn(subscribe_forever(Arc::downgrade(&inner), inner.l2.clone()));
@@ -145,7 +182,50 @@ impl Backplane {
             published: i.published.load(SeqCst),
             received: i.received.load(SeqCst),
             drops: i.drops.load(SeqCst),
+            holds: i.holds_installed.load(SeqCst),
+            lease_lapses: i.lease_lapses.load(SeqCst),
         }
+    }
+
+    /// Stops subscribing, stops using L1 and gives the L1 lease back, so strict writers
+    /// elsewhere stop waiting for this instance.
+    pub(crate) async fn close(&self) {
+        if let Ok(mut task) = self.inner.task.lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
+        }
+        self.inner.switch.set(false);
+        self.inner.switch.require_lease();
+        self.inner.connected.store(false, SeqCst);
+        if let Err(e) = self.inner.l2.drop_lease(&self.inner.instance).await {
+            tracing::debug!(error = %e, "L1 lease not given back: it runs out by itself");
+        }
+    }
+
+    /// Starts collecting the acknowledgements of the strict write `id` (before its hold
+    /// is published, so none is missed).
+    pub(crate) fn expect_acks(&self, id: &str) -> Arc<AckWait> {
+        let wait = Arc::new(AckWait::default());
+        lock(&self.inner.acks).insert(id.to_owned(), wait.clone());
+        wait
+    }
+
+    /// The acknowledgements collected for `id`, if they are being collected.
+    pub(crate) fn acks_of(&self, id: &str) -> Option<Arc<AckWait>> {
+        lock(&self.inner.acks).get(id).cloned()
+    }
+
+    /// Stops collecting them.
+    pub(crate) fn forget_acks(&self, id: &str) {
+        lock(&self.inner.acks).remove(id);
+    }
+
+    /// Publishes a finished `message` (one of [`hold_message`] or [`release_message`]).
+    pub(crate) async fn publish_message(&self, message: &str) -> Result<(), CacheError> {
+        self.inner.l2.publish(message).await?;
+        self.inner.published.fetch_add(1, SeqCst);
+        Ok(())
     }
 
     pub(crate) async fn publish_evict(&self, key: &Key) -> Result<(), CacheError> {
@@ -155,18 +235,6 @@ impl Backplane {
     /// One message for every namespace of a bump: `root=version` lines.
     pub(crate) async fn publish_versions(&self, bumped: &Bumped) -> Result<(), CacheError> {
         self.publish_bumped(Message::Versions, bumped).await
-    }
-
-    /// A strict write's first step: evict `key` and hold it until its release (the
-    /// evict after the write).
-    pub(crate) async fn publish_hold_key(&self, key: &Key) -> Result<(), CacheError> {
-        self.publish(Message::HoldKey, key.as_str()).await
-    }
-
-    /// A strict write's first step on namespaces: learn the versions and hold the
-    /// namespaces until their release (the versions after the write).
-    pub(crate) async fn publish_hold_versions(&self, bumped: &Bumped) -> Result<(), CacheError> {
-        self.publish_bumped(Message::HoldVersions, bumped).await
     }
 
     async fn publish_bumped(&self, kind: Message, bumped: &Bumped) -> Result<(), CacheError> {
@@ -181,23 +249,13 @@ impl Backplane {
     }
 
     /// Tags invalidated at sequence `seq`: `{seq}` then one tag a line.
-    pub(crate) async fn publish_tags(
-        &self,
-        seq: u64,
-        tags: &[Tag],
-        hold: bool,
-    ) -> Result<(), CacheError> {
+    pub(crate) async fn publish_tags(&self, seq: u64, tags: &[Tag]) -> Result<(), CacheError> {
         let mut body = seq.to_string();
         for t in tags {
             body.push('\n');
             body.push_str(t.as_str());
         }
-        let kind = if hold {
-            Message::HoldTags
-        } else {
-            Message::Tags
-        };
-        self.publish(kind, &body).await
+        self.publish(Message::Tags, &body).await
     }
 
     pub(crate) async fn publish_flush(&self) -> Result<(), CacheError> {
@@ -210,12 +268,145 @@ impl Backplane {
     }
 
     async fn publish(&self, kind: Message, body: &str) -> Result<(), CacheError> {
-        let msg = format!("{}\n{}\n{body}", self.inner.instance, kind.as_str());
-        self.inner.l2.publish(&msg).await?;
-        self.inner.published.fetch_add(1, SeqCst);
-        Ok(())
+        self.publish_message(&message(&self.inner.instance, kind, body))
+            .await
     }
 }
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn message(sender: &str, kind: Message, body: &str) -> String {
+    format!("{sender}\n{}\n{body}", kind.as_str())
+}
+
+/// The message by which `sender` holds `subjects` for the strict write `id`: the id,
+/// then `k {key}`, `r {root}` and `t {tag}` lines.
+pub(crate) fn hold_message(sender: &str, id: &str, subjects: &Subjects) -> String {
+    let mut body = id.to_owned();
+    subject_lines(&mut body, subjects, &[]);
+    message(sender, Message::Hold, &body)
+}
+
+/// The message by which `sender` releases the hold `id` once the source was written:
+/// the subjects with the namespaces' new `versions` (`r {root}={version}`, in order)
+/// and, for tags, the sequence they were bumped to (`s {seq}`).
+pub(crate) fn release_message(
+    sender: &str,
+    id: &str,
+    subjects: &Subjects,
+    versions: &[u64],
+    tag_seq: u64,
+) -> String {
+    let mut body = id.to_owned();
+    subject_lines(&mut body, subjects, versions);
+    if tag_seq > 0 {
+        body.push_str(&format!("\ns {tag_seq}"));
+    }
+    message(sender, Message::Release, &body)
+}
+
+fn subject_lines(body: &mut String, subjects: &Subjects, versions: &[u64]) {
+    for k in &subjects.keys {
+        body.push_str("\nk ");
+        body.push_str(k.as_str());
+    }
+    for (i, r) in subjects.roots.iter().enumerate() {
+        body.push_str("\nr ");
+        body.push_str(r);
+        if let Some(v) = versions.get(i) {
+            body.push_str(&format!("={v}"));
+        }
+    }
+    for t in &subjects.tags {
+        body.push_str("\nt ");
+        body.push_str(t.as_str());
+    }
+}
+
+/// What a hold or release message says.
+struct Announced<'a> {
+    id: &'a str,
+    subjects: Subjects,
+    /// Namespace roots and their new versions (a release).
+    versions: Vec<(String, u64)>,
+    /// The sequence the tags were bumped to (a release; 0: none).
+    tag_seq: u64,
+}
+
+/// Reads a hold or release body.
+fn parse_subjects(body: &str) -> Option<Announced<'_>> {
+    let mut lines = body.lines();
+    let id = lines.next().filter(|id| !id.is_empty())?;
+    let (mut subjects, mut versions, mut seq) = (Subjects::default(), Vec::new(), 0);
+    for line in lines {
+        let (kind, rest) = line.split_once(' ')?;
+        match kind {
+            "k" => subjects.keys.push(Key::from_wire(rest)),
+            "r" => match rest.rsplit_once('=') {
+                Some((root, v)) => {
+                    subjects.roots.push(root.to_owned());
+                    versions.push((root.to_owned(), v.parse().ok()?));
+                }
+                None => subjects.roots.push(rest.to_owned()),
+            },
+            "t" => subjects.tags.push(Tag::new(rest).ok()?),
+            "s" => seq = rest.parse().ok()?,
+            _ => return None,
+        }
+    }
+    Some(Announced {
+        id,
+        subjects,
+        versions,
+        tag_seq: seq,
+    })
+}
+
+impl AckWait {
+    /// Waits until every instance of `leases` (instance, lease left when the hold was
+    /// published; `published` is the moment the reply came, so each lease ends no later
+    /// than `published + left`) has acknowledged, or its lease has run out.
+    pub(crate) async fn wait(&self, leases: &[(String, Duration)], published: Instant) {
+        loop {
+            let (pending, next) = {
+                let acked = lock(&self.acked);
+                let now = Instant::now();
+                let mut pending = 0;
+                let mut next: Option<Instant> = None;
+                for (instance, left) in leases {
+                    let end = published + *left + LEASE_END_SLACK;
+                    if !acked.contains(instance) && end > now {
+                        pending += 1;
+                        next = Some(next.map_or(end, |n| n.min(end)));
+                    }
+                }
+                (pending, next)
+            };
+            let Some(next) = next.filter(|_| pending > 0) else {
+                return;
+            };
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            // Re-check after registering, so an acknowledgement in between is not lost.
+            arrived.as_mut().enable();
+            if lock(&self.acked).len() >= leases.len() {
+                continue;
+            }
+            let _ = tokio::time::timeout_at(next.into(), arrived).await;
+        }
+    }
+
+    fn acked_by(&self, instance: &str) {
+        lock(&self.acked).insert(instance.to_owned());
+        self.arrived.notify_waiters();
+    }
+}
+
+/// How much later than the lease's end in Redis a writer stops waiting for an instance:
+/// the time Redis took to answer is already on the writer's side of the clock.
+const LEASE_END_SLACK: Duration = Duration::from_millis(5);
 
 /// The kinds of backplane message: `{sender}\n{kind}\n{body}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,14 +419,14 @@ enum Message {
     Flush,
     /// Body: the new generation of the shared tier.
     Generation,
-    /// Body: one key, evicted and held until an [`Message::Evict`] of it.
-    HoldKey,
-    /// Body: `root=version` lines, learnt and held until a [`Message::Versions`] of them.
-    HoldVersions,
     /// Body: the tag sequence, then the tags invalidated at it, one a line.
     Tags,
-    /// Body: as [`Message::Tags`], and the tags are held until a [`Message::Tags`] of them.
-    HoldTags,
+    /// Body: a strict write's hold id and what it holds (see [`hold_message`]).
+    Hold,
+    /// Body: the same write's release, with what it bumped (see [`release_message`]).
+    Release,
+    /// Body: the hold id this instance installed.
+    Ack,
 }
 
 impl Message {
@@ -245,10 +436,10 @@ impl Message {
             Self::Versions => "ver",
             Self::Flush => "flush",
             Self::Generation => "gen",
-            Self::HoldKey => "hold",
-            Self::HoldVersions => "hold-ver",
             Self::Tags => "tags",
-            Self::HoldTags => "hold-tags",
+            Self::Hold => "hold",
+            Self::Release => "release",
+            Self::Ack => "ack",
         }
     }
 
@@ -258,10 +449,10 @@ impl Message {
             Self::Versions,
             Self::Flush,
             Self::Generation,
-            Self::HoldKey,
-            Self::HoldVersions,
             Self::Tags,
-            Self::HoldTags,
+            Self::Hold,
+            Self::Release,
+            Self::Ack,
         ]
         .into_iter()
         .find(|m| m.as_str() == s)
@@ -269,22 +460,31 @@ impl Message {
 }
 
 impl Inner {
-    async fn on_connected(&self) {
-        // Whatever reached L1 while this instance could not hear the others is suspect.
+    /// Forgets what this instance learnt while it could hear the others: L1, versions,
+    /// tags, holds (the holds in progress come back with the next renewal).
+    async fn start_over(&self) {
         if let Err(e) = self.l1.clear().await {
             tracing::warn!(error = %e, "L1 flush failed");
         }
         self.versions.forget();
-        self.versions.set_trusted(true);
         self.tags.forget();
+        self.holds.clear();
+    }
+
+    async fn on_connected(self: &Arc<Self>) {
+        // Whatever reached L1 while this instance could not hear the others is suspect.
+        self.start_over().await;
+        self.versions.set_trusted(true);
         self.tags.hear_from_now().await;
         self.connected.store(true, SeqCst);
         self.switch.set(true);
+        self.renew().await;
         tracing::info!(instance = %self.instance, "backplane subscribed: L1 in use");
     }
 
     async fn on_dropped(&self) {
         self.switch.set(false);
+        self.switch.require_lease();
         // Releases may be lost now; L1 is bypassed and versions are read from Redis,
         // which the writers' second steps reach before they acknowledge.
         self.holds.clear();
@@ -297,7 +497,71 @@ impl Inner {
         tracing::warn!(instance = %self.instance, "backplane subscription lost: L1 flushed and bypassed");
     }
 
-    async fn on_message(&self, payload: &[u8]) {
+    /// Renews the L1 lease, installing (and acknowledging) every strict write in
+    /// progress first; after a lapse, L1 starts empty.
+    async fn renew(self: &Arc<Self>) {
+        let sent = Instant::now();
+        let holds = match self.l2.renew_lease(&self.instance, LEASE_TTL).await {
+            Ok(holds) => holds,
+            Err(e) => {
+                tracing::debug!(error = %e, "L1 lease not renewed");
+                return;
+            }
+        };
+        if self.switch.lapsed() {
+            // Holds may have come and gone unheard while L1 had no lease.
+            self.lease_lapses.fetch_add(1, SeqCst);
+            self.start_over().await;
+        }
+        for message in holds {
+            let mut parts = message.splitn(3, '\n');
+            if let (Some(sender), Some("hold"), Some(body)) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                // Our own writes' holds too: a reconnect or a lapse cleared them.
+                self.install_hold(body, sender != self.instance).await;
+            }
+        }
+        self.switch.lease_until(sent + LEASE_TTL - LEASE_MARGIN);
+    }
+
+    /// Installs a strict write's hold, drops the L1 copies it concerns, then
+    /// acknowledges it (if `ack`: another instance's write).
+    async fn install_hold(self: &Arc<Self>, body: &str, ack: bool) {
+        let Some(Announced { id, subjects, .. }) = parse_subjects(body) else {
+            tracing::debug!("malformed hold ignored");
+            return;
+        };
+        let (keys, roots, tags) = (
+            subjects.keys.clone(),
+            subjects.roots.clone(),
+            subjects.tags.clone(),
+        );
+        if self.holds.install(id, subjects, HOLD_TTL) {
+            self.holds_installed.fetch_add(1, SeqCst);
+        }
+        for key in &keys {
+            let _ = self.l1.invalidate(key).await;
+        }
+        // Should the release never arrive, what the write bumped is read from Redis
+        // once the hold lapses, not taken from what this instance knew before.
+        for root in &roots {
+            self.versions.forget_root(root);
+        }
+        self.tags.forget_tags(&tags);
+        if !ack {
+            return;
+        }
+        let ack = message(&self.instance, Message::Ack, id);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if this.l2.publish(&ack).await.is_ok() {
+                this.published.fetch_add(1, SeqCst);
+            }
+        });
+    }
+
+    async fn on_message(self: &Arc<Self>, payload: &[u8]) {
         let Ok(text) = std::str::from_utf8(payload) else {
             return;
         };
@@ -312,43 +576,54 @@ impl Inner {
         }
         self.received.fetch_add(1, SeqCst);
         match Message::parse(kind) {
-            Some(kind @ (Message::Evict | Message::HoldKey)) => {
+            Some(Message::Evict) => {
                 let key = Key::from_wire(body);
-                if kind == Message::HoldKey {
-                    self.holds.hold_key(key.clone());
-                }
                 let _ = self.l1.invalidate(&key).await;
-                if kind == Message::Evict {
-                    self.holds.release_key(&key);
-                }
             }
-            Some(kind @ (Message::Versions | Message::HoldVersions)) => {
+            Some(Message::Versions) => {
                 for line in body.lines() {
                     if let Some((root, v)) = line.rsplit_once('=')
                         && let Ok(v) = v.parse()
                     {
-                        if kind == Message::HoldVersions {
-                            self.holds.hold_root(root);
-                        }
                         self.versions.learn(root, v);
-                        if kind == Message::Versions {
-                            self.holds.release_root(root);
-                        }
                     }
                 }
             }
-            Some(kind @ (Message::Tags | Message::HoldTags)) => {
+            Some(Message::Tags) => {
                 let mut lines = body.lines();
                 let Some(seq) = lines.next().and_then(|l| l.parse::<u64>().ok()) else {
                     return;
                 };
                 let tags: Vec<Tag> = lines.filter_map(|l| Tag::new(l).ok()).collect();
-                if kind == Message::HoldTags {
-                    self.holds.hold_tags(&tags);
-                }
                 self.tags.learn(seq, &tags);
-                if kind == Message::Tags {
-                    self.holds.release_tags(&tags);
+            }
+            Some(Message::Hold) => self.install_hold(body, true).await,
+            Some(Message::Release) => {
+                let Some(Announced {
+                    id,
+                    subjects,
+                    versions,
+                    tag_seq: seq,
+                }) = parse_subjects(body)
+                else {
+                    tracing::debug!("malformed release ignored");
+                    return;
+                };
+                // What the write changed is learnt before its hold ends.
+                for key in &subjects.keys {
+                    let _ = self.l1.invalidate(key).await;
+                }
+                for (root, v) in versions {
+                    self.versions.learn(&root, v);
+                }
+                if seq > 0 {
+                    self.tags.learn(seq, &subjects.tags);
+                }
+                self.holds.release(id);
+            }
+            Some(Message::Ack) => {
+                if let Some(wait) = lock(&self.acks).get(body) {
+                    wait.acked_by(sender);
                 }
             }
             Some(Message::Flush) => {
@@ -396,6 +671,10 @@ async fn subscribe_forever(weak: Weak<Inner>, l2: RedisTier) {
                             tracing::warn!(error = %e, "backplane connection does not answer");
                             break;
                         }
+                        // The subscription answered: every message published before the
+                        // PING has arrived, so the lease may go on.
+                        let Some(inner) = weak.upgrade() else { return };
+                        inner.renew().await;
                     }
                 }
             }

@@ -251,6 +251,7 @@ impl<C: Codec> CacheClientBuilder<C> {
                 recovery: recovery.clone(),
                 holds: holds.clone(),
                 tags: tags.clone(),
+                versions: versions.clone(),
                 soft,
             })
         };
@@ -276,6 +277,8 @@ impl<C: Codec> CacheClientBuilder<C> {
             recovery: recovery.clone(),
             negative_ttl: self.negative_ttl,
             entities: self.entities,
+            writer: format!("{:016x}", rand::random::<u64>()),
+            holds_made: std::sync::atomic::AtomicU64::new(0),
             replayer: std::sync::Mutex::new(None),
         });
         let task = tokio::spawn(replay_forever(Arc::downgrade(&inner), recovery));

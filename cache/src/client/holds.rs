@@ -1,13 +1,14 @@
-//! Holds: while another instance is in the middle of a strict write, this instance
-//! reads what it touches from the source.
+//! Holds: while a strict write is in progress (here or on another instance), this
+//! instance reads what it touches from the source.
 //!
-//! A strict write tells every instance before it writes the source (the "hold") and
-//! after (the usual evict or versions message, which releases it). In between, an
-//! instance that read the old value could keep it in its L1 until the release arrives,
-//! a few hundred microseconds after the writer acknowledged: the window of any
-//! asynchronous invalidation. A held key or namespace is not read from the cache at
-//! all, so that window is closed. A hold whose release never comes (the writer died,
-//! its source write failed) lapses after [`HOLD_TTL`].
+//! A strict write holds its keys, namespaces and tags from before it writes the source
+//! until after: each instance installs the hold when it hears of it (the backplane, or
+//! its next lease renewal), drops its L1 copies, and only then acknowledges it; the
+//! writer writes the source once every instance holding an L1 lease has acknowledged,
+//! or its lease has run out. A held key or namespace is not read from the cache at all,
+//! and an entry carrying a held tag is a miss. Holds are kept per write, so one write's
+//! release leaves another's hold of the same key in place; a hold whose release never
+//! comes (the writer died) lapses after its TTL.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,16 +18,35 @@ use std::time::{Duration, Instant};
 use crate::{Key, Tag};
 
 /// How long a hold lasts without its release.
-pub(crate) const HOLD_TTL: Duration = Duration::from_secs(2);
+pub(crate) const HOLD_TTL: Duration = Duration::from_secs(5);
+
+/// What one strict write holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Subjects {
+    pub(crate) keys: Vec<Key>,
+    pub(crate) roots: Vec<String>,
+    pub(crate) tags: Vec<Tag>,
+}
+
+#[derive(Debug)]
+struct Hold {
+    until: Instant,
+    subjects: Subjects,
+}
 
 #[derive(Debug, Default)]
 struct Held {
-    keys: HashMap<Key, Instant>,
-    roots: HashMap<String, Instant>,
-    tags: HashMap<Tag, Instant>,
+    /// By hold id.
+    holds: HashMap<String, Hold>,
 }
 
-/// The keys and namespaces other instances are writing now.
+impl Held {
+    fn prune(&mut self, now: Instant) {
+        self.holds.retain(|_, h| h.until > now);
+    }
+}
+
+/// The strict writes in progress that this instance knows of.
 #[derive(Debug, Default)]
 pub(crate) struct Holds {
     held: Mutex<Held>,
@@ -42,93 +62,70 @@ impl Holds {
     }
 
     fn recount(&self, held: &Held) {
-        self.count.store(
-            held.keys.len() + held.roots.len() + held.tags.len(),
-            Ordering::SeqCst,
-        );
+        self.count.store(held.holds.len(), Ordering::SeqCst);
     }
 
-    pub(crate) fn hold_key(&self, key: Key) {
+    /// Installs the hold `id` of `subjects` for `ttl`; false if it was installed already
+    /// (it is extended).
+    pub(crate) fn install(&self, id: &str, subjects: Subjects, ttl: Duration) -> bool {
         let mut held = self.lock();
-        held.keys.insert(key, Instant::now() + HOLD_TTL);
+        let until = Instant::now() + ttl;
+        let new = match held.holds.get_mut(id) {
+            Some(hold) => {
+                hold.until = hold.until.max(until);
+                false
+            }
+            None => {
+                held.holds.insert(id.to_owned(), Hold { until, subjects });
+                true
+            }
+        };
         self.recount(&held);
+        new
     }
 
-    pub(crate) fn hold_root(&self, root: &str) {
-        let mut held = self.lock();
-        held.roots
-            .insert(root.to_owned(), Instant::now() + HOLD_TTL);
-        self.recount(&held);
-    }
-
-    pub(crate) fn hold_tags(&self, tags: &[Tag]) {
-        let mut held = self.lock();
-        let until = Instant::now() + HOLD_TTL;
-        for tag in tags {
-            held.tags.insert(tag.clone(), until);
-        }
-        self.recount(&held);
-    }
-
-    pub(crate) fn release_tags(&self, tags: &[Tag]) {
+    /// Ends the hold `id`.
+    pub(crate) fn release(&self, id: &str) {
         if self.count.load(Ordering::SeqCst) == 0 {
             return;
         }
         let mut held = self.lock();
-        for tag in tags {
-            held.tags.remove(tag);
-        }
+        held.holds.remove(id);
         self.recount(&held);
     }
 
-    /// Whether an entry carrying `tags` must not be served now.
-    pub(crate) fn blocks_tags(&self, tags: &[Tag]) -> bool {
-        if self.count.load(Ordering::SeqCst) == 0 {
-            return false;
-        }
-        let now = Instant::now();
-        let held = self.lock();
-        tags.iter()
-            .any(|t| held.tags.get(t).is_some_and(|until| *until > now))
+    /// Whether the hold `id` is installed.
+    #[cfg(test)]
+    fn has(&self, id: &str) -> bool {
+        self.count.load(Ordering::SeqCst) > 0 && self.lock().holds.contains_key(id)
     }
 
-    pub(crate) fn release_key(&self, key: &Key) {
-        if self.count.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let mut held = self.lock();
-        held.keys.remove(key);
-        self.recount(&held);
-    }
-
-    pub(crate) fn release_root(&self, root: &str) {
-        if self.count.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let mut held = self.lock();
-        held.roots.remove(root);
-        self.recount(&held);
-    }
-
-    /// Drops every hold (this instance lost track: its L1 was flushed, it reads Redis).
+    /// Drops every hold (this instance lost track: its L1 was flushed, it reads Redis,
+    /// where the holds are kept too).
     pub(crate) fn clear(&self) {
         let mut held = self.lock();
         *held = Held::default();
         self.recount(&held);
     }
 
-    /// Whether a read of `key` in namespace `root` must go to the source now.
-    pub(crate) fn blocks(&self, root: &str, key: Option<&Key>) -> bool {
+    fn any(&self, test: impl Fn(&Subjects) -> bool) -> bool {
         if self.count.load(Ordering::SeqCst) == 0 {
             return false;
         }
-        let now = Instant::now();
         let mut held = self.lock();
-        held.keys.retain(|_, until| *until > now);
-        held.roots.retain(|_, until| *until > now);
-        held.tags.retain(|_, until| *until > now);
+        held.prune(Instant::now());
         self.recount(&held);
-        held.roots.contains_key(root) || key.is_some_and(|k| held.keys.contains_key(k))
+        held.holds.values().any(|h| test(&h.subjects))
+    }
+
+    /// Whether an entry carrying `tags` must not be served now.
+    pub(crate) fn blocks_tags(&self, tags: &[Tag]) -> bool {
+        self.any(|s| s.tags.iter().any(|t| tags.contains(t)))
+    }
+
+    /// Whether a read of `key` in namespace `root` must go to the source now.
+    pub(crate) fn blocks(&self, root: &str, key: Option<&Key>) -> bool {
+        self.any(|s| s.roots.iter().any(|r| r == root) || key.is_some_and(|k| s.keys.contains(k)))
     }
 }
 
@@ -138,19 +135,43 @@ mod tests {
     use crate::KeyBuilder;
 
     #[test]
-    fn a_hold_blocks_until_released() {
+    fn a_hold_blocks_until_released_and_two_writes_hold_one_key_each() {
         let holds = Holds::default();
         let ns = KeyBuilder::new("t").unwrap().namespace("pet").unwrap();
         let key = ns.id(1);
         assert!(!holds.blocks(ns.root(), Some(&key)));
-        holds.hold_key(key.clone());
-        holds.hold_root("t:pets");
+        let subjects = Subjects {
+            keys: vec![key.clone()],
+            roots: vec!["t:pets".into()],
+            tags: vec![Tag::new("pet:1").unwrap()],
+        };
+        assert!(holds.install("a:1", subjects.clone(), HOLD_TTL));
+        assert!(
+            !holds.install("a:1", subjects.clone(), HOLD_TTL),
+            "installed once"
+        );
+        assert!(holds.install("b:1", subjects, HOLD_TTL));
         assert!(holds.blocks(ns.root(), Some(&key)));
         assert!(!holds.blocks(ns.root(), Some(&ns.id(2))));
         assert!(holds.blocks("t:pets", None));
-        holds.release_key(&key);
-        holds.release_root("t:pets");
+        assert!(holds.blocks_tags(&[Tag::new("pet:1").unwrap()]));
+        assert!(!holds.blocks_tags(&[Tag::new("pet:2").unwrap()]));
+        holds.release("a:1");
+        assert!(holds.blocks(ns.root(), Some(&key)), "b still holds it");
+        holds.release("b:1");
         assert!(!holds.blocks(ns.root(), Some(&key)));
         assert!(!holds.blocks("t:pets", None));
+    }
+
+    #[test]
+    fn a_hold_whose_release_never_comes_lapses() {
+        let holds = Holds::default();
+        let subjects = Subjects {
+            roots: vec!["t:pets".into()],
+            ..Subjects::default()
+        };
+        holds.install("a:1", subjects, Duration::ZERO);
+        assert!(!holds.blocks("t:pets", None));
+        assert!(!holds.has("a:1"));
     }
 }

@@ -16,6 +16,7 @@ mod holds;
 mod judge;
 pub(crate) mod recovery;
 mod replayer;
+mod strict;
 pub(crate) mod tags;
 pub(crate) mod versions;
 mod write;
@@ -82,6 +83,11 @@ pub(crate) struct Inner<C: Codec> {
     recovery: Arc<Recovery>,
     negative_ttl: Option<Ttl>,
     entities: Vec<(Namespace, Vec<Namespace>)>,
+    /// Who this client's strict writes are from when it has no backplane (with one,
+    /// its instance id).
+    writer: String,
+    /// How many strict writes this client has begun (their hold ids count up).
+    holds_made: std::sync::atomic::AtomicU64,
     replayer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -236,6 +242,15 @@ impl<C: Codec> CacheClient<C> {
         true
     }
 
+    /// Stops this instance's backplane and L1 (reads go to Redis and the source) and
+    /// gives its L1 lease back: strict writes on other instances stop waiting for it at
+    /// once, instead of for its lease to run out. Call it when the service shuts down.
+    pub async fn close(&self) {
+        if let Some(bp) = &self.inner.backplane {
+            bp.close().await;
+        }
+    }
+
     /// This instance's id on the backplane, if it has one.
     #[must_use]
     pub fn instance_id(&self) -> Option<&str> {
@@ -264,16 +279,23 @@ impl<C: Codec> CacheClient<C> {
     /// it has one). `Err` when the version cannot be read (Redis unreachable and no
     /// trusted local copy), or for an invalid fixed name.
     pub async fn key(&self, ns: &Namespace, part: &Part) -> Result<Key, CacheError> {
-        let ns = if self.is_versioned(ns) {
-            ns.versioned(self.inner.versions.current(ns).await?)
+        Ok(self.key_and_hold(ns, part).await?.0)
+    }
+
+    /// The key of a read, and whether Redis says a strict write holds its namespace.
+    async fn key_and_hold(&self, ns: &Namespace, part: &Part) -> Result<(Key, bool), CacheError> {
+        let (ns, held) = if self.is_versioned(ns) {
+            let version = self.inner.versions.current(ns).await?;
+            (ns.versioned(version.value), version.held)
         } else {
-            ns.clone()
+            (ns.clone(), false)
         };
-        Ok(match part {
+        let key = match part {
             Part::Id(id) => ns.id(*id),
             Part::Query(params) => ns.query(params),
             Part::Fixed(name) => ns.fixed(name)?,
-        })
+        };
+        Ok((key, held))
     }
 
     /// The key of a read, or `None` when the cache must not answer it now: a write this
@@ -285,9 +307,12 @@ impl<C: Codec> CacheClient<C> {
         if recovery.blocks_root(ns.root()) || holds.blocks(ns.root(), None) {
             return Ok(None);
         }
-        match self.key(ns, part).await {
-            Ok(key) if recovery.blocks_key(&key) || holds.blocks(ns.root(), Some(&key)) => Ok(None),
-            Ok(key) => Ok(Some(key)),
+        match self.key_and_hold(ns, part).await {
+            Ok((_, true)) => Ok(None),
+            Ok((key, _)) if recovery.blocks_key(&key) || holds.blocks(ns.root(), Some(&key)) => {
+                Ok(None)
+            }
+            Ok((key, _)) => Ok(Some(key)),
             Err(CacheError::Config(e)) => Err(CacheError::Config(e)),
             Err(e) => {
                 tracing::debug!(namespace = ns.root(), error = %e, "version unknown: reading the source");

@@ -262,6 +262,19 @@ impl TagVersions {
         Ok(seq)
     }
 
+    /// Forgets what this instance knows of `tags` (the next check of an entry carrying
+    /// one asks Redis).
+    pub(crate) fn forget_tags(&self, tags: &[Tag]) {
+        if self.l2.is_some() && !tags.is_empty() {
+            let mut state = self.lock();
+            for tag in tags {
+                state.known.remove(tag);
+            }
+            drop(state);
+            self.changed();
+        }
+    }
+
     /// Forgets the local copy (the backplane reconnected: what it missed is unknown).
     pub(crate) fn forget(&self) {
         if self.l2.is_some() {

@@ -15,6 +15,14 @@ use crate::{CacheError, Namespace};
 /// A namespace root and its version after a bump.
 pub(crate) type Bumped = Vec<(String, u64)>;
 
+/// A namespace's current version, and whether Redis says a strict write holds it (with
+/// a trusted local copy, the instance's own holds say it instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Version {
+    pub(crate) value: u64,
+    pub(crate) held: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Versions {
     local: Mutex<HashMap<String, u64>>,
@@ -42,22 +50,40 @@ impl Versions {
         self.map().get(root).copied()
     }
 
+    /// Whether `v` is still the version of `root` as far as this instance knows, for
+    /// an L1 hit made at `v` (with a shared tier, an unknown version is not `v`: it was
+    /// forgotten because it may have moved).
+    pub(crate) fn is_still(&self, root: &str, v: u64) -> bool {
+        match (self.known(root), &self.l2) {
+            (Some(known), _) => known == v,
+            (None, None) => v == 0,
+            (None, Some(_)) => false,
+        }
+    }
+
     /// The namespace's current version. Without a trusted local copy it is read from
-    /// Redis (one bounded round trip). `Err` when Redis cannot say: the caller must not
-    /// use the cache for this read, since a version it guessed could be an old one.
-    pub(crate) async fn current(&self, ns: &Namespace) -> Result<u64, CacheError> {
+    /// Redis (one bounded round trip), with whether a strict write holds the namespace.
+    /// `Err` when Redis cannot say: the caller must not use the cache for this read,
+    /// since a version it guessed could be an old one.
+    pub(crate) async fn current(&self, ns: &Namespace) -> Result<Version, CacheError> {
         if self.trusted.load(Ordering::SeqCst)
             && let Some(v) = self.known(ns.root())
         {
-            return Ok(v);
+            return Ok(Version {
+                value: v,
+                held: false,
+            });
         }
         let Some(l2) = &self.l2 else {
-            return Ok(self.known(ns.root()).unwrap_or(0));
+            return Ok(Version {
+                value: self.known(ns.root()).unwrap_or(0),
+                held: false,
+            });
         };
-        let read = l2.read_counters(&[ns.root()]).await?;
-        let v = read.first().copied().unwrap_or_default();
-        self.learn(ns.root(), v);
-        Ok(v)
+        let read = l2.read_versions(&[ns.root()]).await?;
+        let (value, held) = read.first().copied().unwrap_or_default();
+        self.learn(ns.root(), value);
+        Ok(Version { value, held })
     }
 
     /// Advances the versions of `namespaces` and returns `(root, new version)` for each.
@@ -97,6 +123,13 @@ impl Versions {
         *slot = (*slot).max(v);
     }
 
+    /// Forgets the local copy of `root`'s version (the next read of it asks Redis).
+    pub(crate) fn forget_root(&self, root: &str) {
+        if self.l2.is_some() {
+            self.map().remove(root);
+        }
+    }
+
     /// Forgets every local copy (the next read asks Redis).
     pub(crate) fn forget(&self) {
         if self.l2.is_some() {
@@ -121,7 +154,7 @@ mod tests {
         let v = Versions::new(None);
         let keys = KeyBuilder::new("t").unwrap();
         let (a, b) = (keys.namespace("a").unwrap(), keys.namespace("b").unwrap());
-        assert_eq!(v.current(&a).await.unwrap(), 0);
+        assert_eq!(v.current(&a).await.unwrap().value, 0);
         assert_eq!(
             v.bump(&[a.clone(), b.clone()]).await.unwrap(),
             vec![("t:a".into(), 1), ("t:b".into(), 1)]
@@ -131,11 +164,18 @@ mod tests {
             vec![("t:a".into(), 2)]
         );
         assert_eq!(
-            (v.current(&a).await.unwrap(), v.current(&b).await.unwrap()),
+            (
+                v.current(&a).await.unwrap().value,
+                v.current(&b).await.unwrap().value
+            ),
             (2, 1)
         );
         v.learn("t:a", 1);
         v.forget();
-        assert_eq!(v.current(&a).await.unwrap(), 2, "versions never go back");
+        assert_eq!(
+            v.current(&a).await.unwrap().value,
+            2,
+            "versions never go back"
+        );
     }
 }

@@ -5,10 +5,10 @@
 //! of a key or a bump of namespace versions, each told to the other instances over the
 //! backplane. One that cannot reach Redis is queued ([`super::recovery`]) and replayed,
 //! in order, as soon as Redis answers; until then this instance reads what it concerns
-//! from the source. With [`WriteConsistency::Strict`] the same steps run before the
-//! source is written too, and a write whose first step cannot reach Redis is refused.
-//! Tags known at `begin_write_tagged` are bumped before the source write in either
-//! mode (and again after it).
+//! from the source. With [`WriteConsistency::Strict`] a write holds what it touches on
+//! every instance before the source is written (see `strict.rs`), and one whose first
+//! step cannot reach Redis is refused. Available writes bump the tags known at
+//! `begin_write_tagged` before the source write as well as after it.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::CacheClient;
 use super::effect::Effect;
+use super::strict::{StrictHold, subjects_of};
 use crate::codec::Codec;
 use crate::strategy::{cache_aside, versioned, write_through};
 use crate::tier::{Cache, FillToken};
@@ -31,11 +32,14 @@ pub enum WriteConsistency {
     /// (at most for the outage, bounded by the TTL). This instance never does.
     #[default]
     Available,
-    /// Every strategy makes its cache-side step before the source is written as well as
-    /// after. A write whose first step cannot reach Redis is refused
-    /// ([`CacheError::WriteRefused`]) before the source is touched: no instance ever
-    /// serves a value older than an acknowledged write, at the cost of write
-    /// availability while Redis is away.
+    /// Linearizable per key, across instances: a write holds what it touches on every
+    /// instance with an L1 lease, and in Redis, before the source is written, and
+    /// releases it after; from its acknowledgement on, and from the moment any read has
+    /// returned its new value, no instance serves the old one. A write whose first step
+    /// cannot reach Redis is refused ([`CacheError::WriteRefused`]) before the source is
+    /// touched: the cost is write availability while Redis is away, and a slower write
+    /// (it waits for every instance to acknowledge). Every instance of a service must
+    /// use the same consistency.
     Strict,
 }
 
@@ -69,15 +73,6 @@ impl FromStr for WriteConsistency {
     }
 }
 
-/// How a step of a write is told to the other instances.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Announce {
-    /// The step is done: drop copies (and release any hold).
-    Done,
-    /// A strict write's first step: drop copies and hold the keys until the second.
-    Hold,
-}
-
 /// Proof of [`CacheClient::begin_write`], handed to [`CacheClient::finish_write`].
 /// Dropping it (the source write did not happen) is harmless.
 #[derive(Debug)]
@@ -88,6 +83,8 @@ pub struct WriteTicket {
     tags: Vec<Tag>,
     /// Write-through: the entity key's state after the invalidation before the write.
     token: Option<FillToken>,
+    /// A strict write: what it holds.
+    hold: Option<StrictHold>,
 }
 
 impl WriteTicket {
@@ -121,48 +118,31 @@ impl<C: Codec> CacheClient<C> {
         id: Option<i64>,
         tags: Vec<Tag>,
     ) -> Result<WriteTicket, CacheError> {
-        let strict = self.inner.consistency == WriteConsistency::Strict && self.inner.l2.is_some();
         let mut ticket = WriteTicket {
             entity: entity.clone(),
             tags,
             token: None,
+            hold: None,
         };
-        // Strict: the other instances hold what the write touches until its second step.
-        let announce = if strict {
-            Announce::Hold
-        } else {
-            Announce::Done
-        };
+        if self.inner.consistency == WriteConsistency::Strict && self.inner.l2.is_some() {
+            let subjects = subjects_of(&self.effects(entity, id, &ticket.tags));
+            ticket.hold = Some(self.hold(subjects).await.map_err(|e| refused(&e))?);
+            return Ok(ticket);
+        }
         if self.inner.strategy == Strategy::WriteThrough
             && let Some(id) = id
         {
-            match self.invalidate_announced(&entity.id(id), announce).await {
-                Ok(token) => ticket.token = Some(token),
-                Err(e) if strict => return Err(refused(&e)),
-                // `finish_write` invalidates again, or queues it.
-                Err(_) => {}
+            // `finish_write` invalidates again, or queues it.
+            if let Ok(token) = self.invalidate_everywhere(&entity.id(id)).await {
+                ticket.token = Some(token);
             }
         }
-        if !strict && !ticket.tags.is_empty() && self.inner.l2.is_some() {
+        if !ticket.tags.is_empty() && self.inner.l2.is_some() {
             // Tags are invalidated before the source is written as well as after: the
             // other instances hear of the first bump while the source is being written,
             // not just after the write is acknowledged, when a reader may already ask
             // them. If it cannot reach Redis, `finish_write` bumps again or queues it.
-            let _ = self
-                .make(&Effect::BumpTags(ticket.tags.clone()), Announce::Done)
-                .await;
-        }
-        if strict {
-            for effect in self.effects(entity, id, &ticket.tags) {
-                if self.inner.strategy == Strategy::WriteThrough
-                    && matches!(effect, Effect::Invalidate(_))
-                {
-                    continue; // made above, with its token
-                }
-                self.make(&effect, Announce::Hold)
-                    .await
-                    .map_err(|e| refused(&e))?;
-            }
+            let _ = self.apply(&Effect::BumpTags(ticket.tags.clone())).await;
         }
         Ok(ticket)
     }
@@ -170,10 +150,30 @@ impl<C: Codec> CacheClient<C> {
     /// Call once the source acknowledged the write of entity `id`: `value` is the stored
     /// entity, or `None` when it was deleted. Makes the strategy's cache-side effects
     /// (groups included); any that cannot reach Redis is queued for replay.
-    pub async fn finish_write<T>(&self, ticket: WriteTicket, id: i64, value: Option<&T>, ttl: Ttl)
-    where
+    pub async fn finish_write<T>(
+        &self,
+        mut ticket: WriteTicket,
+        id: i64,
+        value: Option<&T>,
+        ttl: Ttl,
+    ) where
         T: Serialize + Clone + Send + Sync + 'static,
     {
+        if let Some(hold) = ticket.hold.take() {
+            // Tags found once the source answered were not held: bumped as available ones.
+            let late: Vec<Tag> = ticket
+                .tags
+                .iter()
+                .filter(|t| !hold.tags().contains(t))
+                .cloned()
+                .collect();
+            let stored = (self.inner.strategy == Strategy::WriteThrough).then_some((value, ttl));
+            self.release(hold, stored).await;
+            if !late.is_empty() {
+                self.settle(Effect::BumpTags(late)).await;
+            }
+            return;
+        }
         let entity = &ticket.entity;
         for effect in self.effects(entity, Some(id), &ticket.tags) {
             match effect {
@@ -221,31 +221,27 @@ impl<C: Codec> CacheClient<C> {
         }
     }
 
-    fn queue(&self, effect: Effect, error: &CacheError) {
+    pub(super) fn queue(&self, effect: Effect, error: &CacheError) {
         tracing::warn!(?effect, %error, "cache-side effect of a write did not reach redis: queued for replay");
         self.inner.recovery.push(effect);
     }
 
     /// Makes one effect in every tier and tells the other instances.
     pub(crate) async fn apply(&self, effect: &Effect) -> Result<(), CacheError> {
-        self.make(effect, Announce::Done).await
-    }
-
-    async fn make(&self, effect: &Effect, announce: Announce) -> Result<(), CacheError> {
+        let bp = self.inner.backplane.as_ref();
         match effect {
-            Effect::Invalidate(key) => self.invalidate_announced(key, announce).await.map(|_| ()),
+            Effect::Invalidate(key) => self.invalidate_everywhere(key).await.map(|_| ()),
             Effect::Bump(namespaces) => {
                 let bumped = self.inner.versions.bump(namespaces).await?;
-                match (&self.inner.backplane, announce) {
-                    (Some(bp), Announce::Done) => bp.publish_versions(&bumped).await,
-                    (Some(bp), Announce::Hold) => bp.publish_hold_versions(&bumped).await,
-                    (None, _) => Ok(()),
+                match bp {
+                    Some(bp) => bp.publish_versions(&bumped).await,
+                    None => Ok(()),
                 }
             }
             Effect::BumpTags(tags) => {
                 let seq = self.inner.tags.bump(tags).await?;
-                match &self.inner.backplane {
-                    Some(bp) => bp.publish_tags(seq, tags, announce == Announce::Hold).await,
+                match bp {
+                    Some(bp) => bp.publish_tags(seq, tags).await,
                     None => Ok(()),
                 }
             }
@@ -253,7 +249,7 @@ impl<C: Codec> CacheClient<C> {
                 let cleared = self.inner.typed.clear().await;
                 self.inner.versions.forget();
                 cleared?;
-                match &self.inner.backplane {
+                match bp {
                     Some(bp) => bp.publish_flush().await,
                     None => Ok(()),
                 }
@@ -270,7 +266,7 @@ impl<C: Codec> CacheClient<C> {
                     generation,
                     "new cache generation: every entry written before it is unreachable"
                 );
-                match &self.inner.backplane {
+                match bp {
                     Some(bp) => bp.publish_generation(generation).await,
                     None => Ok(()),
                 }
@@ -281,19 +277,9 @@ impl<C: Codec> CacheClient<C> {
     /// Invalidates `key` everywhere (this instance's tiers and, through the backplane,
     /// every other instance's L1). Returns the key's state after the invalidation.
     pub(crate) async fn invalidate_everywhere(&self, key: &Key) -> Result<FillToken, CacheError> {
-        self.invalidate_announced(key, Announce::Done).await
-    }
-
-    async fn invalidate_announced(
-        &self,
-        key: &Key,
-        announce: Announce,
-    ) -> Result<FillToken, CacheError> {
         let token = self.inner.typed.invalidate(key).await?;
-        match (&self.inner.backplane, announce) {
-            (Some(bp), Announce::Done) => bp.publish_evict(key).await?,
-            (Some(bp), Announce::Hold) => bp.publish_hold_key(key).await?,
-            (None, _) => {}
+        if let Some(bp) = &self.inner.backplane {
+            bp.publish_evict(key).await?;
         }
         Ok(token)
     }

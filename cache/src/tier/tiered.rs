@@ -1,7 +1,8 @@
 //! L1 in front of L2: reads try the nearest tier first, writes and deletes reach both.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use tracing::Instrument as _;
@@ -31,29 +32,78 @@ impl TieredCacheBuilder {
     pub fn build(self) -> TieredCache {
         TieredCache {
             inner: Arc::new(self),
-            l1_on: L1Switch(Arc::new(AtomicBool::new(true))),
+            l1_on: L1Switch::default(),
         }
     }
 }
 
-/// Turns the L1 tier of a [`TieredCache`] off and on (clones share the switch).
+/// Turns the L1 tier of a [`TieredCache`] off and on (clones share the switch), and
+/// bounds L1 by a lease.
 ///
 /// The backplane turns L1 off while it cannot hear other instances' invalidations (the
 /// rule of Redis client-side caching: no invalidation channel, no local copies): reads
-/// and writes then go to L2 only, and nothing is promoted.
+/// and writes then go to L2 only, and nothing is promoted. With a backplane, L1 also
+/// answers only under a lease this instance renews in Redis: a strict write on another
+/// instance waits for this one to acknowledge its hold, or for the lease to run out, so
+/// an L1 hit is served only if the lease held before the lookup still holds after it.
 #[derive(Clone, Debug)]
-pub struct L1Switch(Arc<AtomicBool>);
+pub struct L1Switch {
+    on: Arc<AtomicBool>,
+    /// Until when L1 may answer, in nanoseconds since [`BASE`]; `u64::MAX`: no lease needed.
+    until: Arc<AtomicU64>,
+}
+
+/// The origin of lease times.
+static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn since_base(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(*BASE).as_nanos()).unwrap_or(u64::MAX - 1)
+}
+
+impl Default for L1Switch {
+    fn default() -> Self {
+        Self {
+            on: Arc::new(AtomicBool::new(true)),
+            until: Arc::new(AtomicU64::new(u64::MAX)),
+        }
+    }
+}
 
 impl L1Switch {
     /// Whether L1 is in use.
     #[must_use]
     pub fn is_on(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.on.load(Ordering::SeqCst)
     }
 
     /// Puts L1 in use (`true`) or bypasses it (`false`).
     pub fn set(&self, on: bool) {
-        self.0.store(on, Ordering::SeqCst);
+        self.on.store(on, Ordering::SeqCst);
+    }
+
+    /// From now on L1 answers only under a lease: none yet.
+    pub(crate) fn require_lease(&self) {
+        self.until.store(0, Ordering::SeqCst);
+    }
+
+    /// L1 may answer until `until`.
+    pub(crate) fn lease_until(&self, until: Instant) {
+        self.until.store(since_base(until), Ordering::SeqCst);
+    }
+
+    /// Whether the lease ran out (never, without one).
+    pub(crate) fn lapsed(&self) -> bool {
+        !self.holds(self.until.load(Ordering::SeqCst))
+    }
+
+    /// The lease now, to check with [`L1Switch::holds`] after a lookup.
+    fn lease(&self) -> u64 {
+        self.until.load(Ordering::SeqCst)
+    }
+
+    /// Whether the lease `until` (taken before a lookup) still holds now.
+    fn holds(&self, until: u64) -> bool {
+        until == u64::MAX || since_base(Instant::now()) < until
     }
 }
 
@@ -144,6 +194,7 @@ impl Cache for TieredCache {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
+        let lease = self.l1_on.lease();
         if self.l1_on.is_on()
             && let Some(hit) = swallow(
                 "l1",
@@ -154,6 +205,7 @@ impl Cache for TieredCache {
                     .instrument(tracing::trace_span!("cache.lookup", cache.tier = "l1"))
                     .await,
             )
+            && self.l1_on.holds(lease)
         {
             return Ok(Some(hit));
         }
@@ -174,11 +226,15 @@ impl Cache for TieredCache {
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
+        let lease = self.l1_on.lease();
         let mut out = if self.l1_on.is_on() {
             swallow("l1", "get_many", self.inner.l1.get_many(keys).await)
         } else {
             Vec::new()
         };
+        if !self.l1_on.holds(lease) {
+            out.clear();
+        }
         out.resize(keys.len(), None);
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
         if missing.is_empty() {

@@ -261,7 +261,7 @@ impl<C: Codec> TypedCache<C> {
         match self.inner.cache.get(key).instrument(span).await {
             Ok(Some(hit)) => {
                 let verdict = match validate {
-                    Some(v) => v.validate(&hit).await,
+                    Some(v) => v.validate(key, &hit).await,
                     None => Verdict::Current,
                 };
                 if verdict == Verdict::Invalid {
@@ -401,6 +401,24 @@ impl<C: Codec> TypedCache<C> {
             stale.clear();
         }
         self.inner.cache.clear().await
+    }
+
+    /// The entry of `value` (its codec's bytes), as a fill would store it.
+    pub(crate) fn encode<T>(&self, value: &T) -> Result<Entry, CacheError>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        self.entry(value)
+    }
+
+    /// `ttl` shortened by the jitter, as every store shortens it.
+    pub(crate) fn jittered(&self, ttl: Ttl) -> Ttl {
+        ttl.jittered(self.inner.jitter_percent)
+    }
+
+    /// Forgets the serve-stale copy of `key` (a write replaces it).
+    pub(crate) async fn forget_stale_copy(&self, key: &Key) {
+        self.forget_stale(key).await;
     }
 
     async fn record_stale(&self, key: &Key, entry: Entry) {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::Tag;
 use crate::tier::Hit;
+use crate::{Key, Tag};
 
 /// What a read makes of a hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,8 +23,8 @@ pub enum Verdict {
 /// Judges hits before they are served.
 #[async_trait]
 pub trait Validate: Send + Sync {
-    /// What to make of `hit`.
-    async fn validate(&self, hit: &Hit) -> Verdict;
+    /// What to make of `hit`, found under `key`.
+    async fn validate(&self, key: &Key, hit: &Hit) -> Verdict;
 }
 
 /// The tags of a loaded value.

@@ -147,7 +147,9 @@ impl<C: Codec> TypedCache<C> {
             Ok(value) => {
                 if let Some(ttl) = ttl_for(&value) {
                     let stamp = options.stamp(as_of, &value);
-                    self.fill(key, &value, ttl, Some(&token), stamp).await;
+                    if !super::single_flight::overtaken(key, stamp.as_ref(), options).await {
+                        self.fill(key, &value, ttl, Some(&token), stamp).await;
+                    }
                 }
             }
             Err(e) => {

@@ -342,10 +342,10 @@ impl<C: Codec> TypedCache<C> {
                 let filled = match ttl_for(&value) {
                     Some(ttl) => {
                         let stamp = options.stamp(as_of, &value);
-                        if overtaken(stamp.as_ref(), options).await {
-                            // One of its tags was invalidated while it loaded: it may be
-                            // older than that write, so it is not stored (as for a fill
-                            // the guard refuses).
+                        if overtaken(key, stamp.as_ref(), options).await {
+                            // A write overtook it while it loaded, or is in progress: it
+                            // may be older than that write, so it is not stored (as for
+                            // a fill the guard refuses).
                             Filled::Refused
                         } else {
                             self.fill(key, &value, ttl, token.as_ref(), stamp).await
@@ -371,22 +371,29 @@ impl<C: Codec> TypedCache<C> {
     }
 }
 
-/// Whether a value loaded at `stamp`'s sequence, carrying its tags, is already judged
-/// invalid: a tag of it was invalidated after its load began.
-async fn overtaken<T>(stamp: Option<&(u64, Vec<crate::Tag>)>, options: &ReadOptions<T>) -> bool {
-    let (Some((as_of, tags)), Some(validate)) = (stamp, options.validate.as_deref()) else {
+/// Whether a value just loaded under `key` (carrying `stamp`'s tags, loaded at its
+/// sequence) is already judged invalid, so it is not stored: a tag of it was
+/// invalidated after its load began, or a write in progress holds the key, its
+/// namespace or a tag of it, or its namespace moved to another version.
+pub(super) async fn overtaken<T>(
+    key: &Key,
+    stamp: Option<&(u64, Vec<crate::Tag>)>,
+    options: &ReadOptions<T>,
+) -> bool {
+    let Some(validate) = options.validate.as_deref() else {
         return false;
     };
-    if tags.is_empty() {
-        return false;
-    }
+    let entry = Entry::new(bytes::Bytes::new(), crate::codec::RAW_ID, 0);
+    let entry = match stamp {
+        Some((as_of, tags)) if !tags.is_empty() => entry.with_tags(*as_of, tags.clone()),
+        _ => entry,
+    };
     let probe = Hit {
-        entry: Entry::new(bytes::Bytes::new(), crate::codec::RAW_ID, 0)
-            .with_tags(*as_of, tags.clone()),
+        entry,
         tier: TierKind::L1,
         ttl_left: None,
     };
-    validate.validate(&probe).await != Verdict::Current
+    validate.validate(key, &probe).await != Verdict::Current
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod limit;
 mod recovery;
 mod refresh;
 mod stale;
+mod strict;
 mod suite;
 mod support;
 mod tags;

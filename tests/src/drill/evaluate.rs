@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Phase, Read, ReadRec, Write, WriteRec};
+use crate::linearizability::{VersionRead, backwards_windows};
 
 /// One phase of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -19,6 +20,12 @@ pub struct PhaseReport {
     pub stale_reads: u64,
     /// The longest such a read's value had been superseded.
     pub worst_window: Duration,
+    /// Reads that returned a version older than one another read had returned before
+    /// they began: a change that appeared, then vanished.
+    pub backwards_reads: u64,
+    /// The longest of those: how long before such a read began the newer version had
+    /// been returned.
+    pub backwards_window: Duration,
     /// Reads that failed with a server error.
     pub read_errors: u64,
     /// Writes begun in it that the source acknowledged.
@@ -108,6 +115,22 @@ impl Report {
     #[must_use]
     pub fn stale_reads(&self) -> u64 {
         self.phases.iter().map(|p| p.stale_reads).sum()
+    }
+
+    /// Every backwards read of the run.
+    #[must_use]
+    pub fn backwards_reads(&self) -> u64 {
+        self.phases.iter().map(|p| p.backwards_reads).sum()
+    }
+
+    /// The longest backwards window of the run.
+    #[must_use]
+    pub fn backwards_window(&self) -> Duration {
+        self.phases
+            .iter()
+            .map(|p| p.backwards_window)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Writes refused in the run.
@@ -227,6 +250,30 @@ pub(super) fn evaluate(
     for list in acked.values_mut() {
         list.sort();
     }
+    let answered: Vec<(usize, VersionRead)> = reads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match &r.read {
+            Read::Value { version, .. } => Some((
+                i,
+                VersionRead {
+                    key: r.id,
+                    began: r.began,
+                    ended: r.ended,
+                    version: version.unwrap_or(0),
+                },
+            )),
+            Read::Failed(_) => None,
+        })
+        .collect();
+    let windows = backwards_windows(&answered.iter().map(|(_, r)| *r).collect::<Vec<_>>());
+    for ((i, _), window) in answered.iter().zip(windows) {
+        if let Some(window) = window {
+            let p = &mut phases[phase_of(reads[*i].began)];
+            p.backwards_reads += 1;
+            p.backwards_window = p.backwards_window.max(window);
+        }
+    }
     for r in reads {
         let i = phase_of(r.began);
         let p = &mut phases[i];
@@ -302,13 +349,13 @@ fn ms(d: Option<Duration>) -> String {
 #[must_use]
 pub fn markdown_summary(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| run | requests | 5xx | writes acked / refused | lost writes | stale reads while healthy (longest) | stale reads during faults | longest window | stale reads once recovered | stale answers in the sweep | L2 hits after restart / recovery | queues empty after recovery |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| run | requests | 5xx | writes acked / refused | lost writes | stale reads while healthy (longest) | stale reads during faults | longest window | stale reads once recovered | backwards reads (longest) | stale answers in the sweep | L2 hits after restart / recovery | queues empty after recovery |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in reports {
         let returned = |name: &str| r.phases.iter().find(|p| p.name == name);
         let l2 = |name: &str| ms(returned(name).and_then(|p| p.l2_hits_after));
         out.push_str(&format!(
-            "| {} | {} | {} | {} / {} | {} | {} ({:.0} ms) | {} | {:.0} ms | {} | {} of {} | {} / {} | {} |\n",
+            "| {} | {} | {} | {} / {} | {} | {} ({:.0} ms) | {} | {:.0} ms | {} | {} ({:.1} ms) | {} of {} | {} / {} | {} |\n",
             r.label,
             r.requests,
             r.server_errors,
@@ -320,6 +367,8 @@ pub fn markdown_summary(reports: &[Report]) -> String {
             r.stale_during_faults(),
             r.worst_window_during_faults().as_secs_f64() * 1000.0,
             r.stale_after_recovery_phase(),
+            r.backwards_reads(),
+            r.backwards_window().as_secs_f64() * 1000.0,
             r.sweep_stale,
             r.sweep_reads,
             l2("restarted empty"),
@@ -334,16 +383,18 @@ pub fn markdown_summary(reports: &[Report]) -> String {
 #[must_use]
 pub fn markdown_phases(r: &Report) -> String {
     let mut out = format!(
-        "{}\n\n| phase | reads | stale | longest window | read errors | writes acked | refused | failed |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "{}\n\n| phase | reads | stale | longest window | backwards | longest backwards window | read errors | writes acked | refused | failed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         r.label
     );
     for p in &r.phases {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} ms | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {:.0} ms | {} | {:.1} ms | {} | {} | {} | {} |\n",
             p.name,
             p.reads,
             p.stale_reads,
             p.worst_window.as_secs_f64() * 1000.0,
+            p.backwards_reads,
+            p.backwards_window.as_secs_f64() * 1000.0,
             p.read_errors,
             p.writes_acked,
             p.writes_refused,
@@ -381,6 +432,7 @@ mod tests {
             id: 1,
             instance,
             began,
+            ended: began + Duration::from_micros(100),
             read: Read::Value {
                 version: Some(version),
                 x_cache: "HIT-L1",
@@ -416,6 +468,13 @@ mod tests {
             "the 2nd, 3rd and 5th read another's write"
         );
         assert_eq!(p.cross_worst_window, Duration::from_millis(40));
+        // Each stale one also went back: the 2nd (v1 at 16 ms) and the 5th (v1 at 50 ms)
+        // after v2 was read at 15 ms, the 4th (v2 at 30 ms) after v3 was read at 25 ms.
+        assert_eq!(p.backwards_reads, 3);
+        assert_eq!(
+            p.backwards_window,
+            Duration::from_millis(35) - Duration::from_micros(100)
+        );
         assert_eq!(p.worst_window, Duration::from_millis(40));
         assert_eq!(r.lost_writes, 0);
         let load: Vec<_> = r

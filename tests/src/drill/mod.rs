@@ -4,6 +4,7 @@
 //!
 //! What it reports, per run: stale reads in each phase (a read is stale when it returns
 //! a version older than a write acknowledged before it began) with the longest window,
+//! backwards reads (older than a version another read had returned before it began),
 //! stale answers in the sweep after recovery (the goal is 0), requests, server errors,
 //! refused and lost writes, and how long after Redis came back reads were answered by
 //! L2 again and the recovery queues were empty.
@@ -142,6 +143,7 @@ struct ReadRec {
     /// The target that served it (an index into the run's targets).
     instance: usize,
     began: Instant,
+    ended: Instant,
     read: Read,
 }
 
@@ -223,10 +225,12 @@ pub async fn run<T: Target, S: Truth>(
                     let id = rand::random_range(1..=load.ids);
                     let began = Instant::now();
                     let read = target.read(id).await;
+                    let ended = Instant::now();
                     log.reads.lock().expect("log").push(ReadRec {
                         id,
                         instance,
                         began,
+                        ended,
                         read,
                     });
                     tokio::time::sleep(load.read_pause).await;

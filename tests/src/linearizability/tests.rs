@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 
-use super::{Kind, Op, check};
+use super::{Kind, Op, VersionRead, backwards_windows, check};
 
 fn at(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -300,4 +300,25 @@ fn every_stale_or_backwards_read_makes_a_history_fail() {
             assert!(!v.linearizable, "{history:#?} {v:?}");
         }
     }
+}
+
+#[test]
+fn a_version_read_after_a_newer_one_was_returned_goes_back_for_as_long() {
+    let t0 = std::time::Instant::now();
+    let r = |key, from: u64, to: u64, version| VersionRead {
+        key,
+        began: t0 + at(from),
+        ended: t0 + at(to),
+        version,
+    };
+    let reads = [
+        r(1, 0, 2, 1),
+        r(1, 3, 4, 3),   // newer
+        r(1, 5, 6, 2),   // older than the read done at 4: back by 1 ms
+        r(1, 4, 9, 1),   // began at 4, when v3's read ended: overlapping, fine
+        r(2, 10, 11, 1), // another key
+        r(1, 20, 21, 3),
+    ];
+    let w = backwards_windows(&reads);
+    assert_eq!(w, [None, None, Some(at(1)), None, None, None]);
 }

@@ -54,11 +54,51 @@ impl Found {
     }
 }
 
+/// The namespace counters a read of versioned keys checks: per key the index (from 1)
+/// of its namespace among `roots` (0: not versioned) and the version it was made at.
+pub(super) struct Versioned {
+    pub(super) counter: Vec<usize>,
+    pub(super) version: Vec<u64>,
+    pub(super) roots: Vec<String>,
+}
+
+impl Versioned {
+    pub(super) fn of(keys: &[Key]) -> Self {
+        let mut out = Self {
+            counter: Vec::with_capacity(keys.len()),
+            version: Vec::with_capacity(keys.len()),
+            roots: Vec::new(),
+        };
+        for key in keys {
+            match key.root_and_version() {
+                (root, Some(v)) => {
+                    let i = match out.roots.iter().position(|r| r == root) {
+                        Some(i) => i,
+                        None => {
+                            out.roots.push(root.to_owned());
+                            out.roots.len() - 1
+                        }
+                    };
+                    out.counter.push(i + 1);
+                    out.version.push(v);
+                }
+                (_, None) => {
+                    out.counter.push(0);
+                    out.version.push(0);
+                }
+            }
+        }
+        out
+    }
+}
+
 impl RedisTier {
     /// One round trip (the `READ` script): per key its bytes and PTTL, whether its tags
     /// still hold, and the current generation and tag sequence. Garbage under a key (a
-    /// list, foreign bytes), an entry of another generation and an entry one of whose
-    /// tags was invalidated after its load began are all misses.
+    /// list, foreign bytes), an entry of another generation, an entry one of whose tags
+    /// was invalidated after its load began, one a strict write holds (a tag of it or its
+    /// namespace) and one of a namespace version that is no longer current are all
+    /// misses.
     async fn fetch(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
         if self.inner.con.is_cluster() {
             return self.fetch_cluster(keys).await;
@@ -71,13 +111,26 @@ impl RedisTier {
         names.push(keys::generation(&prefix));
         names.push(keys::tags(&prefix));
         names.push(keys::tag_sequence(&prefix));
+        names.push(keys::held(&prefix));
+        let versioned = Versioned::of(keys);
+        names.extend(versioned.roots.iter().map(|r| keys::counter(r)));
         let values: Vec<redis::Value> = self
             .run("get", |mut con| async move {
                 let mut invocation = scripts::READ.prepare_invoke();
                 for name in &names {
                     invocation.key(name);
                 }
-                invocation.arg(n).invoke_async(&mut con).await
+                invocation.arg(n);
+                for c in &versioned.counter {
+                    invocation.arg(c);
+                }
+                for v in &versioned.version {
+                    invocation.arg(v);
+                }
+                for root in &versioned.roots {
+                    invocation.arg(root);
+                }
+                invocation.invoke_async(&mut con).await
             })
             .await?;
         if values.len() != 3 * n + 2 {
@@ -197,8 +250,8 @@ impl RedisTier {
         }
     }
 
-    /// Runs one of the guarded-store scripts (`KEYS`: the key, its guard; `ARGV`: the
-    /// guard value seen, the envelope, the TTL and the guard's TTL in ms).
+    /// Runs one of the guarded-store scripts (`KEYS`: the key, its guard, its holds;
+    /// `ARGV`: the guard value seen, the envelope, the TTL and the guard's TTL in ms).
     async fn store_if_unchanged(
         &self,
         op: &'static str,
@@ -215,12 +268,14 @@ impl RedisTier {
         let bytes = entry.to_envelope(expires_ms, seen.generation);
         let seen = seen.guard;
         let (k, g, ms) = (key.as_str().to_owned(), keys::guard(key), ttl.as_millis());
+        let h = keys::hold(key);
         let guard_ms = u64::try_from(GUARD_TTL.as_millis()).unwrap_or(u64::MAX);
         let stored: i64 = self
             .run(op, |mut con| async move {
                 script
                     .key(&k)
                     .key(&g)
+                    .key(&h)
                     .arg(seen.to_string())
                     .arg(bytes)
                     .arg(ms)

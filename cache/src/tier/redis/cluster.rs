@@ -27,7 +27,7 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
 
-use super::cache::{Found, Status};
+use super::cache::{Found, Status, Versioned};
 use super::connection::Connection;
 use super::{RedisTier, keys, scripts};
 use crate::tier::Hit;
@@ -37,8 +37,11 @@ use crate::{CacheError, Entry, Key};
 struct State {
     generation: u64,
     tag_seq: u64,
-    /// Tag name → version.
-    versions: HashMap<String, u64>,
+    /// Tag name → version, and whether a strict write holds it.
+    versions: HashMap<String, (u64, bool)>,
+    /// Per namespace root of the versioned keys read: its version and whether a strict
+    /// write holds it.
+    namespaces: Vec<(u64, bool)>,
 }
 
 impl RedisTier {
@@ -69,14 +72,28 @@ impl RedisTier {
             .flatten()
             .flat_map(|(_, names)| names.iter().map(String::as_str))
             .collect();
-        let state = self.read_state(&prefix, &names).await?;
+        let versioned = Versioned::of(keys);
+        let state = self.read_state(&prefix, &names, &versioned.roots).await?;
         self.learn_generation(state.generation);
         self.learn_tag_sequence(state.tag_seq);
-        for (f, tags) in found.iter_mut().zip(&tagged) {
+        for (i, (f, tags)) in found.iter_mut().zip(&tagged).enumerate() {
             if let Some((as_of, names)) = tags
-                && names
-                    .iter()
-                    .any(|n| state.versions.get(n).is_some_and(|v| v > as_of))
+                && names.iter().any(|n| {
+                    state
+                        .versions
+                        .get(n)
+                        .is_some_and(|(v, held)| v > as_of || *held)
+                })
+            {
+                f.status = Status::TagInvalidated;
+            }
+            // A versioned key whose namespace moved on, or is held, is a miss too.
+            let c = versioned.counter[i];
+            if c > 0
+                && state
+                    .namespaces
+                    .get(c - 1)
+                    .is_none_or(|(v, held)| *v != versioned.version[i] || *held)
             {
                 f.status = Status::TagInvalidated;
             }
@@ -132,40 +149,57 @@ impl RedisTier {
             .collect()
     }
 
-    /// The generation, tag sequence and versions of `names`, in one script on the
+    /// The generation, tag sequence, the versions of the tags `names` and of the
+    /// namespaces `roots`, and which of them strict writes hold, in one script on the
     /// prefix's slot.
-    async fn read_state(&self, prefix: &str, names: &BTreeSet<&str>) -> Result<State, CacheError> {
-        let counters = [
+    async fn read_state(
+        &self,
+        prefix: &str,
+        names: &BTreeSet<&str>,
+        roots: &[String],
+    ) -> Result<State, CacheError> {
+        let mut counters = vec![
             keys::generation(prefix),
             keys::tags(prefix),
             keys::tag_sequence(prefix),
+            keys::held(prefix),
         ];
+        counters.extend(roots.iter().map(|r| keys::counter(r)));
         let args: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let asked = args.len();
         let values: Vec<u64> = {
-            let args = args.clone();
+            let (args, roots) = (args.clone(), roots.to_vec());
             self.run("get", |mut con| async move {
                 let mut invocation = scripts::READ_STATE.prepare_invoke();
                 for name in &counters {
                     invocation.key(name);
                 }
+                invocation.arg(args.len());
                 for name in &args {
                     invocation.arg(name);
+                }
+                for root in &roots {
+                    invocation.arg(root);
                 }
                 invocation.invoke_async(&mut con).await
             })
             .await?
         };
-        let [generation, tag_seq, versions @ ..] = values.as_slice() else {
+        let [generation, tag_seq, rest @ ..] = values.as_slice() else {
             return Err(CacheError::Decode("read state: counters missing".into()));
         };
-        if versions.len() != asked {
+        if rest.len() != 2 * (asked + roots.len()) {
             return Err(CacheError::Decode("read state: versions missing".into()));
         }
+        let pairs: Vec<(u64, bool)> = rest.chunks(2).map(|p| (p[0], p[1] == 1)).collect();
         Ok(State {
             generation: *generation,
             tag_seq: *tag_seq,
-            versions: args.into_iter().zip(versions.iter().copied()).collect(),
+            versions: args
+                .into_iter()
+                .zip(pairs[..asked].iter().copied())
+                .collect(),
+            namespaces: pairs[asked..].to_vec(),
         })
     }
 

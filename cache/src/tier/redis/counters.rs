@@ -6,12 +6,38 @@ use super::{RedisTier, keys, scripts};
 use crate::CacheError;
 
 impl RedisTier {
-    /// The current values of the counters of `roots` (namespace or tag roots), in one
-    /// round trip; a counter that is missing or unreadable is started first.
-    pub(crate) async fn read_counters(&self, roots: &[&str]) -> Result<Vec<u64>, CacheError> {
-        let names: Vec<String> = roots.iter().map(|r| keys::counter(r)).collect();
-        self.counters("read_counters", &scripts::READ_COUNTERS, names)
-            .await
+    /// The versions of the namespaces `roots` and whether a strict write holds each (a
+    /// reader must then go to the source), in one round trip.
+    pub(crate) async fn read_versions(
+        &self,
+        roots: &[&str],
+    ) -> Result<Vec<(u64, bool)>, CacheError> {
+        let prefix = self.inner.prefix.as_deref().ok_or_else(|| {
+            CacheError::Config("versions need a key prefix (RedisTierBuilder::prefix)".into())
+        })?;
+        let mut names: Vec<String> = roots.iter().map(|r| keys::counter(r)).collect();
+        names.push(keys::held(prefix));
+        let args: Vec<String> = roots.iter().map(|r| (*r).to_owned()).collect();
+        let values: Vec<u64> = self
+            .run("read_versions", |mut con| async move {
+                let mut invocation = scripts::READ_VERSIONS.prepare_invoke();
+                for name in &names {
+                    invocation.key(name);
+                }
+                for root in &args {
+                    invocation.arg(root);
+                }
+                invocation.invoke_async(&mut con).await
+            })
+            .await?;
+        if values.len() != 2 * roots.len() {
+            return Err(CacheError::Decode(format!(
+                "read_versions: {} namespaces asked, {} values returned",
+                roots.len(),
+                values.len()
+            )));
+        }
+        Ok(values.chunks(2).map(|p| (p[0], p[1] == 1)).collect())
     }
 
     /// Advances the counters of `roots` by one, in one round trip, and returns their new

@@ -5,11 +5,15 @@
 //! | an entry | `{key}` (see [`crate::KeyBuilder`]), e.g. `app:pet:id:1` | the key's own |
 //! | its fill-race guard | `{app:pet:id:1}:guard` | the entry's |
 //! | its loading lease | `{app:pet:id:1}:lease` | the entry's |
+//! | the strict writes holding it (a sorted set: hold id → expiry) | `{app:pet:id:1}:hold` | the entry's |
 //! | a version counter (namespace or tag) | `{app}:pet:ver` for the root `app:pet` | the prefix's |
 //! | the generation of every entry | `{app}:gen` | the prefix's |
 //! | the version of every tag (a hash: tag → sequence) | `{app}:tags` | the prefix's |
 //! | the tag sequence | `{app}:tagseq` | the prefix's |
 //! | the backplane channel | `{app}:backplane` | the prefix's |
+//! | the namespaces and tags strict writes hold (a hash: `r:{root}` / `t:{tag}` → `id=expiry,…`) | `{app}:held` | the prefix's |
+//! | the strict writes in progress (a sorted set: hold id → expiry) and their messages (a hash) | `{app}:holds`, `{app}:holdmsg` | the prefix's |
+//! | the L1 leases of the instances (a sorted set: instance → expiry) | `{app}:leases` | the prefix's |
 //! | a client's rate-limit window | `{app:rate:<xxh3-128 hex of the client key>}` | the client's |
 //!
 //! The braces are Redis Cluster hash tags: only the part inside them picks the slot.
@@ -25,6 +29,11 @@ use crate::Key;
 
 const GUARD: &str = ":guard";
 const LEASE: &str = ":lease";
+const HOLD: &str = ":hold";
+const HELD: &str = ":held";
+const HOLDS: &str = ":holds";
+const HOLD_MESSAGES: &str = ":holdmsg";
+const LEASES: &str = ":leases";
 const COUNTER: &str = ":ver";
 const CHANNEL: &str = ":backplane";
 const GENERATION: &str = ":gen";
@@ -40,6 +49,31 @@ pub(super) fn guard(key: &Key) -> String {
 /// The loading lease of `key`: in `key`'s slot.
 pub(super) fn lease(key: &Key) -> String {
     format!("{{{key}}}{LEASE}")
+}
+
+/// The strict writes holding `key` now: in `key`'s slot.
+pub(super) fn hold(key: &Key) -> String {
+    format!("{{{key}}}{HOLD}")
+}
+
+/// The namespaces and tags strict writes hold now, under `prefix`.
+pub(super) fn held(prefix: &str) -> String {
+    in_prefix_slot(prefix, HELD)
+}
+
+/// The strict writes in progress under `prefix` (id → expiry).
+pub(super) fn holds(prefix: &str) -> String {
+    in_prefix_slot(prefix, HOLDS)
+}
+
+/// The backplane message of each strict write in progress under `prefix` (id → message).
+pub(super) fn hold_messages(prefix: &str) -> String {
+    in_prefix_slot(prefix, HOLD_MESSAGES)
+}
+
+/// The L1 leases of the instances under `prefix` (instance → expiry).
+pub(super) fn leases(prefix: &str) -> String {
+    in_prefix_slot(prefix, LEASES)
 }
 
 /// `{prefix}` followed by `rest`: a name in the prefix's slot.
@@ -105,6 +139,8 @@ mod tests {
         let slot = Slot::for_key(key.as_str());
         assert_eq!(Slot::for_key(guard(&key)), slot);
         assert_eq!(Slot::for_key(lease(&key)), slot);
+        assert_eq!(hold(&key), "{app:pet:id:1}:hold");
+        assert_eq!(Slot::for_key(hold(&key)), slot);
         assert_eq!(entries("app"), "app:*");
         assert_eq!(rate("app", "00ff"), "{app:rate:00ff}");
     }
@@ -122,6 +158,10 @@ mod tests {
             tags("app"),
             tag_sequence("app"),
             channel("app"),
+            held("app"),
+            holds("app"),
+            hold_messages("app"),
+            leases("app"),
         ] {
             assert_eq!(Slot::for_key(&name), slot, "{name}");
         }

@@ -10,7 +10,8 @@
 //! [`crate::tier::Cache::clear`] does (`SCAN` + `UNLINK` of our prefix), for the admin flush.
 //!
 //! This module is the only place that speaks Redis: the entries (`cache.rs`), the
-//! version counters and the generation (`counters.rs`), tag versions (`tags.rs`), the
+//! version counters and the generation (`counters.rs`), tag versions (`tags.rs`), strict
+//! writes' holds and the instances' L1 leases (`holds.rs`), the
 //! backplane's publish and subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and
 //! every key suffix (`keys.rs`), over either kind of connection (`connection.rs`);
 //! what a cluster does differently lives in `cluster.rs`.
@@ -28,6 +29,7 @@ mod cache;
 mod cluster;
 mod connection;
 mod counters;
+mod holds;
 mod keys;
 mod pubsub;
 mod rate;
@@ -40,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use self::connection::{Connection, Subscriber, Target};
+pub(crate) use self::holds::{HoldPlan, KeyRelease};
 use crate::breaker::{Breaker, Permit};
 use crate::clock::default_clock;
 use crate::{CacheError, Clock, TierStats};

@@ -24,7 +24,8 @@ use super::{RedisTier, keys};
 use crate::CacheError;
 
 impl RedisTier {
-    fn channel(&self) -> Result<String, CacheError> {
+    /// The backplane channel of this tier's prefix.
+    pub(super) fn channel(&self) -> Result<String, CacheError> {
         self.inner
             .prefix
             .as_deref()
@@ -36,14 +37,19 @@ impl RedisTier {
             })
     }
 
-    /// Publishes `message` to every instance subscribed under this tier's prefix.
-    pub(crate) async fn publish(&self, message: &str) -> Result<(), CacheError> {
-        let (channel, message) = (self.channel()?, message.to_owned());
-        let command = if self.is_cluster() {
+    /// `SPUBLISH` on a cluster (the channel is sharded), `PUBLISH` on one server.
+    pub(super) fn publish_command(&self) -> &'static str {
+        if self.is_cluster() {
             "SPUBLISH"
         } else {
             "PUBLISH"
-        };
+        }
+    }
+
+    /// Publishes `message` to every instance subscribed under this tier's prefix.
+    pub(crate) async fn publish(&self, message: &str) -> Result<(), CacheError> {
+        let (channel, message) = (self.channel()?, message.to_owned());
+        let command = self.publish_command();
         self.run("publish", |mut con| async move {
             redis::cmd(command)
                 .arg(&channel)

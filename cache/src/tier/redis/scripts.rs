@@ -2,11 +2,13 @@
 
 use std::sync::LazyLock;
 
-/// Fill only if the key's invalidation counter still reads what the loader saw.
-/// `KEYS`: the key, its guard. `ARGV`: the guard value seen, the envelope, the TTL (ms).
+/// Fill only if the key's invalidation counter still reads what the loader saw, and no
+/// strict write holds the key. `KEYS`: the key, its guard, its holds. `ARGV`: the guard
+/// value seen, the envelope, the TTL (ms).
 pub(super) static FILL_IF_UNCHANGED: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+        if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
         local g = redis.call('GET', KEYS[2])
         if (g or '0') == ARGV[1] then
             redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -16,11 +18,13 @@ pub(super) static FILL_IF_UNCHANGED: LazyLock<redis::Script> = LazyLock::new(|| 
     )
 });
 
-/// A writer's store: only if the counter still reads what the writer saw, and advance it.
-/// `ARGV` as [`FILL_IF_UNCHANGED`], plus the guard's TTL (ms).
+/// A writer's store: only if the counter still reads what the writer saw and no strict
+/// write holds the key, and advance it. `KEYS` and `ARGV` as [`FILL_IF_UNCHANGED`],
+/// plus the guard's TTL (ms).
 pub(super) static REPLACE_IF_UNCHANGED: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+        if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
         local g = redis.call('GET', KEYS[2])
         if (g or '0') == ARGV[1] then
             redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -47,6 +51,59 @@ pub(super) static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
         redis.call('UNLINK', KEYS[1])
         return g",
     )
+});
+
+/// Advances a key's guard (garbage is replaced by a fresh value) and drops the key.
+/// Needs `KEYS[1]` (the key), `KEYS[2]` (its guard); `guard_ms` and `fresh` are the
+/// guard's TTL and a random fallback value.
+const INVALIDATE_KEY: &str = r"
+    local function invalidate(guard_ms, fresh)
+        local ok, g = pcall(redis.call, 'INCR', KEYS[2])
+        if not ok then
+            redis.call('SET', KEYS[2], fresh)
+            g = tonumber(fresh)
+        end
+        redis.call('PEXPIRE', KEYS[2], guard_ms)
+        redis.call('UNLINK', KEYS[1])
+        return g
+    end";
+
+/// A strict write's first step on one key: hold it (fills are refused while any hold is
+/// on it), advance its guard and drop it. `KEYS`: the key, its guard, its holds.
+/// `ARGV`: the guard's TTL (ms), a random fallback value, the hold id, the hold's TTL
+/// (ms). Returns the guard's new value.
+pub(super) static HOLD_KEY: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{INVALIDATE_KEY}
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+        redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
+        redis.call('PEXPIRE', KEYS[3], ARGV[4])
+        return invalidate(ARGV[1], ARGV[2])"
+    ))
+});
+
+/// A strict write's last step on one key: release its hold, and either store the
+/// writer's value (write-through: only if the guard still reads what the writer saw and
+/// no other write holds the key) or invalidate it. `KEYS` as [`HOLD_KEY`]. `ARGV`: the
+/// guard's TTL (ms), a random fallback value, the hold id, then for a store the guard
+/// value seen, the envelope and its TTL (ms). Returns 1 when the value was stored, 0
+/// when the key was invalidated.
+pub(super) static RELEASE_KEY: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{INVALIDATE_KEY}
+        redis.call('ZREM', KEYS[3], ARGV[3])
+        if ARGV[4] and redis.call('EXISTS', KEYS[3]) == 0
+            and (redis.call('GET', KEYS[2]) or '0') == ARGV[4] then
+            redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6])
+            redis.call('INCR', KEYS[2])
+            redis.call('PEXPIRE', KEYS[2], ARGV[1])
+            return 1
+        end
+        invalidate(ARGV[1], ARGV[2])
+        return 0"
+    ))
 });
 
 /// Release a lease only if we still own it. `KEYS`: the lease. `ARGV`: the owner.
@@ -124,15 +181,20 @@ const TAG_VERSIONS: &str = r"
     end";
 
 /// Every read of the tier, in one round trip. `KEYS`: the entries, then the generation,
-/// the tag versions and the tag sequence; `ARGV[1]`: how many entries. Returns, per
-/// entry, its bytes (or nil), its PTTL and a status (1: fine; 0: one of its tags was
-/// invalidated after its load began; 2: not a string), then the generation and the tag
-/// sequence. A tagged entry (envelope format 3) carries its tags in a text section.
+/// the tag versions, the tag sequence, the holds hash, then the version counters of the
+/// entries' namespaces (versioned keys only). `ARGV`: how many entries (`n`); per entry
+/// the index of its counter among those (0: none); per entry the version it was made
+/// at; per counter its namespace's root. Returns, per entry, its bytes (or nil), its
+/// PTTL and a status (1: fine; 0: one of its tags was invalidated after its load began,
+/// a strict write holds one of them or its namespace, or its namespace moved to
+/// another version; 2: not a string), then the generation and the tag sequence. A
+/// tagged entry (envelope format 3) carries its tags in a text section.
 pub(super) static READ: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"{START_MISSING}
+        {HELD_LISTS}
         local n = tonumber(ARGV[1])
-        local tags, seq = KEYS[n + 2], KEYS[n + 3]
+        local tags, seq, held = KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
         {TAG_VERSIONS}
         local out = {{}}
         for i = 1, n do
@@ -142,13 +204,18 @@ pub(super) static READ: LazyLock<redis::Script> = LazyLock::new(|| {
                 v, status = false, 2
             elseif v then
                 pttl = redis.call('PTTL', KEYS[i])
-                if string.byte(v, 3) == 3 and string.len(v) >= 33 then
+                local c = tonumber(ARGV[1 + i]) or 0
+                if c > 0 and (current(KEYS[n + 4 + c]) ~= ARGV[1 + n + i]
+                    or is_held(held, 'r:' .. ARGV[1 + 2 * n + c])) then
+                    status = 0
+                end
+                if status == 1 and string.byte(v, 3) == 3 and string.len(v) >= 33 then
                     local len = struct.unpack('<I4', v, 30)
                     local as_of
                     for line in string.gmatch(string.sub(v, 34, 33 + len), '[^\n]+') do
                         if not as_of then
                             as_of = tonumber(line) or 0
-                        elseif version(line) > as_of then
+                        elseif version(line) > as_of or is_held(held, 't:' .. line) then
                             status = 0
                             break
                         end
@@ -191,6 +258,169 @@ pub(super) static BUMP_TAGS: LazyLock<redis::Script> = LazyLock::new(|| {
         local s = redis.call('INCR', seq)
         for _, name in ipairs(ARGV) do redis.call('HSET', tags, name, s) end
         return s"
+    ))
+});
+
+/// Holds of namespaces and tags, in `{prefix}:held` (`r:{root}` / `t:{tag}` → a list
+/// `id=expiry_ms,…`). Defines `now_ms`, `edit(hash, field, id, until)` (drops expired
+/// entries and `id`'s, then adds `id` until `until` unless it is nil) and
+/// `is_held(hash, field)` (one `HLEN` when nothing is held anywhere).
+const HELD_LISTS: &str = r"
+    local now_ms
+    do
+        local t = redis.call('TIME')
+        now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    local function edit(hash, field, id, until_ms)
+        local list = redis.call('HGET', hash, field)
+        local out = {}
+        if list then
+            for hid, e in string.gmatch(list, '([^,=]+)=(%d+)') do
+                if hid ~= id and tonumber(e) > now_ms then out[#out + 1] = hid .. '=' .. e end
+            end
+        end
+        if until_ms then out[#out + 1] = id .. '=' .. string.format('%.0f', until_ms) end
+        if #out == 0 then
+            redis.call('HDEL', hash, field)
+        else
+            redis.call('HSET', hash, field, table.concat(out, ','))
+        end
+    end
+    local any_held
+    local function is_held(hash, field)
+        if any_held == nil then any_held = redis.call('HLEN', hash) > 0 end
+        if not any_held then return false end
+        local list = redis.call('HGET', hash, field)
+        if not list then return false end
+        for e in string.gmatch(list, '=(%d+)') do
+            if tonumber(e) > now_ms then return true end
+        end
+        return false
+    end";
+
+/// Drops the strict writes whose hold expired from the registry (`KEYS[2]` the ids,
+/// `KEYS[3]` their messages).
+const TRIM_REGISTRY: &str = r"
+    local function trim_registry()
+        for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_ms)) do
+            redis.call('HDEL', KEYS[3], id)
+        end
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+    end";
+
+/// A strict write's first step on namespaces and tags, and its announcement, in one
+/// step: bump and hold each namespace, bump and hold the tags, record the write and its
+/// message in the registry, publish the message, and return the instances' leases.
+/// `KEYS`: the holds hash, the registry (ids, messages), the leases, the tag versions,
+/// the tag sequence, then one version counter per namespace. `ARGV`: the hold id, its
+/// TTL (ms), the message, the publish command, the channel, the number of namespaces,
+/// their roots, then the tags. Returns the time (ms), the tag sequence (0: no tags),
+/// each namespace's new version, then instance and lease expiry (ms) pairs.
+pub(super) static HOLD_SHARED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        {HELD_LISTS}
+        {TRIM_REGISTRY}
+        local tags, seq = KEYS[5], KEYS[6]
+        {TAG_VERSIONS}
+        local id, ttl = ARGV[1], tonumber(ARGV[2])
+        local until_ms = now_ms + ttl
+        local roots = tonumber(ARGV[6])
+        local out = {{now_ms, 0}}
+        for i = 1, roots do
+            current(KEYS[6 + i])
+            out[#out + 1] = redis.call('INCR', KEYS[6 + i])
+            edit(KEYS[1], 'r:' .. ARGV[6 + i], id, until_ms)
+        end
+        if #ARGV > 6 + roots then
+            version('_')
+            current(seq)
+            local s = redis.call('INCR', seq)
+            out[2] = s
+            for i = 7 + roots, #ARGV do
+                redis.call('HSET', tags, ARGV[i], s)
+                edit(KEYS[1], 't:' .. ARGV[i], id, until_ms)
+            end
+        end
+        trim_registry()
+        redis.call('ZADD', KEYS[2], until_ms, id)
+        redis.call('HSET', KEYS[3], id, ARGV[3])
+        redis.call(ARGV[4], ARGV[5], ARGV[3])
+        redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now_ms)
+        for _, v in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')) do
+            out[#out + 1] = v
+        end
+        return out"
+    ))
+});
+
+/// A strict write's last step on namespaces and tags: bump each namespace and the tags
+/// again and release their holds, and drop the write from the registry. `KEYS` and
+/// `ARGV` as [`HOLD_SHARED`] without the leases, the TTL, the message, the command and
+/// the channel: `ARGV` is the hold id, the number of namespaces, their roots, the tags.
+/// Returns the tag sequence (0: no tags), then each namespace's new version.
+pub(super) static RELEASE_SHARED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        {HELD_LISTS}
+        local tags, seq = KEYS[4], KEYS[5]
+        {TAG_VERSIONS}
+        local id = ARGV[1]
+        local roots = tonumber(ARGV[2])
+        local out = {{0}}
+        for i = 1, roots do
+            current(KEYS[5 + i])
+            out[#out + 1] = redis.call('INCR', KEYS[5 + i])
+            edit(KEYS[1], 'r:' .. ARGV[2 + i], id, nil)
+        end
+        if #ARGV > 2 + roots then
+            version('_')
+            current(seq)
+            local s = redis.call('INCR', seq)
+            out[1] = s
+            for i = 3 + roots, #ARGV do
+                redis.call('HSET', tags, ARGV[i], s)
+                edit(KEYS[1], 't:' .. ARGV[i], id, nil)
+            end
+        end
+        redis.call('ZREM', KEYS[2], id)
+        redis.call('HDEL', KEYS[3], id)
+        return out"
+    ))
+});
+
+/// An instance renews its L1 lease and learns every strict write in progress. `KEYS`:
+/// the leases, the registry (ids, messages). `ARGV`: the instance, the lease's TTL
+/// (ms). Returns the time (ms), then the message of each write in progress.
+pub(super) static RENEW_LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{HELD_LISTS}
+        {TRIM_REGISTRY}
+        redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+        trim_registry()
+        local out = {{now_ms}}
+        for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+            local message = redis.call('HGET', KEYS[3], id)
+            if message then out[#out + 1] = message end
+        end
+        return out"
+    ))
+});
+
+/// The versions of namespaces and whether a strict write holds each. `KEYS`: the
+/// counters, then the holds hash. `ARGV`: the roots. Returns a version and a flag (1:
+/// held) per namespace.
+pub(super) static READ_VERSIONS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        {HELD_LISTS}
+        local out = {{}}
+        for i, root in ipairs(ARGV) do
+            out[#out + 1] = current(KEYS[i])
+            out[#out + 1] = is_held(KEYS[#KEYS], 'r:' .. root) and 1 or 0
+        end
+        return out"
     ))
 });
 
@@ -239,17 +469,28 @@ pub(super) static READ_ENTRIES: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// The generation, the tag sequence and the versions of tags, for a Redis Cluster read
-/// after [`READ_ENTRIES`]. `KEYS`: the generation, the tag versions, the tag sequence
-/// (one slot); `ARGV`: tag names. Returns the generation, the sequence, then each
-/// version.
+/// The generation, the tag sequence, the versions of tags and of namespaces, and which
+/// of them strict writes hold, for a Redis Cluster read after [`READ_ENTRIES`]. `KEYS`:
+/// the generation, the tag versions, the tag sequence, the holds hash, then one counter
+/// per namespace (one slot). `ARGV`: the number of tags, the tag names, then the
+/// namespaces' roots. Returns the generation, the sequence, a version and a held flag
+/// (1: held) per tag, then a version and a held flag per namespace.
 pub(super) static READ_STATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"{START_MISSING}
-        local tags, seq = KEYS[2], KEYS[3]
+        {HELD_LISTS}
+        local tags, seq, held = KEYS[2], KEYS[3], KEYS[4]
         {TAG_VERSIONS}
         local out = {{current(KEYS[1]), current(seq)}}
-        for i, name in ipairs(ARGV) do out[i + 2] = version(name) end
+        local t = tonumber(ARGV[1])
+        for i = 2, t + 1 do
+            out[#out + 1] = version(ARGV[i])
+            out[#out + 1] = is_held(held, 't:' .. ARGV[i]) and 1 or 0
+        end
+        for i = t + 2, #ARGV do
+            out[#out + 1] = current(KEYS[4 + i - t - 1])
+            out[#out + 1] = is_held(held, 'r:' .. ARGV[i]) and 1 or 0
+        end
         return out"
     ))
 });
