@@ -15,7 +15,7 @@ use rand::rngs::SmallRng;
 
 use crate::http::{HttpConn, Response};
 use crate::outcome::{LoadResult, record};
-use crate::staleness::{Freshness, WriteLog};
+use crate::staleness::{Checked, Freshness, WriteLog};
 use crate::workload::{Call, Change, PetRef, Population, Workload};
 
 /// A workload over HTTP.
@@ -218,8 +218,12 @@ pub(crate) async fn http_call(
     follow_up(&call, &resp, t.workload, state, started, acked, out);
 }
 
-fn tally(out: &mut LoadResult, freshness: Freshness) {
-    match freshness {
+fn tally(out: &mut LoadResult, checked: Checked) {
+    if let Some(window) = checked.backwards {
+        out.backwards_reads += 1;
+        out.worst_backwards = out.worst_backwards.max(window);
+    }
+    match checked.freshness {
         Freshness::Stale(window) => {
             out.stale_reads += 1;
             out.checked_reads += 1;
@@ -244,7 +248,7 @@ fn follow_up(
     match call {
         Call::GetPet(id) => {
             if let Some(updated) = pet_field(&resp.body, "updated_at") {
-                tally(out, state.log.check(*id, started, &updated));
+                tally(out, state.log.check_read(*id, started, acked, &updated));
             }
         }
         Call::List(_) if matches!(workload, Workload::Mix { .. }) => {
@@ -253,15 +257,21 @@ fn follow_up(
             if state.log.is_empty() {
                 return;
             }
-            // A page is stale when any pet on it is; its window is the worst of them.
-            let mut page = Freshness::Unchecked;
+            // A page is stale (or went back) when any pet on it is; its window is the
+            // worst of them.
+            let mut page = Checked {
+                freshness: Freshness::Unchecked,
+                backwards: None,
+            };
             for (id, updated) in &pets {
-                page = match (page, state.log.check(*id, started, updated)) {
+                let pet = state.log.check_read(*id, started, acked, updated);
+                page.freshness = match (page.freshness, pet.freshness) {
                     (Freshness::Stale(a), Freshness::Stale(b)) => Freshness::Stale(a.max(b)),
                     (Freshness::Stale(a), _) | (_, Freshness::Stale(a)) => Freshness::Stale(a),
                     (Freshness::Fresh, _) | (_, Freshness::Fresh) => Freshness::Fresh,
                     _ => Freshness::Unchecked,
                 };
+                page.backwards = page.backwards.max(pet.backwards);
             }
             tally(out, page);
         }

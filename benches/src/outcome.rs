@@ -104,6 +104,12 @@ pub struct LoadResult {
     /// The longest a replaced version was served after its replacing write was
     /// acknowledged (zero without stale reads).
     pub worst_stale: Duration,
+    /// Reads showing a pet older than another read had already shown (see
+    /// [`crate::staleness`]).
+    pub backwards_reads: u64,
+    /// The longest of those: how long before such a read began the newer version had
+    /// been shown.
+    pub worst_backwards: Duration,
     /// The first few error messages.
     pub sample_errors: Vec<String>,
 }
@@ -121,6 +127,8 @@ impl LoadResult {
             stale_reads: 0,
             checked_reads: 0,
             worst_stale: Duration::ZERO,
+            backwards_reads: 0,
+            worst_backwards: Duration::ZERO,
             sample_errors: Vec::new(),
         }
     }
@@ -135,6 +143,8 @@ impl LoadResult {
         self.stale_reads += o.stale_reads;
         self.checked_reads += o.checked_reads;
         self.worst_stale = self.worst_stale.max(o.worst_stale);
+        self.backwards_reads += o.backwards_reads;
+        self.worst_backwards = self.worst_backwards.max(o.worst_backwards);
         for e in &o.sample_errors {
             if self.sample_errors.len() < KEPT_ERRORS {
                 self.sample_errors.push(e.clone());

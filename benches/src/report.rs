@@ -40,8 +40,20 @@ fn stale(r: &Row) -> String {
     }
 }
 
-const ROW_HEADER: &str = "| topology | strategy | workload | req/s | × /health | p50 | p99 | p99.9 | hit L1 | hit L2 | X-Cache | DB q/req | errors | stale |\n\
-                          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+/// Backwards reads, with the worst window when there were any.
+fn backwards(r: &Row) -> String {
+    if r.backwards_reads == 0 {
+        "0".to_owned()
+    } else {
+        format!(
+            "{}, worst {:.1} ms",
+            r.backwards_reads, r.worst_backwards_ms
+        )
+    }
+}
+
+const ROW_HEADER: &str = "| topology | strategy | workload | req/s | × /health | p50 | p99 | p99.9 | hit L1 | hit L2 | X-Cache | DB q/req | errors | stale | backwards |\n\
+                          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
 
 fn rows_table(s: &mut String, rows: &[Row]) {
     s.push_str(ROW_HEADER);
@@ -53,7 +65,7 @@ fn rows_table(s: &mut String, rows: &[Row]) {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             r.topology,
             strategy,
             r.workload,
@@ -70,6 +82,7 @@ fn rows_table(s: &mut String, rows: &[Row]) {
                 .map_or_else(|| "-".to_owned(), |q| format!("{q:.3}")),
             r.errors,
             stale(r),
+            backwards(r),
         );
     }
 }

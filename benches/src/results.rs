@@ -51,6 +51,12 @@ pub struct Row {
     pub checked_reads: u64,
     /// The longest a replaced version was served after its write was acknowledged, ms.
     pub worst_stale_ms: f64,
+    /// Reads showing a pet older than another read had already shown.
+    #[serde(default)]
+    pub backwards_reads: u64,
+    /// The longest of those, ms.
+    #[serde(default)]
+    pub worst_backwards_ms: f64,
     /// The first few error messages.
     pub sample_errors: Vec<String>,
 }
@@ -79,6 +85,8 @@ impl Row {
             stale_reads: result.stale_reads,
             checked_reads: result.checked_reads,
             worst_stale_ms: result.worst_stale.as_secs_f64() * 1_000.0,
+            backwards_reads: result.backwards_reads,
+            worst_backwards_ms: result.worst_backwards.as_secs_f64() * 1_000.0,
             sample_errors: result.sample_errors.clone(),
         }
     }

@@ -14,6 +14,11 @@
 //! a write still in flight (newer: fresh). Timestamps are compared numerically (seconds,
 //! then fraction), so `2025-01-01T00:00:00Z`, `...00.5Z` and `2025-01-01 00:00:00.123`
 //! order correctly; writes that share a timestamp count as the latest of them.
+//!
+//! A read is **backwards** when an earlier read of the same pet, answered before it was
+//! sent, had returned a version certainly newer than the one it returns (written by a
+//! write sent after the one that produced this version was acknowledged): a change that
+//! appeared, then vanished.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +26,18 @@ use std::time::{Duration, Instant};
 
 /// Writes kept per pet: enough for reads in flight while newer writes land.
 const KEPT_PER_ID: usize = 16;
+/// Reads kept per pet, for the backwards check.
+const READS_PER_ID: usize = 64;
+
+/// A version as read: the comparable form of its `updated_at`.
+type Version = (String, u32);
+
+/// A read remembered for the backwards check: when it was answered, what it returned.
+#[derive(Debug)]
+struct Answered {
+    at: Instant,
+    version: Version,
+}
 
 /// A comparable form of an RFC 3339 / SQL timestamp: the text up to whole seconds and
 /// the fraction in nanoseconds. `None` for text that is not a timestamp.
@@ -61,10 +78,22 @@ pub enum Freshness {
     Unchecked,
 }
 
-/// The acknowledged writes of one run, shared by its workers.
+/// What a checked read turned out to be, both ways.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// Against the acknowledged writes.
+    pub freshness: Freshness,
+    /// Against the reads answered before it was sent: how long before it began a
+    /// certainly newer version had been returned, if one had.
+    pub backwards: Option<Duration>,
+}
+
+/// The acknowledged writes of one run, and its recent reads, shared by its workers.
 #[derive(Debug, Default)]
 pub struct WriteLog {
     writes: Mutex<HashMap<i64, Vec<Write>>>,
+    /// Per pet: when recent reads were answered and what they returned.
+    reads: Mutex<HashMap<i64, Vec<Answered>>>,
 }
 
 impl WriteLog {
@@ -117,6 +146,65 @@ impl WriteLog {
             Some(acked) => Freshness::Stale(started.saturating_duration_since(acked)),
             None => Freshness::Fresh,
         }
+    }
+
+    /// Checks a read of `id` sent at `started` and answered at `ended` that returned
+    /// `updated_at`, against the writes and against the reads answered before it, and
+    /// remembers it for the reads after it.
+    pub fn check_read(
+        &self,
+        id: i64,
+        started: Instant,
+        ended: Instant,
+        updated_at: &str,
+    ) -> Checked {
+        let freshness = self.check(id, started, updated_at);
+        let Some(key) = timestamp_key(updated_at) else {
+            return Checked {
+                freshness,
+                backwards: None,
+            };
+        };
+        let backwards = self.went_back(id, started, &key);
+        let mut reads = self.reads.lock().expect("read log poisoned");
+        let list = reads.entry(id).or_default();
+        list.push(Answered {
+            at: ended,
+            version: key,
+        });
+        if list.len() > READS_PER_ID {
+            list.remove(0);
+        }
+        Checked {
+            freshness,
+            backwards,
+        }
+    }
+
+    /// How long before `started` a read of `id` answered a version certainly newer than
+    /// `key`, if one did.
+    fn went_back(&self, id: i64, started: Instant, key: &Version) -> Option<Duration> {
+        let writes = self.writes.lock().expect("write log poisoned");
+        let list = writes.get(&id)?;
+        // When the version read was acknowledged (`None`: the seeded one, older than all).
+        let produced = list.iter().filter(|w| &w.key == key).map(|w| w.acked).max();
+        if produced.is_none() && !list.iter().all(|w| key < &w.key) {
+            return None; // a write still in flight: nothing is certainly newer
+        }
+        let newer = |other: &Version| {
+            other != key
+                && list
+                    .iter()
+                    .filter(|w| &w.key == other)
+                    .any(|w| produced.is_none_or(|at| w.sent > at))
+        };
+        let reads = self.reads.lock().expect("read log poisoned");
+        reads
+            .get(&id)?
+            .iter()
+            .filter(|a| a.at < started && newer(&a.version))
+            .map(|a| started.saturating_duration_since(a.at))
+            .max()
     }
 
     /// True before any write was logged: there is nothing to check reads against.
@@ -188,6 +276,26 @@ mod tests {
         // Act / Assert
         assert_eq!(log.check(1, ms(t0, 4), T1), Freshness::Fresh);
         assert_eq!(log.check(1, ms(t0, 4), T2), Freshness::Fresh);
+    }
+
+    #[test]
+    fn a_version_read_after_a_newer_one_was_answered_is_backwards() {
+        // Arrange: W1 (T1) acked at 1 ms; W2 (T2) sent at 2 ms, still in flight at 10.
+        let log = WriteLog::new();
+        let t0 = Instant::now();
+        log.record(1, T1, t0, ms(t0, 1));
+        log.record(1, T2, ms(t0, 2), ms(t0, 20));
+
+        // Act: one read sees T2 (answered at 4 ms), a later one T1.
+        let first = log.check_read(1, ms(t0, 3), ms(t0, 4), T2);
+        let second = log.check_read(1, ms(t0, 6), ms(t0, 7), T1);
+        let overlapping = log.check_read(1, ms(t0, 3), ms(t0, 8), T1);
+
+        // Assert: not stale (W2 was not acknowledged), but it went back by 2 ms.
+        assert_eq!(first.backwards, None);
+        assert_eq!(second.freshness, Freshness::Fresh);
+        assert_eq!(second.backwards, Some(Duration::from_millis(2)));
+        assert_eq!(overlapping.backwards, None, "sent before T2 was answered");
     }
 
     #[test]

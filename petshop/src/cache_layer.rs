@@ -415,6 +415,12 @@ impl CacheLayer {
             .await;
     }
 
+    /// Stops using L1 and gives this instance's L1 lease back (at shutdown), so strict
+    /// writes on the other instances stop waiting for it.
+    pub async fn close(&self) {
+        self.inner.client.close().await;
+    }
+
     /// Empties every tier (Redis: our prefix only) and tells the other instances.
     pub async fn flush(&self) -> Result<(), CacheError> {
         self.inner.client.flush().await

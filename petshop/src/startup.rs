@@ -208,9 +208,13 @@ impl Application {
             }
         };
         let extra = self.extra.unwrap_or_else(|| Box::new(|route, _| route));
-        Server::new_with_acceptor(self.acceptor)
+        let cache = self.state.cache.clone();
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app_with(self.state, extra), stop, Some(SHUTDOWN_GRACE))
-            .await
+            .await;
+        // Strict writes on the other instances stop waiting for this one.
+        cache.close().await;
+        served
     }
 }
 

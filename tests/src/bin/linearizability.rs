@@ -2,7 +2,8 @@
 //! consistency and tiers, with and without Redis frozen in the middle.
 //!
 //! ```text
-//! cargo run --release -p e2e --bin linearizability -- [--seconds 6] [--rounds 3] [--postgres URL] [--out results.md]
+//! cargo run --release -p e2e --bin linearizability -- [--seconds 6] [--rounds 3] [--postgres URL]
+//!     [--writers 3] [--readers 6] [--keys 3] [--only LABEL] [--out results.md]
 //! ```
 //!
 //! Needs `redis-server` on `PATH` (a throwaway one, behind a proxy the run controls).
@@ -31,6 +32,15 @@ struct Args {
     /// Only configurations whose label contains this.
     #[arg(long)]
     only: Option<String>,
+    /// Concurrent writers (each `PATCH`es a random pet through a random instance).
+    #[arg(long, default_value_t = 3)]
+    writers: usize,
+    /// Concurrent readers.
+    #[arg(long, default_value_t = 6)]
+    readers: usize,
+    /// Pets (registers).
+    #[arg(long, default_value_t = 3)]
+    keys: i64,
     /// Also write the markdown table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -77,12 +87,14 @@ async fn main() -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for (setup, freeze) in configurations(&store) {
         let load = Load {
+            keys: args.keys,
+            writers: args.writers,
+            readers: args.readers,
             length,
             freeze: freeze.then(|| Freeze {
                 after: length / 3,
                 length: Duration::from_secs(2).min(length / 3),
             }),
-            ..Load::default()
         };
         for _ in 0..args.rounds {
             let label = setup.label();
