@@ -53,8 +53,9 @@ pub(crate) struct StrictHold {
 }
 
 impl StrictHold {
-    pub(crate) fn tags(&self) -> &[crate::Tag] {
-        &self.subjects.tags
+    /// What it holds.
+    pub(crate) fn subjects(&self) -> &Subjects {
+        &self.subjects
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::CacheClient;
 use super::effect::Effect;
+use super::holds::Subjects;
 use super::strict::{StrictHold, subjects_of};
 use crate::codec::Codec;
 use crate::strategy::{cache_aside, versioned, write_through};
@@ -74,8 +75,8 @@ impl FromStr for WriteConsistency {
 }
 
 /// Proof of [`CacheClient::begin_write`], handed to [`CacheClient::finish_write`].
-/// Dropping it (the source write did not happen) is harmless.
-#[derive(Debug)]
+/// Dropping it (the source write did not happen) is harmless: a strict write's holds
+/// are released, in the background.
 #[must_use = "finish the write once the source has acknowledged it"]
 pub struct WriteTicket {
     entity: Namespace,
@@ -85,6 +86,27 @@ pub struct WriteTicket {
     token: Option<FillToken>,
     /// A strict write: what it holds.
     hold: Option<StrictHold>,
+    /// A strict write: how its holds are released if the ticket is dropped unfinished.
+    abandon: Option<Box<dyn FnOnce(StrictHold) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for WriteTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTicket")
+            .field("entity", &self.entity)
+            .field("tags", &self.tags)
+            .field("token", &self.token)
+            .field("hold", &self.hold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for WriteTicket {
+    fn drop(&mut self) {
+        if let (Some(hold), Some(abandon)) = (self.hold.take(), self.abandon.take()) {
+            abandon(hold);
+        }
+    }
 }
 
 impl WriteTicket {
@@ -123,10 +145,19 @@ impl<C: Codec> CacheClient<C> {
             tags,
             token: None,
             hold: None,
+            abandon: None,
         };
         if self.inner.consistency == WriteConsistency::Strict && self.inner.l2.is_some() {
             let subjects = subjects_of(&self.effects(entity, id, &ticket.tags));
             ticket.hold = Some(self.hold(subjects).await.map_err(|e| refused(&e))?);
+            let client = self.clone();
+            ticket.abandon = Some(Box::new(move |hold| {
+                // The source was not written: releasing invalidates what was held,
+                // which costs misses, never a stale read.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move { client.release::<()>(hold, None).await });
+                }
+            }));
             return Ok(ticket);
         }
         if self.inner.strategy == Strategy::WriteThrough
@@ -159,23 +190,21 @@ impl<C: Codec> CacheClient<C> {
     ) where
         T: Serialize + Clone + Send + Sync + 'static,
     {
-        if let Some(hold) = ticket.hold.take() {
-            // Tags found once the source answered were not held: bumped as available ones.
-            let late: Vec<Tag> = ticket
-                .tags
-                .iter()
-                .filter(|t| !hold.tags().contains(t))
-                .cloned()
-                .collect();
+        let strict = ticket.hold.take();
+        ticket.abandon = None;
+        let held = strict.as_ref().map(|h| h.subjects().clone());
+        if let Some(hold) = strict {
             let stored = (self.inner.strategy == Strategy::WriteThrough).then_some((value, ttl));
             self.release(hold, stored).await;
-            if !late.is_empty() {
-                self.settle(Effect::BumpTags(late)).await;
-            }
-            return;
         }
         let entity = &ticket.entity;
         for effect in self.effects(entity, Some(id), &ticket.tags) {
+            // A strict write released what it held; what it did not (a create's key,
+            // known only now, and tags found once the source answered) is made as an
+            // available write makes it.
+            let Some(effect) = unheld(effect, held.as_ref()) else {
+                continue;
+            };
             match effect {
                 Effect::Invalidate(key) if self.inner.strategy == Strategy::WriteThrough => {
                     let negative = self.inner.negative_ttl;
@@ -302,6 +331,31 @@ impl<C: Codec> CacheClient<C> {
             self.queue(Effect::Flush, e);
         }
         flushed
+    }
+}
+
+/// What of `effect` a strict write's hold (`held`) did not cover; all of it without one.
+fn unheld(effect: Effect, held: Option<&Subjects>) -> Option<Effect> {
+    let Some(held) = held else {
+        return Some(effect);
+    };
+    match effect {
+        Effect::Invalidate(key) => (!held.keys.contains(&key)).then_some(Effect::Invalidate(key)),
+        Effect::Bump(namespaces) => {
+            let rest: Vec<_> = namespaces
+                .into_iter()
+                .filter(|ns| !held.roots.iter().any(|r| r == ns.root()))
+                .collect();
+            (!rest.is_empty()).then_some(Effect::Bump(rest))
+        }
+        Effect::BumpTags(tags) => {
+            let rest: Vec<_> = tags
+                .into_iter()
+                .filter(|t| !held.tags.contains(t))
+                .collect();
+            (!rest.is_empty()).then_some(Effect::BumpTags(rest))
+        }
+        effect => Some(effect),
     }
 }
 

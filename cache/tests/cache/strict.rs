@@ -240,3 +240,99 @@ async fn a_closed_instance_stops_using_l1_and_gives_its_lease_back() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_create_replaces_a_cached_not_found_everywhere() {
+    bounded(async {
+        let redis = RedisServer::spawn();
+        let w = World::new(&redis);
+        for strategy in Strategy::ALL {
+            let client = |w: &World| {
+                CacheClient::builder(&w.keys)
+                    .strategy(strategy)
+                    .write_consistency(WriteConsistency::Strict)
+                    .l1(MokaTier::builder())
+                    .l2(RedisTier::builder(w.url.as_str()).op_timeout(Duration::from_millis(500)))
+                    .entity(&w.rows, &[&w.lists])
+                    .negative_ttl(Ttl::secs(60))
+                    .build()
+                    .unwrap()
+            };
+            let (a, b) = (client(&w), client(&w));
+            for c in [&a, &b] {
+                assert!(c.wait_for_backplane(WAIT).await);
+            }
+            // Row 9 does not exist yet: both cache "not found".
+            let created = Arc::new(AtomicU64::new(0));
+            let read = |c: &CacheClient| {
+                let (c, rows, created) = (c.clone(), w.rows.clone(), created.clone());
+                async move {
+                    c.get_entity(&rows, 9, TTL, || async move {
+                        let v = created.load(Ordering::SeqCst);
+                        Ok::<_, Infallible>((v > 0).then_some(v))
+                    })
+                    .await
+                    .unwrap()
+                }
+            };
+            let deadline = Instant::now() + WAIT;
+            while read(&b).await.source != Source::HitL1 {
+                assert!(
+                    Instant::now() < deadline,
+                    "{strategy}: not found never cached"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+
+            // A creates it (the id is known once the source answered).
+            let ticket = a.begin_write(&w.rows, None).await.unwrap();
+            created.store(1, Ordering::SeqCst);
+            a.finish_write(ticket, 9, Some(&1u64), TTL).await;
+
+            // Both see it: here at once, there once the eviction arrives.
+            assert_eq!(read(&a).await.value, Some(1), "{strategy}");
+            let deadline = Instant::now() + WAIT;
+            while read(&b).await.value != Some(1) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{strategy}: the create never reached B"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            created.store(0, Ordering::SeqCst);
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_strict_write_releases_its_holds() {
+    bounded(async {
+        let redis = RedisServer::spawn();
+        let w = World::new(&redis);
+        let (a, b) = (
+            w.instance(Strategy::CacheAside).await,
+            w.instance(Strategy::CacheAside).await,
+        );
+        let ticket = a.begin_write(&w.rows, Some(1)).await.unwrap();
+        assert_eq!(w.read(&b).await.1, Source::Bypass);
+
+        // The source write failed: the ticket is dropped, not finished.
+        drop(ticket);
+
+        // Well before the hold would lapse, both instances cache row 1 again.
+        let began = Instant::now();
+        until_cached(&w, &a).await;
+        until_cached(&w, &b).await;
+        assert!(
+            began.elapsed() < cache_hold_ttl(),
+            "the holds lapsed instead of being released"
+        );
+    })
+    .await;
+}
+
+/// How long a hold lasts without its release (see `client/holds.rs`).
+fn cache_hold_ttl() -> Duration {
+    Duration::from_secs(5)
+}
