@@ -81,6 +81,11 @@ impl World {
     }
 }
 
+/// The instances' L1 leases in Redis (a sorted set: instance → expiry in ms).
+fn leases_key(w: &World) -> String {
+    format!("{{{}}}:leases", w.keys.prefix())
+}
+
 /// Reads row 1 through `client` until L1 answers (its lease has been granted).
 async fn until_cached(w: &World, client: &CacheClient) {
     let deadline = Instant::now() + WAIT;
@@ -156,7 +161,7 @@ async fn a_strict_write_waits_out_the_lease_of_an_instance_that_never_acknowledg
             s * 1000 + us / 1000
         };
         let _: i64 = redis::cmd("ZADD")
-            .arg(format!("{{{}}}:leases", w.keys.prefix()))
+            .arg(leases_key(&w))
             .arg(now_ms + lease.as_millis() as u64)
             .arg("gone")
             .query(&mut con)
@@ -218,7 +223,7 @@ async fn a_closed_instance_stops_using_l1_and_gives_its_lease_back() {
             w.instance(Strategy::CacheAside).await,
         );
         let instance = b.instance_id().unwrap().to_owned();
-        let leases = format!("{{{}}}:leases", w.keys.prefix());
+        let leases = leases_key(&w);
         let mut con = redis.client().get_connection().unwrap();
         let score = |con: &mut redis::Connection| -> Option<f64> {
             redis::cmd("ZSCORE")

@@ -19,16 +19,7 @@ impl RedisTier {
         names.push(keys::held(prefix));
         let args: Vec<String> = roots.iter().map(|r| (*r).to_owned()).collect();
         let values: Vec<u64> = self
-            .run("read_versions", |mut con| async move {
-                let mut invocation = scripts::READ_VERSIONS.prepare_invoke();
-                for name in &names {
-                    invocation.key(name);
-                }
-                for root in &args {
-                    invocation.arg(root);
-                }
-                invocation.invoke_async(&mut con).await
-            })
+            .eval("read_versions", &scripts::READ_VERSIONS, names, args)
             .await?;
         if values.len() != 2 * roots.len() {
             return Err(CacheError::Decode(format!(
@@ -99,15 +90,7 @@ impl RedisTier {
             return Ok(Vec::new());
         }
         let asked = names.len();
-        let values: Vec<u64> = self
-            .run(op, |mut con| async move {
-                let mut invocation = script.prepare_invoke();
-                for name in &names {
-                    invocation.key(name);
-                }
-                invocation.invoke_async(&mut con).await
-            })
-            .await?;
+        let values: Vec<u64> = self.eval(op, script, names, Vec::new()).await?;
         if values.len() == asked {
             Ok(values)
         } else {

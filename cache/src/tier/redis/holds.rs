@@ -58,6 +58,11 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A key, its guard and its holds: the keys of the scripts on one key's slot.
+fn key_names(key: &Key) -> Vec<String> {
+    vec![key.as_str().to_owned(), keys::guard(key), keys::hold(key)]
+}
+
 impl RedisTier {
     fn prefix_or_config(&self) -> Result<&str, CacheError> {
         self.inner.prefix.as_deref().ok_or_else(|| {
@@ -74,22 +79,14 @@ impl RedisTier {
         id: &str,
         ttl: Duration,
     ) -> Result<L2Token, CacheError> {
-        let names = [key.as_str().to_owned(), keys::guard(key), keys::hold(key)];
-        let (id, fresh) = (id.to_owned(), rand::random::<u32>());
+        let args = vec![
+            ms(GUARD_TTL).to_string(),
+            rand::random::<u32>().to_string(),
+            id.to_owned(),
+            ms(ttl).to_string(),
+        ];
         let guard: u64 = self
-            .run("hold_key", |mut con| async move {
-                let mut invocation = scripts::HOLD_KEY.prepare_invoke();
-                for name in &names {
-                    invocation.key(name);
-                }
-                invocation
-                    .arg(ms(GUARD_TTL))
-                    .arg(fresh)
-                    .arg(&id)
-                    .arg(ms(ttl))
-                    .invoke_async(&mut con)
-                    .await
-            })
+            .eval("hold_key", &scripts::HOLD_KEY, key_names(key), args)
             .await?;
         self.inner.stats.delete();
         Ok(L2Token {
@@ -107,7 +104,7 @@ impl RedisTier {
         id: &str,
         how: KeyRelease,
     ) -> Result<bool, CacheError> {
-        let names = [key.as_str().to_owned(), keys::guard(key), keys::hold(key)];
+        let names = key_names(key);
         let (id, fresh) = (id.to_owned(), rand::random::<u32>());
         let store = match how {
             KeyRelease::Invalidate => None,
@@ -120,6 +117,7 @@ impl RedisTier {
                 ))
             }
         };
+        // The envelope is bytes, not text: invoked by hand rather than through `eval`.
         let stored: i64 = self
             .run("release_key", |mut con| async move {
                 let mut invocation = scripts::RELEASE_KEY.prepare_invoke();
@@ -182,16 +180,7 @@ impl RedisTier {
         args.extend(plan.roots.iter().map(|r| (*r).to_owned()));
         args.extend(plan.tags.iter().map(|t| t.as_str().to_owned()));
         let values: Vec<redis::Value> = self
-            .run("hold", |mut con| async move {
-                let mut invocation = scripts::HOLD_SHARED.prepare_invoke();
-                for name in &names {
-                    invocation.key(name);
-                }
-                for arg in &args {
-                    invocation.arg(arg);
-                }
-                invocation.invoke_async(&mut con).await
-            })
+            .eval("hold", &scripts::HOLD_SHARED, names, args)
             .await?;
         let int = |v: &redis::Value| redis::from_redis_value_ref::<u64>(v).ok();
         let bad = || CacheError::Decode("hold: unexpected reply".into());
@@ -239,16 +228,7 @@ impl RedisTier {
         args.extend(plan.roots.iter().map(|r| (*r).to_owned()));
         args.extend(plan.tags.iter().map(|t| t.as_str().to_owned()));
         let values: Vec<u64> = self
-            .run("release", |mut con| async move {
-                let mut invocation = scripts::RELEASE_SHARED.prepare_invoke();
-                for name in &names {
-                    invocation.key(name);
-                }
-                for arg in &args {
-                    invocation.arg(arg);
-                }
-                invocation.invoke_async(&mut con).await
-            })
+            .eval("release", &scripts::RELEASE_SHARED, names, args)
             .await?;
         let Some((&tag_seq, versions)) = values.split_first() else {
             return Err(CacheError::Decode("release: no reply".into()));
@@ -270,24 +250,14 @@ impl RedisTier {
         ttl: Duration,
     ) -> Result<Vec<String>, CacheError> {
         let prefix = self.prefix_or_config()?;
-        let names = [
+        let names = vec![
             keys::leases(prefix),
             keys::holds(prefix),
             keys::hold_messages(prefix),
         ];
-        let instance = instance.to_owned();
+        let args = vec![instance.to_owned(), ms(ttl).to_string()];
         let values: Vec<redis::Value> = self
-            .run("renew_lease", |mut con| async move {
-                let mut invocation = scripts::RENEW_LEASE.prepare_invoke();
-                for name in &names {
-                    invocation.key(name);
-                }
-                invocation
-                    .arg(&instance)
-                    .arg(ms(ttl))
-                    .invoke_async(&mut con)
-                    .await
-            })
+            .eval("renew_lease", &scripts::RENEW_LEASE, names, args)
             .await?;
         Ok(values
             .iter()

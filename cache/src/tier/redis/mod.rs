@@ -334,4 +334,28 @@ impl RedisTier {
         tracing::debug!(op = what, error = %err, "redis tier operation failed");
         Err(err)
     }
+
+    /// Runs `script` with `keys` and `args` (see [`RedisTier::run`]).
+    async fn eval<T>(
+        &self,
+        what: &'static str,
+        script: &'static redis::Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<T, CacheError>
+    where
+        T: redis::FromRedisValue + Send,
+    {
+        self.run(what, |mut con| async move {
+            let mut invocation = script.prepare_invoke();
+            for key in &keys {
+                invocation.key(key);
+            }
+            for arg in &args {
+                invocation.arg(arg);
+            }
+            invocation.invoke_async(&mut con).await
+        })
+        .await
+    }
 }

@@ -308,6 +308,31 @@ const TRIM_REGISTRY: &str = r"
         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
     end";
 
+/// Bumps a strict write's namespaces and tags and marks each held (`until_ms`) or
+/// released (nil) for hold `id`: `roots` counters from `KEYS[counter_at]` with their
+/// roots from `ARGV[root_at]`, then the tags from `ARGV[root_at + roots]` on. Needs
+/// `START_MISSING`, `HELD_LISTS`, `TAG_VERSIONS` (with `tags` and `seq`) and the holds
+/// hash in `KEYS[1]`. Returns the tag sequence (0: no tags) and the new versions.
+const BUMP_AND_MARK: &str = r"
+    local function bump_and_mark(id, until_ms, counter_at, root_at, roots)
+        local versions, s = {}, 0
+        for i = 0, roots - 1 do
+            current(KEYS[counter_at + i])
+            versions[#versions + 1] = redis.call('INCR', KEYS[counter_at + i])
+            edit(KEYS[1], 'r:' .. ARGV[root_at + i], id, until_ms)
+        end
+        if #ARGV >= root_at + roots then
+            version('_')
+            current(seq)
+            s = redis.call('INCR', seq)
+            for i = root_at + roots, #ARGV do
+                redis.call('HSET', tags, ARGV[i], s)
+                edit(KEYS[1], 't:' .. ARGV[i], id, until_ms)
+            end
+        end
+        return s, versions
+    end";
+
 /// A strict write's first step on namespaces and tags, and its announcement, in one
 /// step: bump and hold each namespace, bump and hold the tags, record the write and its
 /// message in the registry, publish the message, and return the instances' leases.
@@ -323,25 +348,12 @@ pub(super) static HOLD_SHARED: LazyLock<redis::Script> = LazyLock::new(|| {
         {TRIM_REGISTRY}
         local tags, seq = KEYS[5], KEYS[6]
         {TAG_VERSIONS}
+        {BUMP_AND_MARK}
         local id, ttl = ARGV[1], tonumber(ARGV[2])
         local until_ms = now_ms + ttl
-        local roots = tonumber(ARGV[6])
-        local out = {{now_ms, 0}}
-        for i = 1, roots do
-            current(KEYS[6 + i])
-            out[#out + 1] = redis.call('INCR', KEYS[6 + i])
-            edit(KEYS[1], 'r:' .. ARGV[6 + i], id, until_ms)
-        end
-        if #ARGV > 6 + roots then
-            version('_')
-            current(seq)
-            local s = redis.call('INCR', seq)
-            out[2] = s
-            for i = 7 + roots, #ARGV do
-                redis.call('HSET', tags, ARGV[i], s)
-                edit(KEYS[1], 't:' .. ARGV[i], id, until_ms)
-            end
-        end
+        local s, versions = bump_and_mark(id, until_ms, 7, 7, tonumber(ARGV[6]))
+        local out = {{now_ms, s}}
+        for _, v in ipairs(versions) do out[#out + 1] = v end
         trim_registry()
         redis.call('ZADD', KEYS[2], until_ms, id)
         redis.call('HSET', KEYS[3], id, ARGV[3])
@@ -365,24 +377,11 @@ pub(super) static RELEASE_SHARED: LazyLock<redis::Script> = LazyLock::new(|| {
         {HELD_LISTS}
         local tags, seq = KEYS[4], KEYS[5]
         {TAG_VERSIONS}
+        {BUMP_AND_MARK}
         local id = ARGV[1]
-        local roots = tonumber(ARGV[2])
-        local out = {{0}}
-        for i = 1, roots do
-            current(KEYS[5 + i])
-            out[#out + 1] = redis.call('INCR', KEYS[5 + i])
-            edit(KEYS[1], 'r:' .. ARGV[2 + i], id, nil)
-        end
-        if #ARGV > 2 + roots then
-            version('_')
-            current(seq)
-            local s = redis.call('INCR', seq)
-            out[1] = s
-            for i = 3 + roots, #ARGV do
-                redis.call('HSET', tags, ARGV[i], s)
-                edit(KEYS[1], 't:' .. ARGV[i], id, nil)
-            end
-        end
+        local s, versions = bump_and_mark(id, nil, 6, 3, tonumber(ARGV[2]))
+        local out = {{s}}
+        for _, v in ipairs(versions) do out[#out + 1] = v end
         redis.call('ZREM', KEYS[2], id)
         redis.call('HDEL', KEYS[3], id)
         return out"

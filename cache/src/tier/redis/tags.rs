@@ -20,14 +20,7 @@ impl RedisTier {
         let (hash, seq) = self.tag_keys()?;
         let names: Vec<String> = tags.iter().map(|t| t.as_str().to_owned()).collect();
         let values: Vec<u64> = self
-            .run("read_tags", |mut con| async move {
-                let mut invocation = scripts::READ_TAGS.key(&hash);
-                invocation.key(&seq);
-                for name in &names {
-                    invocation.arg(name);
-                }
-                invocation.invoke_async(&mut con).await
-            })
+            .eval("read_tags", &scripts::READ_TAGS, vec![hash, seq], names)
             .await?;
         let Some((&sequence, versions)) = values.split_first() else {
             return Err(CacheError::Decode("read_tags: no sequence".into()));
@@ -45,14 +38,7 @@ impl RedisTier {
         let (hash, seq) = self.tag_keys()?;
         let names: Vec<String> = tags.iter().map(|t| t.as_str().to_owned()).collect();
         let sequence: u64 = self
-            .run("bump_tags", |mut con| async move {
-                let mut invocation = scripts::BUMP_TAGS.key(&hash);
-                invocation.key(&seq);
-                for name in &names {
-                    invocation.arg(name);
-                }
-                invocation.invoke_async(&mut con).await
-            })
+            .eval("bump_tags", &scripts::BUMP_TAGS, vec![hash, seq], names)
             .await?;
         self.inner.tag_seq.fetch_max(sequence, Ordering::SeqCst);
         Ok(sequence)
