@@ -145,6 +145,10 @@ pub struct Run {
     pub flagged_sources: BTreeMap<String, u64>,
     /// `X-Cache` of every read: how much of the traffic the cache answered.
     pub read_sources: BTreeMap<String, u64>,
+    /// The stale and backwards reads in detail: `key value X-Cache@instance invoked-returned`.
+    pub flagged: Vec<String>,
+    /// Each instance's backplane counters at the end.
+    pub backplanes: Vec<String>,
 }
 
 impl Run {
@@ -170,6 +174,7 @@ impl Run {
 #[derive(Clone, Debug)]
 struct Meta {
     x_cache: String,
+    instance: usize,
 }
 
 #[derive(Default)]
@@ -241,6 +246,7 @@ pub async fn run(setup: &Setup, load: &Load) -> anyhow::Result<Run> {
 
     // One by one: a SQLite file takes its migrations from one writer at a time.
     let mut instances = Vec::new();
+    let mut caches: Vec<petshop::cache_layer::CacheLayer> = Vec::new();
     let mut db = None;
     for i in 0..setup.instances {
         let app = Application::build(&config)
@@ -252,6 +258,7 @@ pub async fn run(setup: &Setup, load: &Load) -> anyhow::Result<Run> {
             .wait_for_backplane(Duration::from_secs(10))
             .await;
         db.get_or_insert_with(|| state.db.clone());
+        caches.push(state.cache.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let addr = app.addr();
         let served = tokio::spawn(app.run_until(async move {
@@ -311,7 +318,7 @@ pub async fn run(setup: &Setup, load: &Load) -> anyhow::Result<Run> {
                     .send(method, &path, body, REQUEST_TIMEOUT)
                     .await;
                 let returned = start.elapsed();
-                record(&log, key, value, invoked, returned, answer);
+                record(&log, key, instance, value, invoked, returned, answer);
             }
         }));
     }
@@ -329,6 +336,10 @@ pub async fn run(setup: &Setup, load: &Load) -> anyhow::Result<Run> {
     for w in workers {
         w.await.context("a worker panicked")?;
     }
+    let backplanes: Vec<String> = caches
+        .iter()
+        .map(|c| format!("{:?}", c.cache_stats().backplane))
+        .collect();
     for mut i in instances {
         if let Some(tx) = i.stop.take() {
             let _ = tx.send(());
@@ -344,13 +355,16 @@ pub async fn run(setup: &Setup, load: &Load) -> anyhow::Result<Run> {
             refused_in_db += 1;
         }
     }
-    Ok(summarize(setup, load, &initial, log, refused_in_db))
+    let mut run = summarize(setup, load, &initial, log, refused_in_db);
+    run.backplanes = backplanes;
+    Ok(run)
 }
 
 /// Adds one operation to `log`. `value` is what a write wrote (`None`: a read).
 fn record(
     log: &Mutex<Log>,
     key: i64,
+    instance: usize,
     value: Option<String>,
     invoked: Duration,
     returned: Duration,
@@ -399,7 +413,7 @@ fn record(
         }
     };
     log.ops.push(op);
-    log.meta.push(Meta { x_cache });
+    log.meta.push(Meta { x_cache, instance });
 }
 
 fn summarize(
@@ -417,10 +431,19 @@ fn summarize(
         }
     }
     let mut flagged_sources = BTreeMap::new();
+    let mut flagged = Vec::new();
     for &i in &verdict.flagged {
-        *flagged_sources
-            .entry(log.meta[i].x_cache.clone())
-            .or_default() += 1;
+        let (op, meta) = (&log.ops[i], &log.meta[i]);
+        *flagged_sources.entry(meta.x_cache.clone()).or_default() += 1;
+        flagged.push(format!(
+            "pet {} {:?} {}@{} {:.3}-{:.3} ms",
+            op.key,
+            op.value,
+            meta.x_cache,
+            meta.instance,
+            op.invoked.as_secs_f64() * 1e3,
+            op.returned.unwrap_or_default().as_secs_f64() * 1e3
+        ));
     }
     let mut latencies: Vec<Duration> = log
         .ops
@@ -457,6 +480,8 @@ fn summarize(
         write_p99: pct(0.99),
         flagged_sources,
         read_sources,
+        flagged,
+        backplanes: Vec::new(),
         verdict,
     }
 }

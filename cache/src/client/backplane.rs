@@ -370,30 +370,23 @@ impl AckWait {
     /// than `published + left`) has acknowledged, or its lease has run out.
     pub(crate) async fn wait(&self, leases: &[(String, Duration)], published: Instant) {
         loop {
-            let (pending, next) = {
-                let acked = lock(&self.acked);
-                let now = Instant::now();
-                let mut pending = 0;
-                let mut next: Option<Instant> = None;
-                for (instance, left) in leases {
-                    let end = published + *left + LEASE_END_SLACK;
-                    if !acked.contains(instance) && end > now {
-                        pending += 1;
-                        next = Some(next.map_or(end, |n| n.min(end)));
-                    }
-                }
-                (pending, next)
-            };
-            let Some(next) = next.filter(|_| pending > 0) else {
-                return;
-            };
+            // Registered before looking, so an acknowledgement in between wakes us.
             let arrived = self.arrived.notified();
             tokio::pin!(arrived);
-            // Re-check after registering, so an acknowledgement in between is not lost.
             arrived.as_mut().enable();
-            if lock(&self.acked).len() >= leases.len() {
-                continue;
-            }
+            let now = Instant::now();
+            let next = {
+                let acked = lock(&self.acked);
+                leases
+                    .iter()
+                    .filter(|(instance, _)| !acked.contains(instance))
+                    .map(|(_, left)| published + *left + LEASE_END_SLACK)
+                    .filter(|end| *end > now)
+                    .min()
+            };
+            let Some(next) = next else {
+                return;
+            };
             let _ = tokio::time::timeout_at(next.into(), arrived).await;
         }
     }
@@ -513,6 +506,8 @@ impl Inner {
             self.lease_lapses.fetch_add(1, SeqCst);
             self.start_over().await;
         }
+        // (Without a lease yet, L1 was emptied when it was taken away: on a drop, or
+        // when the subscription came up.)
         for message in holds {
             let mut parts = message.splitn(3, '\n');
             if let (Some(sender), Some("hold"), Some(body)) =

@@ -38,11 +38,15 @@ struct Hold {
 struct Held {
     /// By hold id.
     holds: HashMap<String, Hold>,
+    /// Holds released lately, until when a renewal computed before the release could
+    /// still bring them back: they are not installed again.
+    released: HashMap<String, Instant>,
 }
 
 impl Held {
     fn prune(&mut self, now: Instant) {
         self.holds.retain(|_, h| h.until > now);
+        self.released.retain(|_, until| *until > now);
     }
 }
 
@@ -66,10 +70,15 @@ impl Holds {
     }
 
     /// Installs the hold `id` of `subjects` for `ttl`; false if it was installed already
-    /// (it is extended).
+    /// (it is extended) or released lately (a renewal older than the release).
     pub(crate) fn install(&self, id: &str, subjects: Subjects, ttl: Duration) -> bool {
         let mut held = self.lock();
-        let until = Instant::now() + ttl;
+        let now = Instant::now();
+        held.prune(now);
+        if held.released.contains_key(id) {
+            return false;
+        }
+        let until = now + ttl;
         let new = match held.holds.get_mut(id) {
             Some(hold) => {
                 hold.until = hold.until.max(until);
@@ -86,11 +95,10 @@ impl Holds {
 
     /// Ends the hold `id`.
     pub(crate) fn release(&self, id: &str) {
-        if self.count.load(Ordering::SeqCst) == 0 {
-            return;
-        }
         let mut held = self.lock();
         held.holds.remove(id);
+        held.released
+            .insert(id.to_owned(), Instant::now() + HOLD_TTL);
         self.recount(&held);
     }
 
@@ -158,6 +166,10 @@ mod tests {
         assert!(!holds.blocks_tags(&[Tag::new("pet:2").unwrap()]));
         holds.release("a:1");
         assert!(holds.blocks(ns.root(), Some(&key)), "b still holds it");
+        assert!(
+            !holds.install("a:1", Subjects::default(), HOLD_TTL),
+            "a renewal older than the release does not bring it back"
+        );
         holds.release("b:1");
         assert!(!holds.blocks(ns.root(), Some(&key)));
         assert!(!holds.blocks("t:pets", None));

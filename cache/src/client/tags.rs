@@ -76,6 +76,28 @@ impl Known {
     }
 }
 
+/// What a check goes by for one tag: what this instance knows of it, or what Redis said
+/// of it during the check (the newer of the two: a hold may have made this instance
+/// forget it meanwhile, or an older message taught it an older version). `None`: it
+/// cannot be told (a shared tier whose version of it this check did not read), which
+/// counts as invalidated long ago, never as current. Without a shared tier an unknown
+/// tag is at the floor: nothing bumped it since the last start-over.
+fn resolve(
+    known: Option<Known>,
+    fetched: Option<u64>,
+    shared: bool,
+    floor: u64,
+    long_ago: Instant,
+) -> Option<Known> {
+    match (known, fetched) {
+        (Some(k), Some(v)) if v > k.version => Some(Known::fetched(v, long_ago)),
+        (Some(k), _) => Some(k),
+        (None, Some(v)) => Some(Known::fetched(v, long_ago)),
+        (None, None) if shared => None,
+        (None, None) => Some(Known::fetched(floor, long_ago)),
+    }
+}
+
 fn long_ago() -> Instant {
     Instant::now()
         .checked_sub(Duration::from_secs(3600))
@@ -151,10 +173,13 @@ impl TagVersions {
                 .cloned()
                 .collect()
         };
+        // What Redis said of the unknown tags, in this check.
+        let mut fetched: HashMap<Tag, u64> = HashMap::new();
         if !unknown.is_empty()
             && let Some(l2) = &self.l2
         {
             let (seq, versions) = l2.read_tags(&unknown).await?;
+            fetched.extend(unknown.iter().cloned().zip(versions.iter().copied()));
             // Fetched, not heard: when they changed is unknown, so as long ago as can be.
             let long_ago = long_ago();
             let mut state = self.lock();
@@ -180,14 +205,17 @@ impl TagVersions {
         let long_ago = long_ago();
         let mut since: Option<Instant> = None;
         for tag in tags.names() {
-            // Not known without a shared tier: at the floor, since a start-over whose
-            // moment no entry can be judged against.
-            let known = state
-                .known
-                .get(tag)
-                .copied()
-                .unwrap_or(Known::fetched(state.floor, long_ago));
-            if let Some(first) = known.first_after(tags.as_of(), long_ago) {
+            let first = match resolve(
+                state.known.get(tag).copied(),
+                fetched.get(tag).copied(),
+                self.l2.is_some(),
+                state.floor,
+                long_ago,
+            ) {
+                Some(known) => known.first_after(tags.as_of(), long_ago),
+                None => Some(long_ago),
+            };
+            if let Some(first) = first {
                 since = Some(since.map_or(first, |s| s.min(first)));
             }
         }
@@ -308,6 +336,34 @@ impl TagVersions {
 mod tests {
     use super::*;
     use crate::tier::Entry;
+
+    #[test]
+    fn a_tag_forgotten_while_it_is_checked_is_never_current_with_a_shared_tier() {
+        let (now, long_ago) = (Instant::now(), super::long_ago());
+        let at = |v| Known::fetched(v, now);
+        // Forgotten between the fetch and the verdict, nothing fetched: invalid, not 0.
+        assert!(resolve(None, None, true, 0, long_ago).is_none());
+        // Without a shared tier an unknown tag is at the floor.
+        assert_eq!(resolve(None, None, false, 7, long_ago).unwrap().version, 7);
+        // Forgotten after the fetch: what Redis said.
+        assert_eq!(
+            resolve(None, Some(9), true, 0, long_ago).unwrap().version,
+            9
+        );
+        // An older version learnt meanwhile does not hide the newer one Redis gave.
+        assert_eq!(
+            resolve(Some(at(5)), Some(9), true, 0, long_ago)
+                .unwrap()
+                .version,
+            9
+        );
+        assert_eq!(
+            resolve(Some(at(12)), Some(9), true, 0, long_ago)
+                .unwrap()
+                .version,
+            12
+        );
+    }
 
     fn tags(names: &[&str]) -> Vec<Tag> {
         names.iter().map(|n| Tag::new(n).unwrap()).collect()

@@ -91,9 +91,10 @@ impl L1Switch {
         self.until.store(since_base(until), Ordering::SeqCst);
     }
 
-    /// Whether the lease ran out (never, without one).
+    /// Whether a lease was granted and ran out (never, without one).
     pub(crate) fn lapsed(&self) -> bool {
-        !self.holds(self.until.load(Ordering::SeqCst))
+        let until = self.until.load(Ordering::SeqCst);
+        until != 0 && !self.holds(until)
     }
 
     /// The lease now, to check with [`L1Switch::holds`] after a lookup.

@@ -119,6 +119,14 @@ async fn main() -> anyhow::Result<()> {
             for why in &r.verdict.violations {
                 eprintln!("    {why}");
             }
+            if !r.verdict.linearizable {
+                for f in r.flagged.iter().take(10) {
+                    eprintln!("    flagged: {f}");
+                }
+                for b in &r.backplanes {
+                    eprintln!("    backplane: {b}");
+                }
+            }
             runs.push(r);
         }
     }

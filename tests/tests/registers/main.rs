@@ -70,8 +70,8 @@ fn assert_linearizable(r: &Run) {
     assert_sound(r);
     assert!(
         r.verdict.linearizable,
-        "{} is not linearizable: {:#?}",
-        r.label, r.verdict.violations
+        "{} is not linearizable: {:#?}\nflagged reads: {:#?}\nbackplanes: {:#?}",
+        r.label, r.verdict.violations, r.flagged, r.backplanes
     );
     assert_eq!((r.verdict.stale_reads, r.verdict.backwards_reads), (0, 0));
 }
