@@ -75,6 +75,8 @@ pub mod clock;
 pub mod codec;
 mod entry;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod key;
 pub mod limit;
 mod stale;

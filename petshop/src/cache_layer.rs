@@ -52,19 +52,17 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cache::policy::{LeaseConfig, StaleConfig};
 use cache::tier::{MokaTier, RedisTier};
 use cache::{
-    CacheClient, CacheError, ClientStats, Fetched, KeyBuilder, Namespace, Params, Part, Strategy,
-    Tag, Topology, Ttl, WriteTicket,
+    CacheClient, CacheError, ClientStats, Fetched, KeyBuilder, Namespace, Part, Strategy, Tag,
+    Topology, Ttl, WriteTicket,
 };
 use sea_orm::DbErr;
 
-use crate::api::response_cache::CachedRoute;
 use crate::config::Config;
 use crate::model::{Pet, PetCounts, PetFilter, StatsData};
 
@@ -111,6 +109,26 @@ struct Inner {
     pet_ttl: Ttl,
     list_ttl: Ttl,
     stats_ttl: Ttl,
+}
+
+/// Where the cached answers of the HTTP routes live, and for how long.
+#[derive(Clone, Debug)]
+pub struct Answers {
+    /// `GET /pets` pages.
+    pub lists: Namespace,
+    /// How long a page is kept.
+    pub list_ttl: Ttl,
+    /// `PETS_LIST_MAX_STALE` is set: pages have soft invalidation.
+    pub lists_soft: bool,
+    /// `GET /pets/{id}` answers.
+    pub pet: Namespace,
+    /// How long a pet is kept.
+    pub pet_ttl: Ttl,
+    /// `GET /stats` answers; `None` with `STATS_REFRESH_AHEAD` (refresh-ahead lives
+    /// beneath, in the typed layer: a stored answer in front would hide its hits).
+    pub stats: Option<Namespace>,
+    /// How long the stats are kept.
+    pub stats_ttl: Ttl,
 }
 
 /// The service's cache: cheap to clone, shared by every handler.
@@ -252,40 +270,25 @@ impl CacheLayer {
         i.client.get_entity(&i.pet, id, i.pet_ttl, loader).await
     }
 
-    /// The cached routes: `GET /pets`, `GET /pets/{id}` and `GET /stats` (see
-    /// [`crate::api::response_cache`]).
+    /// The namespaces and TTLs of the cached answers (see [`crate::api::cached`]).
     #[must_use]
-    pub fn routes(&self) -> Vec<CachedRoute> {
-        use crate::api::response_cache::{pet_path, pets_query, stats_path};
+    pub fn answers(&self) -> Answers {
         let i = &self.inner;
-        let mut routes = vec![
-            CachedRoute {
-                operation: "list_pets",
-                ns: i.pets.clone(),
-                ttl: i.list_ttl,
-                canonical: pets_query,
-                soft: i.lists_soft,
-            },
-            CachedRoute {
-                operation: "get_pet",
-                ns: i.pet_answers.clone(),
-                ttl: i.pet_ttl,
-                canonical: pet_path,
-                soft: false,
-            },
-        ];
-        // Refresh-ahead of the stats lives beneath, in the typed layer: a stored answer
-        // in front would hide the hits that trigger it.
-        if !i.stats_refresh_ahead {
-            routes.push(CachedRoute {
-                operation: "get_stats",
-                ns: i.stats_answers.clone(),
-                ttl: i.stats_ttl,
-                canonical: stats_path,
-                soft: false,
-            });
+        Answers {
+            lists: i.pets.clone(),
+            list_ttl: i.list_ttl,
+            lists_soft: i.lists_soft,
+            pet: i.pet_answers.clone(),
+            pet_ttl: i.pet_ttl,
+            stats: (!i.stats_refresh_ahead).then(|| i.stats_answers.clone()),
+            stats_ttl: i.stats_ttl,
         }
-        routes
+    }
+
+    /// The library's client (the response cache reads through it).
+    #[must_use]
+    pub fn client(&self) -> &CacheClient {
+        &self.inner.client
     }
 
     /// The tags of the answer about pet `id`.
@@ -325,49 +328,6 @@ impl CacheLayer {
         let tags_of = |_: &PetCounts| vec![tags::counts()];
         i.client
             .get_tagged(&i.counts, &Part::Fixed("all"), i.list_ttl, tags_of, loader)
-            .await
-    }
-
-    /// An encoded answer under `params` in `ns`, or `loader`'s, stored for `ttl` with
-    /// the tags `tags_of` gives it. An empty answer from `loader` is not stored.
-    pub async fn response<F, Fut>(
-        &self,
-        ns: &Namespace,
-        params: Params,
-        ttl: Ttl,
-        tags_of: impl Fn(&Bytes) -> Vec<Tag> + Send + Sync + 'static,
-        loader: F,
-    ) -> Result<Fetched<Bytes>, CacheError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, std::convert::Infallible>>,
-    {
-        let ttl_for = |b: &Bytes| (!b.is_empty()).then_some(ttl);
-        self.inner
-            .client
-            .get_tagged_with_ttl(ns, &Part::Query(params), ttl_for, tags_of, loader)
-            .await
-    }
-
-    /// [`CacheLayer::response`] in a namespace with soft invalidation: an invalidated
-    /// answer within the bound is served at once (`STALE`) and `loader` runs again
-    /// behind it, on a task of its own.
-    pub async fn response_revalidating<F, Fut>(
-        &self,
-        ns: &Namespace,
-        params: Params,
-        ttl: Ttl,
-        tags_of: impl Fn(&Bytes) -> Vec<Tag> + Send + Sync + 'static,
-        loader: F,
-    ) -> Result<Fetched<Bytes>, CacheError>
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Bytes, std::convert::Infallible>> + Send + 'static,
-    {
-        let ttl_for = move |b: &Bytes| (!b.is_empty()).then_some(ttl);
-        self.inner
-            .client
-            .get_tagged_revalidating(ns, &Part::Query(params), ttl_for, tags_of, loader)
             .await
     }
 

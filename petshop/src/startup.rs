@@ -14,7 +14,6 @@ use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Route, Server};
 
 use crate::api::rate_limit::{Limiter, RateLimitLayer};
-use crate::api::response_cache::ResponseCache;
 use crate::api::{self, error::json_error, middleware::Observe};
 use crate::cache_layer::CacheLayer;
 use crate::config::{Config, redact_url};
@@ -107,11 +106,7 @@ where
     let docs = service.swagger_ui();
     let metrics = state.metrics.clone();
     let limits = RateLimitLayer::new(state.rate_limit.clone(), metrics.clone());
-    let responses = ResponseCache::new(
-        state.cache.clone(),
-        state.pets.clone(),
-        state.cache.routes(),
-    );
+    let responses = api::cached::response_cache(&state.cache, state.pets.clone());
     extra(Route::new(), &state)
         .at("/openapi.json", api::spec_endpoint())
         .nest("/docs", docs)

@@ -5,6 +5,7 @@
 //! bounded in time.
 
 mod faults;
+mod http;
 mod limit;
 mod recovery;
 mod refresh;

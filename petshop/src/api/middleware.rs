@@ -118,7 +118,11 @@ pub(crate) fn respond<T: IntoResponse>(result: poem::Result<T>) -> Response {
         Ok(out) => {
             let mut resp = out.into_response();
             if resp.data::<RouteTemplate>().is_none() {
-                let route = route_label(resp.data(), resp.data());
+                // A cached answer carries its route's name instead of an operation id.
+                let cached = resp
+                    .data::<cache::http::RouteName>()
+                    .map(|r| OperationId(r.0));
+                let route = route_label(resp.data().or(cached.as_ref()), resp.data());
                 resp.set_data(RouteTemplate(route));
             }
             resp

@@ -2,12 +2,12 @@
 
 pub mod admin;
 pub mod allow;
+pub mod cached;
 pub mod error;
 pub mod middleware;
 pub mod ops;
 pub mod pets;
 pub mod rate_limit;
-pub mod response_cache;
 pub mod stats;
 pub mod ui;
 

@@ -7,10 +7,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::error::ApiError;
-use crate::api::response_cache::TagSink;
 use crate::cache_layer::CacheLayer;
 use crate::model::{NewPet, Pet, PetFilter, PetList, PetPatch, Species};
 use crate::state::AppState;
+use cache::http::ResponseTags;
 
 /// The `/pets` operations.
 #[derive(Debug, Clone, Copy)]
@@ -179,7 +179,7 @@ impl PetsApi {
         let list = state.pets.list(&filter).await?;
         // The response cache in front stores this answer with these tags; without it
         // (a query it leaves to this handler) the page is not cached.
-        let x_cache = match req.extensions().get::<TagSink>() {
+        let x_cache = match req.extensions().get::<ResponseTags>() {
             Some(sink) => {
                 sink.set(CacheLayer::page_tags(&filter, &list.pets));
                 "MISS"
@@ -201,7 +201,7 @@ impl PetsApi {
         let Some(pet) = fetched.value else {
             return Err(ApiError::not_found(format!("no pet with id {}", id.0)));
         };
-        if let Some(sink) = req.extensions().get::<TagSink>() {
+        if let Some(sink) = req.extensions().get::<ResponseTags>() {
             sink.set(CacheLayer::pet_tags(pet.id));
         }
         Ok(PetResponse::Ok(

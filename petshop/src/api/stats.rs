@@ -6,11 +6,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::error::ApiError;
-use crate::api::response_cache::TagSink;
 use crate::cache_layer::CacheLayer;
 use crate::model::SpeciesStats;
 use crate::service::stats;
 use crate::state::AppState;
+use cache::http::ResponseTags;
 
 /// The `/stats` operation.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ impl StatsApi {
         state: Data<&AppState>,
         req: &poem::Request,
     ) -> Result<StatsResponse, ApiError> {
-        if let Some(sink) = req.extensions().get::<TagSink>() {
+        if let Some(sink) = req.extensions().get::<ResponseTags>() {
             sink.set(CacheLayer::stats_tags());
         }
         let db = state.db.clone();

@@ -49,7 +49,7 @@ impl PetService {
 
     /// A page of pets matching `filter`, from the database, and its total (see
     /// [`PetService::total`]): the response cache in front of `GET /pets` keeps the
-    /// encoded pages (see [`crate::api::response_cache`]).
+    /// encoded pages (see [`crate::api::cached`]).
     pub async fn list(&self, filter: &PetFilter) -> Result<PetList, ServiceError> {
         let pets = page(&self.db, filter).await?;
         let total = self.total(&filter.matches()).await?;
