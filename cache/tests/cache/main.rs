@@ -4,6 +4,7 @@
 //! Every test owns its infrastructure (a private `redis-server`, killed on drop) and is
 //! bounded in time.
 
+mod examples;
 mod faults;
 mod http;
 mod limit;
