@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cache::tier::{Cache, Entry, MokaTier};
-use cache::{CacheClient, KeyBuilder, Part, Strategy, Ttl};
+use cache::{CacheClient, KeyBuilder, Strategy, Ttl};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ async fn child(args: &[String]) -> anyhow::Result<()> {
                 "raw" => {
                     let body = Bytes::from(serde_json::to_vec(&pet(id))?);
                     let load = || async move { Ok::<_, std::io::Error>(body) };
-                    client.get(&ns, &Part::Id(id), ttl, load).await?;
+                    client.read(&ns, id, ttl).load(load).await?;
                 }
                 _ => {
                     let load = || async move { Ok::<_, std::io::Error>(Some(pet(id))) };

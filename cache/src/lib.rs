@@ -98,6 +98,11 @@ pub mod policy {
     pub use crate::typed::LeaseConfig;
 }
 
+/// The kinds of [`CacheClient::read`]: a plain load, refresh-ahead, soft invalidation.
+pub mod read {
+    pub use crate::client::{Plain, Read, RefreshAhead, Soft};
+}
+
 pub use client::{
     CacheClient, CacheClientBuilder, ClientStats, Part, WriteConsistency, WriteTicket,
 };
@@ -106,7 +111,7 @@ pub use key::{Key, KeyBuilder, Namespace, Params, Tag};
 pub use strategy::Strategy;
 pub use topology::Topology;
 pub use ttl::Ttl;
-pub use typed::{Fetched, Source};
+pub use typed::{CacheValue, Fetched, Source};
 
 use clock::Clock;
 use entry::Entry;

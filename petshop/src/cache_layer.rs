@@ -327,7 +327,9 @@ impl CacheLayer {
         let i = &self.inner;
         let tags_of = |_: &PetCounts| vec![tags::counts()];
         i.client
-            .get_tagged(&i.counts, &Part::Fixed("all"), i.list_ttl, tags_of, loader)
+            .read(&i.counts, Part::Fixed("all"), i.list_ttl)
+            .tags(tags_of)
+            .load(loader)
             .await
     }
 
@@ -341,7 +343,10 @@ impl CacheLayer {
         let i = &self.inner;
         let tags_of = |_: &StatsData| vec![tags::stats()];
         i.client
-            .get_or_refresh_tagged(&i.stats, &Part::Fixed("all"), i.stats_ttl, tags_of, loader)
+            .read(&i.stats, Part::Fixed("all"), i.stats_ttl)
+            .tags(tags_of)
+            .refresh_ahead()
+            .load(loader)
             .await
     }
 

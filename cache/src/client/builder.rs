@@ -157,7 +157,7 @@ impl<C: Codec> CacheClientBuilder<C> {
         self
     }
 
-    /// Refresh-ahead for [`CacheClient::get_or_refresh`] reads (default off; see
+    /// Refresh-ahead for [`CacheClient::read`]`.refresh_ahead()` reads (default off; see
     /// [`crate::typed::TypedCacheBuilder::refresh_ahead`]).
     pub fn refresh_ahead(mut self, percent: u8) -> Self {
         self.refresh_ahead = Some(percent);

@@ -14,6 +14,7 @@ mod builder;
 pub(crate) mod effect;
 mod holds;
 mod judge;
+mod read;
 pub(crate) mod recovery;
 mod replayer;
 mod strict;
@@ -26,12 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use self::backplane::{Backplane, BackplaneSnapshot};
 pub use self::builder::CacheClientBuilder;
 use self::holds::Holds;
 use self::judge::Judge;
+pub use self::read::{Plain, Read, RefreshAhead, Soft};
 use self::recovery::{Recovery, RecoverySnapshot};
 use self::tags::TagVersions;
 use self::versions::Versions;
@@ -39,8 +40,8 @@ pub use self::write::{WriteConsistency, WriteTicket};
 use crate::codec::{Bincode, Codec};
 use crate::stats::CacheStats;
 use crate::tier::{MokaTier, RedisTier};
-use crate::typed::{Fetched, ReadOptions, TagClock, TagsOf, TypedCache};
-use crate::{CacheError, Key, Namespace, Params, Strategy, Tag, Topology, Ttl};
+use crate::typed::{CacheValue, Fetched, ReadOptions, TagClock, TagsOf, TypedCache};
+use crate::{CacheError, Key, Namespace, Params, Strategy, Topology, Ttl};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -336,183 +337,6 @@ impl<C: Codec> CacheClient<C> {
         }
     }
 
-    /// A read of anything (a query, an aggregate) through the cache.
-    pub async fn get<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl: Ttl,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
-    {
-        self.read(ns, part, |_: &T| Some(ttl), None, loader).await
-    }
-
-    /// A read whose value carries tags (`tags_of` the loaded value): it stays cached
-    /// until one of them is invalidated ([`CacheClient::begin_write_tagged`]), in every
-    /// tier and every instance. In a namespace with
-    /// [`CacheClientBuilder::soft_invalidation`], an invalidated value is still served
-    /// (as [`crate::Source::Stale`]) for that long while one caller reloads it.
-    pub async fn get_tagged<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl: Ttl,
-        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
-    {
-        self.read(ns, part, |_: &T| Some(ttl), Some(Arc::new(tags_of)), loader)
-            .await
-    }
-
-    /// [`CacheClient::get_tagged`] with the TTL chosen from the loaded value (`None`:
-    /// do not store it; the caller still gets it).
-    pub async fn get_tagged_with_ttl<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl_for: impl Fn(&T) -> Option<Ttl>,
-        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
-    {
-        self.read(ns, part, ttl_for, Some(Arc::new(tags_of)), loader)
-            .await
-    }
-
-    /// Reads through the cache, storing a loaded value for `ttl_for` of it.
-    async fn read<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl_for: impl Fn(&T) -> Option<Ttl>,
-        tags_of: Option<TagsOf<T>>,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
-    {
-        let Some(key) = self.cacheable_key(ns, part).await? else {
-            return self.inner.typed.load_uncached(loader).await;
-        };
-        let options = self.options(ns, tags_of);
-        self.inner
-            .typed
-            .get_or_load_with(&key, ttl_for, loader, &options)
-            .await
-    }
-
-    /// Like [`CacheClient::get`], refreshing a hit near its expiry in the background
-    /// when refresh-ahead is on (see [`crate::typed::TypedCache::get_or_refresh`]).
-    pub async fn get_or_refresh<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl: Ttl,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<BoxError> + Send + 'static,
-    {
-        self.refreshed(ns, part, ttl, None, loader).await
-    }
-
-    /// [`CacheClient::get_or_refresh`] of a value that carries tags (see
-    /// [`CacheClient::get_tagged`]).
-    pub async fn get_or_refresh_tagged<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl: Ttl,
-        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<BoxError> + Send + 'static,
-    {
-        self.refreshed(ns, part, ttl, Some(Arc::new(tags_of)), loader)
-            .await
-    }
-
-    /// [`CacheClient::get_tagged_with_ttl`] for a namespace with
-    /// [`CacheClientBuilder::soft_invalidation`]: a value invalidated within the bound is
-    /// served at once (as [`crate::Source::Stale`]) and reloaded in the background, so no
-    /// reader waits for the source while the bound holds (`get_tagged` makes the first
-    /// reader after an invalidation load it). Elsewhere it reads as `get_tagged_with_ttl`.
-    /// The loader must be callable again and `'static`.
-    pub async fn get_tagged_revalidating<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl_for: impl Fn(&T) -> Option<Ttl> + Send + Sync + 'static,
-        tags_of: impl Fn(&T) -> Vec<Tag> + Send + Sync + 'static,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<BoxError> + Send + 'static,
-    {
-        let Some(key) = self.cacheable_key(ns, part).await? else {
-            return self.inner.typed.load_uncached(loader).await;
-        };
-        let options = self.options(ns, Some(Arc::new(tags_of)));
-        self.inner
-            .typed
-            .get_or_revalidate_with(&key, ttl_for, loader, options)
-            .await
-    }
-
-    async fn refreshed<T, F, Fut, E>(
-        &self,
-        ns: &Namespace,
-        part: &Part,
-        ttl: Ttl,
-        tags_of: Option<TagsOf<T>>,
-        loader: F,
-    ) -> Result<Fetched<T>, CacheError>
-    where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        E: Into<BoxError> + Send + 'static,
-    {
-        let Some(key) = self.cacheable_key(ns, part).await? else {
-            return self.inner.typed.load_uncached(loader).await;
-        };
-        let options = self.options(ns, tags_of);
-        self.inner
-            .typed
-            .get_or_refresh_with(&key, ttl, loader, options)
-            .await
-    }
-
     /// A read of one entity by id; "not found" is cached for the negative TTL, if set.
     pub async fn get_entity<T, F, Fut, E>(
         &self,
@@ -522,7 +346,7 @@ impl<C: Codec> CacheClient<C> {
         loader: F,
     ) -> Result<Fetched<Option<T>>, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
         E: Into<BoxError>,

@@ -133,7 +133,7 @@ impl<C: Codec> CacheClient<C> {
     }
 
     /// [`CacheClient::begin_write`] of a write that also invalidates `tags` (every entry
-    /// read with [`CacheClient::get_tagged`] that carries one of them).
+    /// read with [`CacheClient::read`] with `.tags(..)` that carries one of them).
     pub async fn begin_write_tagged(
         &self,
         entity: &Namespace,

@@ -163,17 +163,17 @@ impl ResponseCache {
                 tags
             }
         };
-        let client = &self.inner.client;
         let ttl = route.ttl;
         let ttl_for = move |b: &Bytes| (!b.is_empty()).then_some(ttl);
+        let read = self
+            .inner
+            .client
+            .read(&route.ns, prepared.part.clone(), ttl)
+            .tags(tags_of);
         let fetched: Result<Fetched<Bytes>, _> = if route.soft {
-            client
-                .get_tagged_revalidating(&route.ns, &prepared.part, ttl_for, tags_of, loader)
-                .await
+            read.soft().ttl_for(ttl_for).load(loader).await
         } else {
-            client
-                .get_tagged_with_ttl(&route.ns, &prepared.part, ttl_for, tags_of, loader)
-                .await
+            read.ttl_for(ttl_for).load(loader).await
         };
         let mine = own
             .lock()

@@ -36,6 +36,12 @@ use crate::stats::{CacheStats, LoaderStats};
 use crate::tier::{Cache, Entry, Hit, TierKind};
 use crate::{CacheError, Clock, Key, Ttl};
 
+/// What a cached value must be: encodable, decodable, cloneable and shareable across
+/// tasks. Every type that is, is one.
+pub trait CacheValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> CacheValue for T {}
+
 /// Builds a [`TypedCache`].
 #[must_use]
 #[derive(Debug)]

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+use super::CacheValue;
 use super::{ReadOptions, TypedCache, Verdict};
 use crate::codec::Codec;
 use crate::typed::Fetched;
@@ -24,7 +24,7 @@ impl<C: Codec> TypedCache<C> {
         loader: F,
     ) -> Result<Fetched<T>, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
@@ -43,7 +43,7 @@ impl<C: Codec> TypedCache<C> {
         options: ReadOptions<T>,
     ) -> Result<Fetched<T>, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
@@ -83,7 +83,7 @@ impl<C: Codec> TypedCache<C> {
         options: ReadOptions<T>,
     ) -> Result<Fetched<T>, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
+use super::CacheValue;
 use super::guarded::Filled;
 use super::lease::Leased;
 use super::{ReadOptions, TypedCache, Verdict};
@@ -72,7 +72,7 @@ impl<C: Codec> TypedCache<C> {
         loader: F,
     ) -> Result<Fetched<T>, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
@@ -91,7 +91,7 @@ impl<C: Codec> TypedCache<C> {
         loader: F,
     ) -> Result<Fetched<T>, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
@@ -113,7 +113,7 @@ impl<C: Codec> TypedCache<C> {
         options: &ReadOptions<T>,
     ) -> Result<Fetched<T>, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
@@ -297,7 +297,7 @@ impl<C: Codec> TypedCache<C> {
         flight: Option<&Flight>,
     ) -> Result<Landed, CacheError>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: CacheValue,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,

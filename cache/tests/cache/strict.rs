@@ -68,13 +68,9 @@ impl World {
     async fn read_tagged(&self, client: &CacheClient) -> (u64, Source) {
         let row = self.row.clone();
         let got = client
-            .get_tagged(
-                &self.lists,
-                &cache::Part::Fixed("first"),
-                TTL,
-                |_: &u64| vec![Tag::new("row:1").unwrap()],
-                || async move { Ok::<_, Infallible>(row.load(Ordering::SeqCst)) },
-            )
+            .read(&self.lists, cache::Part::Fixed("first"), TTL)
+            .tags(|_: &u64| vec![Tag::new("row:1").unwrap()])
+            .load(|| async move { Ok::<_, Infallible>(row.load(Ordering::SeqCst)) })
             .await
             .unwrap();
         (got.value, got.source)

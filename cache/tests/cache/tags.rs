@@ -69,14 +69,16 @@ impl World {
             let (c, rows, pages) = (c.clone(), self.rows.clone(), self.pages.clone());
             let (started, gate) = (started.clone(), gate.clone());
             tokio::spawn(async move {
-                c.get_tagged(&pages, &World::part(&[id]), TTL, tags_of, || async move {
-                    let page = rows.page(&[id]);
-                    started.notify_one();
-                    gate.notified().await;
-                    Ok::<_, std::io::Error>(page)
-                })
-                .await
-                .unwrap()
+                c.read(&pages, World::part(&[id]), TTL)
+                    .tags(tags_of)
+                    .load(|| async move {
+                        let page = rows.page(&[id]);
+                        started.notify_one();
+                        gate.notified().await;
+                        Ok::<_, std::io::Error>(page)
+                    })
+                    .await
+                    .unwrap()
             })
         };
         started.notified().await;
@@ -119,9 +121,9 @@ impl World {
     async fn read(&self, c: &CacheClient, ids: &[i64]) -> (Page, Source) {
         let (rows, ids_owned) = (self.rows.clone(), ids.to_vec());
         let got = c
-            .get_tagged(&self.pages, &Self::part(ids), TTL, tags_of, || async move {
-                Ok::<_, std::io::Error>(rows.page(&ids_owned))
-            })
+            .read(&self.pages, Self::part(ids), TTL)
+            .tags(tags_of)
+            .load(|| async move { Ok::<_, std::io::Error>(rows.page(&ids_owned)) })
             .await
             .unwrap();
         (got.value, got.source)
@@ -314,11 +316,11 @@ async fn a_reader_who_joins_a_load_a_tag_invalidation_overtook_loads_again() {
             let joiner = {
                 let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
                 tokio::spawn(async move {
-                    c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
-                        Ok::<_, std::io::Error>(rows.page(&[1]))
-                    })
-                    .await
-                    .unwrap()
+                    c.read(&pages, World::part(&[1]), TTL)
+                        .tags(tags_of)
+                        .load(|| async move { Ok::<_, std::io::Error>(rows.page(&[1])) })
+                        .await
+                        .unwrap()
                 })
             };
             // (time for it to find the flight; had it not, it would load on its own)
@@ -391,13 +393,15 @@ async fn soft_invalidation_serves_the_old_page_marked_stale_while_one_caller_rel
             let (c, rows, pages) = (c.clone(), w.rows.clone(), w.pages.clone());
             let (started, gate) = (started.clone(), gate.clone());
             tokio::spawn(async move {
-                c.get_tagged(&pages, &World::part(&[1]), TTL, tags_of, || async move {
-                    started.notify_one();
-                    gate.notified().await;
-                    Ok::<_, std::io::Error>(rows.page(&[1]))
-                })
-                .await
-                .unwrap()
+                c.read(&pages, World::part(&[1]), TTL)
+                    .tags(tags_of)
+                    .load(|| async move {
+                        started.notify_one();
+                        gate.notified().await;
+                        Ok::<_, std::io::Error>(rows.page(&[1]))
+                    })
+                    .await
+                    .unwrap()
             })
         };
         started.notified().await;
@@ -436,19 +440,17 @@ async fn a_revalidating_read_serves_a_soft_invalidated_page_at_once_and_reloads_
             let pages = w.pages.clone();
             async move {
                 let f = c
-                    .get_tagged_revalidating(
-                        &pages,
-                        &World::part(&[1]),
-                        |_: &Page| Some(TTL),
-                        tags_of,
-                        move || {
-                            let (rows, gate) = (rows.clone(), gate.clone());
-                            async move {
-                                gate.notified().await;
-                                Ok::<_, std::io::Error>(rows.page(&[1]))
-                            }
-                        },
-                    )
+                    .read(&pages, World::part(&[1]), TTL)
+                    .tags(tags_of)
+                    .soft()
+                    .ttl_for(|_: &Page| Some(TTL))
+                    .load(move || {
+                        let (rows, gate) = (rows.clone(), gate.clone());
+                        async move {
+                            gate.notified().await;
+                            Ok::<_, std::io::Error>(rows.page(&[1]))
+                        }
+                    })
                     .await
                     .unwrap();
                 (f.value, f.source)
