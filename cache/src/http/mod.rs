@@ -219,7 +219,7 @@ pub struct ResponseCache {
 #[derive(Clone, Debug)]
 struct Inner {
     client: CacheClient,
-    routes: Vec<Route>,
+    routes: Vec<Arc<Route>>,
 }
 
 impl ResponseCache {
@@ -237,7 +237,7 @@ impl ResponseCache {
     /// Caches `route` too (the first route a path matches is its route).
     #[must_use]
     pub fn route(mut self, route: Route) -> Self {
-        Arc::make_mut(&mut self.inner).routes.push(route);
+        Arc::make_mut(&mut self.inner).routes.push(Arc::new(route));
         self
     }
 

@@ -132,7 +132,7 @@ impl ResponseCache {
         let route = &self.inner.routes[prepared.route];
         let own: Arc<Mutex<Option<Answered<X>>>> = Arc::default();
         let loader = {
-            let (own, run, stored_as) = (own.clone(), Arc::new(run), Arc::new(route.clone()));
+            let (own, run, stored_as) = (own.clone(), Arc::new(run), route.clone());
             move || {
                 let (own, run, route) = (own.clone(), run.clone(), stored_as.clone());
                 async move {
