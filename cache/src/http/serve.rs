@@ -91,9 +91,12 @@ pub(super) fn plan(cache: &ResponseCache, method: &Method, uri: &Uri, headers: &
         return Plan::Bypass;
     }
     let query = Query::parse(uri.query().unwrap_or_default());
-    let mut keyed = match &route.query {
-        Some(names) => query.only(names),
-        None => query.clone(),
+    // The whole query is kept only for a live number (it is written per answer).
+    let (mut keyed, query) = match (&route.query, route.live.is_some()) {
+        (Some(names), true) => (query.only(names), query),
+        (Some(names), false) => (query.only(names), Query::default()),
+        (None, true) => (query.clone(), query),
+        (None, false) => (query, Query::default()),
     };
     if let Some(normalize) = route.normalize {
         normalize(&mut keyed);
@@ -123,7 +126,7 @@ impl ResponseCache {
     /// Answers `prepared` from the cache, or from `run` (the handler, as a `GET`, with
     /// [`Prepared::tags`] in its extensions) whose `200` answer is stored. `run` may
     /// run again later, on a task of its own, when the route has soft invalidation.
-    pub async fn serve<X, F, Fut>(&self, prepared: Prepared, run: F) -> Served<X>
+    pub async fn serve<X, F, Fut>(&self, mut prepared: Prepared, run: F) -> Served<X>
     where
         X: Send + 'static,
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -168,7 +171,12 @@ impl ResponseCache {
         let read = self
             .inner
             .client
-            .read(&route.ns, prepared.part.clone(), ttl)
+            // The key is read once, here; the rest of `prepared` answers the request.
+            .read(
+                &route.ns,
+                std::mem::replace(&mut prepared.part, Part::Id(0)),
+                ttl,
+            )
             .tags(tags_of);
         let fetched: Result<Fetched<Bytes>, _> = if route.soft {
             read.soft().ttl_for(ttl_for).load(loader).await
