@@ -98,9 +98,10 @@ pub mod policy {
     pub use crate::typed::LeaseConfig;
 }
 
-/// The kinds of [`CacheClient::read`]: a plain load, refresh-ahead, soft invalidation.
+/// The kinds of [`CacheClient::read`] (a plain load, refresh-ahead, soft
+/// invalidation), and the batch read of [`CacheClient::read_many`].
 pub mod read {
-    pub use crate::client::{Plain, Read, RefreshAhead, Soft};
+    pub use crate::client::{Plain, Read, ReadMany, RefreshAhead, Soft};
 }
 
 pub use client::{

@@ -15,6 +15,7 @@ pub(crate) mod effect;
 mod holds;
 mod judge;
 mod read;
+mod read_many;
 pub(crate) mod recovery;
 mod replayer;
 mod strict;
@@ -33,6 +34,7 @@ pub use self::builder::CacheClientBuilder;
 use self::holds::Holds;
 use self::judge::Judge;
 pub use self::read::{Plain, Read, RefreshAhead, Soft};
+pub use self::read_many::ReadMany;
 use self::recovery::{Recovery, RecoverySnapshot};
 use self::tags::TagVersions;
 use self::versions::Versions;
@@ -291,12 +293,7 @@ impl<C: Codec> CacheClient<C> {
         } else {
             (ns.clone(), false)
         };
-        let key = match part {
-            Part::Id(id) => ns.id(*id),
-            Part::Query(params) => ns.query(params),
-            Part::Fixed(name) => ns.fixed(name)?,
-        };
-        Ok((key, held))
+        Ok((key_of(&ns, part)?, held))
     }
 
     /// The key of a read, or `None` when the cache must not answer it now: a write this
@@ -320,6 +317,42 @@ impl<C: Codec> CacheClient<C> {
                 Ok(None)
             }
         }
+    }
+
+    /// The keys of a batch of reads in `ns` (see [`CacheClient::cacheable_key`]): the
+    /// namespace's version is read once for all of them.
+    async fn cacheable_keys(
+        &self,
+        ns: &Namespace,
+        parts: &[Part],
+    ) -> Result<Vec<Option<Key>>, CacheError> {
+        let (recovery, holds) = (&self.inner.recovery, &self.inner.holds);
+        recovery.note_faults(self.faults_seen());
+        let none = || vec![None; parts.len()];
+        if recovery.blocks_root(ns.root()) || holds.blocks(ns.root(), None) {
+            return Ok(none());
+        }
+        let current = if self.is_versioned(ns) {
+            match self.inner.versions.current(ns).await {
+                Ok(version) if version.held => return Ok(none()),
+                Ok(version) => ns.versioned(version.value),
+                Err(CacheError::Config(e)) => return Err(CacheError::Config(e)),
+                Err(e) => {
+                    tracing::debug!(namespace = ns.root(), error = %e, "version unknown: reading the source");
+                    return Ok(none());
+                }
+            }
+        } else {
+            ns.clone()
+        };
+        parts
+            .iter()
+            .map(|part| {
+                let key = key_of(&current, part)?;
+                let blocked = recovery.blocks_key(&key) || holds.blocks(ns.root(), Some(&key));
+                Ok((!blocked).then_some(key))
+            })
+            .collect()
     }
 
     /// How reads in `ns` judge hits, and stamp fills with `tags_of` (if any).
@@ -365,4 +398,13 @@ impl<C: Codec> CacheClient<C> {
             )
             .await
     }
+}
+
+/// The key of `part` in `ns` (already at its version, if it has one).
+fn key_of(ns: &Namespace, part: &Part) -> Result<Key, CacheError> {
+    Ok(match part {
+        Part::Id(id) => ns.id(*id),
+        Part::Query(params) => ns.query(params),
+        Part::Fixed(name) => ns.fixed(name)?,
+    })
 }

@@ -5,13 +5,14 @@
 //! other instances. A `TypedCache` over an L1 in a service that runs twice serves stale
 //! reads: use [`crate::CacheClient`] there, which keeps every instance's L1 coherent.
 //!
-//! One mechanism a file: [`single_flight`](self) loads, guarded stores (`guarded.rs`),
-//! the distributed lease (`lease.rs`), refresh-ahead (`refresh.rs`) and what a read
-//! returns (`fetched.rs`).
+//! One mechanism a file: [`single_flight`](self) loads, batch loads (`many.rs`), guarded
+//! stores (`guarded.rs`), the distributed lease (`lease.rs`), refresh-ahead
+//! (`refresh.rs`) and what a read returns (`fetched.rs`).
 
 mod fetched;
 mod guarded;
 mod lease;
+mod many;
 mod read;
 mod refresh;
 mod single_flight;
@@ -265,32 +266,43 @@ impl<C: Codec> TypedCache<C> {
         // the span is one check of its static callsite.
         let span = tracing::trace_span!("cache.lookup", cache.tier = self.inner.cache.name());
         match self.inner.cache.get(key).instrument(span).await {
-            Ok(Some(hit)) => {
-                let verdict = match validate {
-                    Some(v) => v.validate(key, &hit).await,
-                    None => Verdict::Current,
-                };
-                if verdict == Verdict::Invalid {
-                    return None;
-                }
-                if let (Some(stale), TierKind::L2, Verdict::Current) =
-                    (&self.inner.stale, hit.tier, verdict)
-                {
-                    stale.record(key, hit.entry.clone()).await;
-                }
-                let left = hit.ttl_left;
-                let mut fetched = self.decode(key, hit)?;
-                if verdict == Verdict::Stale {
-                    fetched.source = Source::Stale;
-                }
-                Some((fetched, left, verdict))
-            }
+            Ok(Some(hit)) => self.judged(key, hit, validate).await,
             Ok(None) => None,
             Err(e) => {
                 tracing::debug!(key = %key, error = %e, "cache read failed: treated as a miss");
                 None
             }
         }
+    }
+
+    /// `hit` as `validate` judges it, decoded; an invalid or undecodable hit is no hit.
+    async fn judged<T>(
+        &self,
+        key: &Key,
+        hit: Hit,
+        validate: Option<&dyn Validate>,
+    ) -> Option<(Fetched<T>, Option<std::time::Duration>, Verdict)>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let verdict = match validate {
+            Some(v) => v.validate(key, &hit).await,
+            None => Verdict::Current,
+        };
+        if verdict == Verdict::Invalid {
+            return None;
+        }
+        if let (Some(stale), TierKind::L2, Verdict::Current) =
+            (&self.inner.stale, hit.tier, verdict)
+        {
+            stale.record(key, hit.entry.clone()).await;
+        }
+        let left = hit.ttl_left;
+        let mut fetched = self.decode(key, hit)?;
+        if verdict == Verdict::Stale {
+            fetched.source = Source::Stale;
+        }
+        Some((fetched, left, verdict))
     }
 
     fn decode<T>(&self, key: &Key, hit: Hit) -> Option<Fetched<T>>

@@ -33,26 +33,29 @@ type Shared = Arc<dyn Any + Send + Sync>;
 #[derive(Clone)]
 pub(super) struct Landed {
     /// The value, type-erased (callers may have asked for different types).
-    value: Shared,
+    pub(super) value: Shared,
     /// A hit found while waiting for a lease or for the load before, or a miss.
-    source: Source,
+    pub(super) source: Source,
 }
 
 /// One load of a key and the callers who joined it before it began.
 #[derive(Default)]
 pub(super) struct Flight {
-    cell: OnceCell<Result<Landed, CacheError>>,
+    pub(super) cell: OnceCell<Result<Landed, CacheError>>,
     /// Set just before the loader is called: from then on, new callers wait for the
     /// next load.
-    started: AtomicBool,
+    pub(super) started: AtomicBool,
+    /// Set when a caller takes the lead (a single read entering the load, or a batch
+    /// read claiming the key): a batch read joins a claimed load instead of leading it.
+    pub(super) claimed: AtomicBool,
 }
 
 /// The loads of one key: the one new callers join, and the lock that makes them run one
 /// at a time.
 #[derive(Clone)]
 pub(super) struct Flights {
-    joinable: Arc<Flight>,
-    loading: Arc<tokio::sync::Mutex<()>>,
+    pub(super) joinable: Arc<Flight>,
+    pub(super) loading: Arc<tokio::sync::Mutex<()>>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -144,6 +147,7 @@ impl<C: Codec> TypedCache<C> {
             .cell
             .get_or_init(|| {
                 led = true;
+                flight.claimed.store(true, SeqCst);
                 let loader = loader.take();
                 let (ttl_for, flight) = (&ttl_for, flight.clone());
                 async move {
@@ -264,7 +268,7 @@ impl<C: Codec> TypedCache<C> {
 
     /// The load of `key` a caller arriving now may share (one that has not begun), and
     /// the key's loading lock.
-    fn join(&self, key: &Key) -> (Arc<Flight>, Arc<tokio::sync::Mutex<()>>) {
+    pub(super) fn join(&self, key: &Key) -> (Arc<Flight>, Arc<tokio::sync::Mutex<()>>) {
         let mut flights = self.flights();
         let slot = flights.entry(key.clone()).or_insert_with(|| Flights {
             joinable: Arc::default(),
@@ -276,7 +280,7 @@ impl<C: Codec> TypedCache<C> {
         (slot.joinable.clone(), slot.loading.clone())
     }
 
-    fn end_flight(&self, key: &Key, flight: &Arc<Flight>) {
+    pub(super) fn end_flight(&self, key: &Key, flight: &Arc<Flight>) {
         let mut flights = self.flights();
         if flights
             .get(key)

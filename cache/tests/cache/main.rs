@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod http;
 mod limit;
+mod many;
 mod recovery;
 mod refresh;
 mod stale;
