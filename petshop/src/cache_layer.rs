@@ -270,6 +270,46 @@ impl CacheLayer {
         i.client.get_entity(&i.pet, id, i.pet_ttl, loader).await
     }
 
+    /// Pets `ids` (each `None`: no such pet), in the order asked: one batch read of the
+    /// cache, `loader` called once with the ids it lacks (it answers the pets it finds).
+    pub async fn get_pets<F, Fut>(
+        &self,
+        ids: &[i64],
+        loader: F,
+    ) -> Result<Vec<(i64, Fetched<Option<Pet>>)>, CacheError>
+    where
+        F: Fn(Vec<i64>) -> Fut,
+        Fut: Future<Output = Result<Vec<Pet>, DbErr>>,
+    {
+        let i = &self.inner;
+        let pet_ttl = i.pet_ttl;
+        i.client
+            .read_many(&i.pet, ids.iter().copied(), pet_ttl)
+            .ttl_for(move |pet: &Option<Pet>| {
+                Some(if pet.is_some() {
+                    pet_ttl
+                } else {
+                    NOT_FOUND_TTL
+                })
+            })
+            .load_many(|missing: Vec<i64>| {
+                let found = loader(missing.clone());
+                async move {
+                    // Every id asked has an answer: the pet, or "no such pet" (cached
+                    // for NOT_FOUND_TTL, as a single read caches it).
+                    let mut pets: std::collections::HashMap<i64, Pet> =
+                        found.await?.into_iter().map(|p| (p.id, p)).collect();
+                    Ok::<_, DbErr>(
+                        missing
+                            .into_iter()
+                            .map(|id| (id, pets.remove(&id)))
+                            .collect::<Vec<_>>(),
+                    )
+                }
+            })
+            .await
+    }
+
     /// The namespaces and TTLs of the cached answers (see [`crate::api::cached`]).
     #[must_use]
     pub fn answers(&self) -> Answers {

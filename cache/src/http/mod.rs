@@ -63,6 +63,7 @@ pub struct Route {
     tags: Vec<Tag>,
     vary: Vec<HeaderName>,
     query: Option<Vec<String>>,
+    pass_with: Vec<String>,
     normalize: Option<fn(&mut Query)>,
     marker: Option<Vec<u8>>,
     live: Option<(Vec<u8>, LiveNumber)>,
@@ -99,6 +100,7 @@ impl Route {
             tags: Vec::new(),
             vary: Vec::new(),
             query: None,
+            pass_with: Vec::new(),
             normalize: None,
             marker: None,
             live: None,
@@ -135,6 +137,15 @@ impl Route {
     #[must_use]
     pub fn query_params(mut self, names: &[&str]) -> Self {
         self.query = Some(names.iter().map(|&n| n.to_owned()).collect());
+        self
+    }
+
+    /// A request carrying any of these query parameters is the handler's alone: it
+    /// answers untouched, neither looked up nor stored (a `GET /pets?ids=..` the handler
+    /// reads another way, say).
+    #[must_use]
+    pub fn pass_with(mut self, names: &[&str]) -> Self {
+        self.pass_with.extend(names.iter().map(|&n| n.to_owned()));
         self
     }
 

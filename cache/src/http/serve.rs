@@ -91,6 +91,9 @@ pub(super) fn plan(cache: &ResponseCache, method: &Method, uri: &Uri, headers: &
         return Plan::Bypass;
     }
     let query = Query::parse(uri.query().unwrap_or_default());
+    if route.pass_with.iter().any(|name| query.get(name).is_some()) {
+        return Plan::Pass;
+    }
     // The whole query is kept only for a live number (it is written per answer).
     let (mut keyed, query) = match (&route.query, route.live.is_some()) {
         (Some(names), true) => (query.only(names), query),

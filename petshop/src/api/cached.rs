@@ -29,6 +29,8 @@ pub fn response_cache(cache: &CacheLayer, pets: PetService) -> ResponseCache {
     let mut list = Route::new("/pets", &a.lists, a.list_ttl)
         .name("list_pets")
         .query_params(LIST_PARAMS)
+        // `?ids=` is a batch read of pets the handler makes itself.
+        .pass_with(&["ids"])
         .normalize(normalize)
         .marker("cached")
         .live_number("total", total);

@@ -181,6 +181,13 @@ async fn out_of_range_fields_are_422_naming_the_field() {
 async fn bad_query_and_path_parameters_are_rejected_naming_them() {
     bounded(async {
         let (app, _) = app_with_a_pet().await;
+        let too_many_ids = format!(
+            "/pets?ids={}",
+            (1..=101)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let cases = [
             ("/pets?limit=0", "limit"),
             ("/pets?limit=101", "limit"),
@@ -194,6 +201,14 @@ async fn bad_query_and_path_parameters_are_rejected_naming_them() {
             ("/pets?species=d0g", "species"),
             ("/pets?species=d%09g", "species"),
             ("/pets?species=", "species"),
+            ("/pets?ids=", "ids"),
+            ("/pets?ids=1,,2", "ids"),
+            ("/pets?ids=one", "ids"),
+            ("/pets?ids=1.5", "ids"),
+            ("/pets?ids=99999999999999999999", "ids"),
+            ("/pets?ids=1&species=cat", "ids"),
+            ("/pets?ids=1&limit=5", "ids"),
+            (&*too_many_ids, "ids"),
             ("/pets/abc", "id"),
             ("/pets/1.5", "id"),
             ("/pets/99999999999999999999", "id"),
@@ -211,6 +226,8 @@ async fn bad_query_and_path_parameters_are_rejected_naming_them() {
             "/pets?species=Guinea%20pig",
             // Nothing is above 5 and below 2: an empty page, not an error.
             "/pets?min_age=5&max_age=2",
+            "/pets?ids=1",
+            "/pets?ids=1,%202,3",
         ] {
             assert_eq!(app.get(path).await.status, 200, "GET {path}");
         }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bad_input;
+mod by_ids;
 mod cluster;
 mod compose;
 mod config;
