@@ -104,6 +104,9 @@ pub struct Load {
     pub length: Duration,
     /// Redis frozen in the middle, if at all.
     pub freeze: Option<Freeze>,
+    /// Every other read is one `GET /pets?ids=..` of every pet (a batch read; each pet
+    /// in its answer is a read of that pet, invoked and returned with it).
+    pub batch: bool,
 }
 
 impl Default for Load {
@@ -114,6 +117,7 @@ impl Default for Load {
             readers: 6,
             length: Duration::from_secs(6),
             freeze: None,
+            batch: false,
         }
     }
 }
@@ -159,7 +163,8 @@ impl Run {
         let hits: u64 = self
             .read_sources
             .iter()
-            .filter(|(k, _)| k.starts_with("HIT") || k.as_str() == "STALE")
+            .map(|(k, n)| (k.strip_prefix("batch ").unwrap_or(k), n))
+            .filter(|(k, _)| k.starts_with("HIT") || *k == "STALE")
             .map(|(_, n)| n)
             .sum();
         if reads == 0 {
@@ -298,6 +303,9 @@ pub async fn run(setup: &Setup, load: &Load) -> anyhow::Result<Run> {
     for w in 0..load.writers + load.readers {
         let writer = w < load.writers;
         let (addrs, keys, log, stop) = (addrs.clone(), keys.clone(), log.clone(), stop.clone());
+        let every: Vec<String> = keys.iter().map(i64::to_string).collect();
+        let batch_path = format!("/pets?ids={}", every.join(","));
+        let batch = load.batch && !writer;
         workers.push(tokio::spawn(async move {
             let mut conns: Vec<Conn> = addrs.iter().map(|a| Conn::new(*a)).collect();
             let mut n = 0u64;
@@ -306,6 +314,15 @@ pub async fn run(setup: &Setup, load: &Load) -> anyhow::Result<Run> {
                 let instance = rand::random_range(0..conns.len());
                 let path = format!("/pets/{key}");
                 n += 1;
+                if batch && n.is_multiple_of(2) {
+                    let invoked = start.elapsed();
+                    let answer = conns[instance]
+                        .send(Method::GET, &batch_path, None, REQUEST_TIMEOUT)
+                        .await;
+                    let returned = start.elapsed();
+                    record_batch(&log, keys.len(), instance, invoked, returned, answer);
+                    continue;
+                }
                 let (method, body, value) = if writer {
                     let value = format!("w{w}.{n}");
                     let body = serde_json::json!({ "name": value }).to_string();
@@ -416,6 +433,57 @@ fn record(
     log.meta.push(Meta { x_cache, instance });
 }
 
+/// Adds the reads of one batch answer (`GET /pets?ids=..` of `asked` pets) to `log`:
+/// one per pet in it, all invoked and returned with it.
+fn record_batch(
+    log: &Mutex<Log>,
+    asked: usize,
+    instance: usize,
+    invoked: Duration,
+    returned: Duration,
+    answer: anyhow::Result<http::Answer>,
+) {
+    let mut log = log.lock().expect("log");
+    let answer = match answer {
+        Ok(a) if a.status == 200 => a,
+        Ok(a) => {
+            if a.status >= 500 {
+                log.server_errors += 1;
+            }
+            log.read_errors += 1;
+            return;
+        }
+        Err(_) => {
+            log.read_errors += 1;
+            return;
+        }
+    };
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let pets = json["pets"].as_array().cloned().unwrap_or_default();
+    if pets.len() != asked {
+        // Pets are never deleted: a batch that lacks one is wrong.
+        log.read_errors += 1;
+    }
+    let x_cache = format!("batch {}", answer.x_cache.unwrap_or_default());
+    for pet in pets {
+        let (Some(key), Some(name)) = (pet["id"].as_i64(), pet["name"].as_str()) else {
+            log.read_errors += 1;
+            continue;
+        };
+        log.ops.push(Op {
+            key,
+            kind: Kind::Read,
+            value: name.to_owned(),
+            invoked,
+            returned: Some(returned),
+        });
+        log.meta.push(Meta {
+            x_cache: x_cache.clone(),
+            instance,
+        });
+    }
+}
+
 fn summarize(
     setup: &Setup,
     load: &Load,
@@ -467,6 +535,9 @@ fn summarize(
     let mut label = setup.label();
     if load.freeze.is_some() {
         label.push_str(" + freeze");
+    }
+    if load.batch {
+        label.push_str(" + batch");
     }
     Run {
         label,

@@ -120,3 +120,44 @@ async fn the_poem_example_caches_the_greeting_and_invalidates_it() {
     })
     .await;
 }
+
+#[allow(dead_code)]
+#[path = "../../examples/feature_store.rs"]
+mod feature_store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feature_store_reads_a_hundred_users_in_one_call_from_what_the_job_stored() {
+    bounded(async {
+        use cache::Source;
+        use feature_store::{Store, compute};
+
+        // Arrange: the job (one instance) stores users 1-200; the API is another.
+        let redis = RedisServer::spawn();
+        let (job, api) = (
+            Store::open(Some(&redis.url())).unwrap(),
+            Store::open(Some(&redis.url())).unwrap(),
+        );
+        assert_eq!(job.run_job(1..=200).await.unwrap(), 200);
+
+        // Act: the API reads users 101-200 twice, then 151-250.
+        let users: Vec<i64> = (101..=200).collect();
+        let first = api.features(&users).await.unwrap();
+        let again = api.features(&users).await.unwrap();
+        let beyond: Vec<i64> = (151..=250).collect();
+        let mixed = api.features(&beyond).await.unwrap();
+
+        // Assert: every user's features as computed, in the order asked: first from
+        // Redis, then from L1; users the job did not reach are computed on the spot.
+        for (read, asked) in [(&first, &users), (&again, &users), (&mixed, &beyond)] {
+            let got: Vec<_> = read.iter().map(|(u, f)| (*u, f.value.clone())).collect();
+            let want: Vec<_> = asked.iter().map(|&u| (u, compute(u))).collect();
+            assert_eq!(got, want);
+        }
+        assert!(first.iter().all(|(_, f)| f.source == Source::HitL2));
+        assert!(again.iter().all(|(_, f)| f.source == Source::HitL1));
+        let sources: Vec<Source> = mixed.iter().map(|(_, f)| f.source).collect();
+        assert_eq!(sources[..50], [Source::HitL1; 50]);
+        assert_eq!(sources[50..], [Source::Miss; 50]);
+    })
+    .await;
+}

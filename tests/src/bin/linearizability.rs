@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p e2e --bin linearizability -- [--seconds 6] [--rounds 3] [--postgres URL]
-//!     [--writers 3] [--readers 6] [--keys 3] [--only LABEL] [--out results.md]
+//!     [--writers 3] [--readers 6] [--keys 3] [--only LABEL] [--batch] [--out results.md]
 //! ```
 //!
 //! Needs `redis-server` on `PATH` (a throwaway one, behind a proxy the run controls).
@@ -41,6 +41,9 @@ struct Args {
     /// Pets (registers).
     #[arg(long, default_value_t = 3)]
     keys: i64,
+    /// Every other read is one `GET /pets?ids=..` of every pet (a batch read).
+    #[arg(long)]
+    batch: bool,
     /// Also write the markdown table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -95,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 after: length / 3,
                 length: Duration::from_secs(2).min(length / 3),
             }),
+            batch: args.batch,
         };
         for _ in 0..args.rounds {
             let label = setup.label();

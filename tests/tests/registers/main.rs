@@ -35,6 +35,14 @@ async fn runs_on(
         }),
         ..Load::default()
     };
+    runs_of(setups, instances, &load).await
+}
+
+async fn runs_of(
+    setups: &[(Strategy, WriteConsistency, Topology)],
+    instances: usize,
+    load: &Load,
+) -> Vec<Run> {
     let mut out = Vec::new();
     for &(strategy, consistency, topology) in setups {
         let setup = Setup {
@@ -42,7 +50,7 @@ async fn runs_on(
             instances,
             ..Setup::new(strategy, consistency, topology)
         };
-        let r = tokio::time::timeout(Duration::from_secs(120), run(&setup, &load))
+        let r = tokio::time::timeout(Duration::from_secs(120), run(&setup, load))
             .await
             .expect("the run is bounded")
             .expect("the run sets up");
@@ -112,6 +120,36 @@ async fn strict_stays_linearizable_while_redis_freezes_and_refuses_writes_meanwh
     for r in runs(&setups, true).await {
         assert_linearizable(&r);
         assert!(r.writes_refused > 0, "the freeze refused no write: {r:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_reads_are_as_fresh_as_single_reads_strict_across_instances_and_without_a_cache() {
+    // Half the reads are `GET /pets?ids=..` of every pet, Redis frozen in the middle.
+    let load = Load {
+        length: LENGTH,
+        freeze: Some(Freeze {
+            after: Duration::from_millis(700),
+            length: Duration::from_millis(1000),
+        }),
+        batch: true,
+        ..Load::default()
+    };
+    let setups = [
+        (CacheAside, Available, Topology::None),
+        (CacheAside, Strict, Topology::L1L2),
+        (WriteThrough, Strict, Topology::L1L2),
+        (Versioned, Strict, Topology::L1L2),
+    ];
+    for r in runs_of(&setups, 2, &load).await {
+        assert_linearizable(&r);
+        let batched: u64 = r
+            .read_sources
+            .iter()
+            .filter(|(k, _)| k.starts_with("batch"))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(batched > 300, "too few batch reads: {r:#?}");
     }
 }
 
