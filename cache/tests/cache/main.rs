@@ -15,3 +15,4 @@ mod strict;
 mod suite;
 mod support;
 mod tags;
+mod tls;
