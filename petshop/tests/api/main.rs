@@ -19,5 +19,6 @@ mod responses;
 mod server;
 mod stale;
 mod tags;
+mod tls;
 mod traces;
 mod ui;
