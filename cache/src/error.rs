@@ -61,6 +61,39 @@ impl CacheError {
         }
     }
 
+    /// True when a TLS connection failed because the server's certificate is not
+    /// trusted (an issuer the CA does not vouch for, another name, expired): a
+    /// configuration fault rather than an outage, though the tier degrades alike.
+    #[must_use]
+    pub fn is_certificate_rejected(&self) -> bool {
+        type Shared = Arc<dyn std::error::Error + Send + Sync>;
+        let rejected = |e: &(dyn std::error::Error + 'static)| {
+            matches!(
+                e.downcast_ref::<rustls::Error>(),
+                Some(rustls::Error::InvalidCertificate(_))
+            )
+        };
+        let Self::Redis(e) = self else {
+            return false;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+        while let Some(mut err) = next {
+            // redis keeps its cause behind an `Arc`, and `io::Error::source` skips the
+            // error it wraps: look through both.
+            if let Some(shared) = err.downcast_ref::<Shared>() {
+                err = shared.as_ref();
+            }
+            let wrapped = err
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref);
+            if rejected(err) || wrapped.is_some_and(|w| rejected(w)) {
+                return true;
+            }
+            next = err.source();
+        }
+        false
+    }
+
     /// True when cached bytes were not ours or not readable: treat as a miss and overwrite.
     #[must_use]
     pub fn is_decode(&self) -> bool {
@@ -91,5 +124,15 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let e = CacheError::from(redis::RedisError::from(io));
         assert!(e.is_transient());
+    }
+
+    #[test]
+    fn an_untrusted_server_certificate_is_told_apart_from_other_io_errors() {
+        let bad = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, bad);
+        assert!(CacheError::from(redis::RedisError::from(io)).is_certificate_rejected());
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!CacheError::from(redis::RedisError::from(refused)).is_certificate_rejected());
+        assert!(!CacheError::Timeout(Duration::from_millis(5)).is_certificate_rejected());
     }
 }

@@ -82,6 +82,8 @@ pub struct RedisHealth {
     pub backplane_connected: Option<bool>,
     /// Why `PING` failed.
     pub error: Option<String>,
+    /// `PING` failed because the server's TLS certificate is not trusted.
+    pub certificate_rejected: bool,
 }
 
 impl RedisHealth {
@@ -193,6 +195,10 @@ impl CacheLayer {
                         "CACHE_TIERS with l2 needs REDIS_URL or REDIS_CLUSTER_NODES".into(),
                     ));
                 }
+            };
+            let l2 = match &config.redis_tls {
+                Some(tls) => l2.tls(tls.clone()),
+                None => l2,
             };
             builder = builder.l2(l2
                 .op_timeout(config.redis_op_timeout)
@@ -464,6 +470,9 @@ impl CacheLayer {
             up: ping.is_ok(),
             breaker_open: redis.is_degraded(),
             backplane_connected: self.inner.client.backplane_connected(),
+            certificate_rejected: ping
+                .as_ref()
+                .is_err_and(CacheError::is_certificate_rejected),
             error: ping.err().map(|e| e.to_string()),
         })
     }

@@ -12,6 +12,7 @@
 //! same clap parsers as options, with the process environment switched off.
 
 mod settings;
+mod tls;
 mod values;
 
 pub use settings::Settings;
@@ -20,9 +21,11 @@ pub use values::ClusterNodes;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cache::Ttl;
+use cache::tier::RedisTls;
 #[cfg(doc)]
 use cache::tier::{DEFAULT_L1_MAX_BYTES, DEFAULT_OP_TIMEOUT};
 pub use cache::{Strategy, Topology, WriteConsistency};
@@ -69,6 +72,12 @@ pub struct Config {
     /// `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster as the shared tier, if any
     /// (instead of `REDIS_URL`).
     pub redis_cluster_nodes: Option<Vec<String>>,
+    /// `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE`, read and
+    /// checked: what `rediss://` trusts and presents; `None`: the public roots, no
+    /// client certificate.
+    pub redis_tls: Option<RedisTls>,
+    /// `REDIS_TLS_CA_FILE`, to name it when the server's certificate is refused.
+    pub redis_tls_ca_file: Option<PathBuf>,
     /// `CACHE_TIERS`.
     pub cache_tiers: Topology,
     /// `CACHE_STRATEGY`.
@@ -141,6 +150,9 @@ pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
     "REDIS_URL",
     "REDIS_CLUSTER_NODES",
+    "REDIS_TLS_CA_FILE",
+    "REDIS_TLS_CERT_FILE",
+    "REDIS_TLS_KEY_FILE",
     "CACHE_TIERS",
     "CACHE_STRATEGY",
     "CACHE_WRITE_CONSISTENCY",
@@ -254,6 +266,8 @@ impl fmt::Debug for Config {
                     .as_ref()
                     .map(|nodes| nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>()),
             )
+            .field("redis_tls", &self.redis_tls)
+            .field("redis_tls_ca_file", &self.redis_tls_ca_file)
             .field("cache_tiers", &self.cache_tiers.as_str())
             .field("cache_strategy", &self.cache_strategy.as_str())
             .field(

@@ -44,11 +44,32 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     })?;
     let cache = CacheLayer::new(config)?;
     metrics.register_cache(cache.clone());
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(redact_url)
+        .unwrap_or_else(|| {
+            config
+                .redis_cluster_nodes
+                .iter()
+                .flatten()
+                .map(|n| redact_url(n))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
     match cache.redis_health().await {
+        Some(health) if health.certificate_rejected => tracing::warn!(
+            redis = %redis,
+            error = health.error.as_deref().unwrap_or_default(),
+            "{}'s server certificate is not vouched for by {}: serving from L1 and the database without Redis",
+            if config.redis_url.is_some() { "REDIS_URL" } else { "REDIS_CLUSTER_NODES" },
+            config.redis_tls_ca_file.as_ref().map_or_else(
+                || "the public roots (set REDIS_TLS_CA_FILE for a private CA)".to_owned(),
+                |ca| format!("REDIS_TLS_CA_FILE ({})", ca.display()),
+            ),
+        ),
         Some(health) if !health.up => tracing::warn!(
-            redis = %config.redis_url.as_deref().map(redact_url).unwrap_or_else(|| {
-                config.redis_cluster_nodes.iter().flatten().map(|n| redact_url(n)).collect::<Vec<_>>().join(",")
-            }),
+            redis = %redis,
             "redis is not answering: serving from L1 and the database until it does"
         ),
         // L1 stays bypassed until the backplane has subscribed: give it a moment so the

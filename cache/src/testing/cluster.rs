@@ -1,4 +1,5 @@
-//! A throwaway 3-master Redis Cluster on free loopback ports, torn down on drop.
+//! A throwaway 3-master Redis Cluster on free loopback ports (plain or TLS-only), torn
+//! down on drop.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -6,6 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::free_port;
+use super::tls::{ClientAuth, TestCerts};
 
 /// Masters of a [`RedisCluster`].
 pub const CLUSTER_MASTERS: usize = 3;
@@ -28,10 +30,14 @@ struct Node {
 ///
 /// `cluster-require-full-coverage` is off: while a master is down, the slots of the
 /// others keep answering (with Redis' default, the whole cluster would refuse).
+///
+/// [`RedisCluster::spawn_tls`] makes one that speaks only TLS, to clients and between
+/// its nodes (`--tls-cluster yes`, `--tls-replication yes`).
 #[derive(Debug)]
 pub struct RedisCluster {
     dir: PathBuf,
     nodes: Vec<Node>,
+    tls: Option<TestCerts>,
 }
 
 impl RedisCluster {
@@ -42,17 +48,33 @@ impl RedisCluster {
     /// When `redis-server`/`redis-cli` are missing or the cluster is not up within 30 s.
     #[must_use]
     pub fn spawn() -> Self {
+        Self::spawn_with(None)
+    }
+
+    /// [`RedisCluster::spawn`], every node speaking only TLS with the server
+    /// certificate of `certs` (clients present none); the seeds are `rediss://`.
+    ///
+    /// # Panics
+    /// As [`RedisCluster::spawn`].
+    #[must_use]
+    pub fn spawn_tls(certs: &TestCerts) -> Self {
+        Self::spawn_with(Some(certs.clone()))
+    }
+
+    fn spawn_with(tls: Option<TestCerts>) -> Self {
         let dir = std::env::temp_dir().join(format!("cache-cluster-{:x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("temporary directory for the cluster");
         let mut cluster = Self {
             dir,
             nodes: Vec::new(),
+            tls,
         };
         for _ in 0..CLUSTER_MASTERS {
             let node = cluster.start_on_free_ports();
             cluster.nodes.push(node);
         }
         let status = Command::new("redis-cli")
+            .args(cluster.tls.iter().flat_map(TestCerts::cli_args))
             .args(["--cluster", "create"])
             .args(
                 cluster
@@ -83,11 +105,11 @@ impl RedisCluster {
             self.start(&mut node);
             let deadline = Instant::now() + START_TIMEOUT;
             while Instant::now() < deadline {
-                match node
-                    .child
-                    .as_mut()
-                    .and_then(|c| super::owns_port(c, node.port))
-                {
+                let owned = node.child.as_mut().and_then(|c| match &self.tls {
+                    Some(certs) => certs.owns_port(c, node.port),
+                    None => super::owns_port(c, node.port),
+                });
+                match owned {
                     Some(true) => return node,
                     // Exited, or another server answers: a port was taken meanwhile.
                     Some(false) => break,
@@ -104,8 +126,16 @@ impl RedisCluster {
 
     fn start(&self, node: &mut Node) {
         let conf = self.dir.join(format!("nodes-{}.conf", node.port));
+        let listen = match &self.tls {
+            Some(certs) => {
+                let mut args = certs.server_args(node.port, ClientAuth::No);
+                args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+                args
+            }
+            None => vec!["--port".into(), node.port.to_string()],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &node.port.to_string()])
+            .args(listen)
             .args(["--cluster-port", &node.bus_port.to_string()])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", &conf.to_string_lossy()])
@@ -129,7 +159,7 @@ impl RedisCluster {
         let deadline = Instant::now() + START_TIMEOUT;
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             loop {
-                if Self::healthy(node.port) {
+                if self.healthy(node.port) {
                     break;
                 }
                 assert!(
@@ -142,9 +172,18 @@ impl RedisCluster {
         }
     }
 
-    fn healthy(port: u16) -> bool {
-        let Ok(mut con) = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+    /// A plain client of the node on `port`.
+    fn node_client(&self, port: u16) -> redis::Client {
+        match &self.tls {
+            Some(certs) => certs.client(port),
+            None => redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("valid url"),
+        }
+    }
+
+    fn healthy(&self, port: u16) -> bool {
+        let Ok(mut con) = self
+            .node_client(port)
+            .get_connection_with_timeout(Duration::from_millis(500))
         else {
             return false;
         };
@@ -160,12 +199,17 @@ impl RedisCluster {
         info.contains("cluster_state:ok") && masters == CLUSTER_MASTERS && !nodes.contains("fail")
     }
 
-    /// The seed URLs (`redis://127.0.0.1:{port}`), one per master.
+    /// The seed URLs (`redis://127.0.0.1:{port}`, `rediss://` with TLS), one per master.
     #[must_use]
     pub fn seeds(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.nodes
             .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .map(|n| format!("{scheme}://127.0.0.1:{}", n.port))
             .collect()
     }
 
@@ -175,7 +219,18 @@ impl RedisCluster {
     /// Never in practice: the seed URLs are well formed.
     #[must_use]
     pub fn client(&self) -> redis::cluster::ClusterClient {
-        redis::cluster::ClusterClient::new(self.seeds()).expect("valid seeds")
+        let builder = redis::cluster::ClusterClient::builder(self.seeds());
+        let builder = match &self.tls {
+            Some(certs) => {
+                crate::tier::install_ring_if_none();
+                builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(certs.ca_pem().into()),
+                })
+            }
+            None => builder,
+        };
+        builder.build().expect("valid seeds")
     }
 
     /// The index of the master that serves `key`'s slot.
@@ -189,8 +244,9 @@ impl RedisCluster {
             .iter()
             .find(|n| n.child.is_some())
             .expect("a running node");
-        let mut con = redis::Client::open(format!("redis://127.0.0.1:{}", node.port))
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+        let mut con = self
+            .node_client(node.port)
+            .get_connection_with_timeout(Duration::from_secs(1))
             .expect("a connection to the cluster");
         let slot: u16 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")

@@ -1,5 +1,6 @@
-//! Test support (feature `test-util`): throwaway Redis servers and clusters, a server
-//! that never answers, and a proxy that injects faults.
+//! Test support (feature `test-util`): throwaway Redis servers and clusters (plain or
+//! TLS-only, with certificates made for the test), a server that never answers, and a
+//! proxy that injects faults.
 //!
 //! Tests own their infrastructure: each [`RedisServer`] is a private `redis-server` on
 //! a free port, persisting nothing, killed when dropped, so a test can stop, restart or
@@ -8,9 +9,11 @@
 
 mod cluster;
 mod proxy;
+mod tls;
 
 pub use self::cluster::{CLUSTER_MASTERS, RedisCluster};
 pub use self::proxy::{Fault, Proxy};
+pub use self::tls::{ClientAuth, TestCerts};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,6 +30,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// A TLS-only server: its certificates and what it asks of clients.
+    tls: Option<(TestCerts, ClientAuth)>,
 }
 
 fn free_port() -> u16 {
@@ -99,10 +104,26 @@ impl RedisServer {
     /// When `redis-server` is not on `PATH` or does not come up within 10 s.
     #[must_use]
     pub fn spawn() -> Self {
+        Self::spawn_with(None)
+    }
+
+    /// Starts a server that speaks only TLS (`--port 0 --tls-port <free>`), with the
+    /// server certificate of `certs` and `--tls-auth-clients` as `auth` says, and waits
+    /// until it answers. Its [`RedisServer::url`] is `rediss://`.
+    ///
+    /// # Panics
+    /// As [`RedisServer::spawn`].
+    #[must_use]
+    pub fn spawn_tls(certs: &TestCerts, auth: ClientAuth) -> Self {
+        Self::spawn_with(Some((certs.clone(), auth)))
+    }
+
+    fn spawn_with(tls: Option<(TestCerts, ClientAuth)>) -> Self {
         for _ in 0..5 {
             let mut server = Self {
                 port: free_port(),
                 child: None,
+                tls: tls.clone(),
             };
             if server.start() {
                 return server;
@@ -112,8 +133,12 @@ impl RedisServer {
     }
 
     fn start(&mut self) -> bool {
+        let listen = match &self.tls {
+            Some((certs, auth)) => certs.server_args(self.port, *auth),
+            None => vec!["--port".into(), self.port.to_string()],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+            .args(listen)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
             .stdout(Stdio::null())
@@ -123,7 +148,11 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            match self.child.as_mut().and_then(|c| owns_port(c, self.port)) {
+            let owned = self.child.as_mut().and_then(|c| match &self.tls {
+                Some((certs, _)) => certs.owns_port(c, self.port),
+                None => owns_port(c, self.port),
+            });
+            match owned {
                 Some(true) => return true,
                 // Exited, or another server answers: the port was taken meanwhile.
                 Some(false) => break,
@@ -140,10 +169,15 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:{port}`.
+    /// `redis://127.0.0.1:{port}` (`rediss://` for a TLS server).
     #[must_use]
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (as a crash would) and waits for it to exit.
@@ -171,10 +205,14 @@ impl RedisServer {
         }
     }
 
-    /// A plain client of this server, for tests that poke at it directly.
+    /// A plain client of this server, for tests that poke at it directly (of a TLS
+    /// server: trusting its CA, with the client certificate).
     #[must_use]
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("valid url")
+        match &self.tls {
+            Some((certs, _)) => certs.client(self.port),
+            None => redis::Client::open(self.url()).expect("valid url"),
+        }
     }
 }
 

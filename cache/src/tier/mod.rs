@@ -26,9 +26,10 @@ pub(crate) mod tiered;
 
 pub use self::moka::{DEFAULT_L1_MAX_BYTES, MokaTier, MokaTierBuilder};
 pub use self::none::NoCache;
+pub(crate) use self::redis::install_ring_if_none;
 pub use self::redis::{
     DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_OP_TIMEOUT, GUARD_TTL, RedisTier, RedisTierBuilder,
+    DEFAULT_OP_TIMEOUT, GUARD_TTL, RedisTier, RedisTierBuilder, RedisTls,
 };
 pub use self::tiered::{L1Switch, TieredCache, TieredCacheBuilder};
 

@@ -16,3 +16,4 @@ mod strict;
 mod suite;
 mod support;
 mod tags;
+mod tls;

@@ -3,11 +3,13 @@
 //! between settings and gives the [`Config`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cache::Ttl;
 use clap::Args;
 
+use super::tls::TlsFiles;
 use super::values::ClusterNodes;
 
 use super::{
@@ -54,6 +56,20 @@ pub struct Settings {
     #[arg(long, env = "REDIS_CLUSTER_NODES", hide_env_values = true, help_heading = "Cache",
           value_parser = values::cluster_nodes)]
     pub redis_cluster_nodes: Option<ClusterNodes>,
+
+    /// PEM file of the CA that signs Redis' certificate (rediss://). Unset: the public
+    /// roots.
+    #[arg(long, env = "REDIS_TLS_CA_FILE", help_heading = "Cache", value_parser = values::path)]
+    pub redis_tls_ca_file: Option<String>,
+
+    /// PEM client certificate for mutual TLS with Redis (with REDIS_TLS_KEY_FILE).
+    /// Unset: none.
+    #[arg(long, env = "REDIS_TLS_CERT_FILE", help_heading = "Cache", value_parser = values::path)]
+    pub redis_tls_cert_file: Option<String>,
+
+    /// PEM private key of REDIS_TLS_CERT_FILE. Unset: none.
+    #[arg(long, env = "REDIS_TLS_KEY_FILE", help_heading = "Cache", value_parser = values::path)]
+    pub redis_tls_key_file: Option<String>,
 
     /// Cache tiers: none, l1, l2, l1+l2; auto: l1+l2 with REDIS_URL or
     /// REDIS_CLUSTER_NODES, else l1.
@@ -188,6 +204,18 @@ impl Settings {
             ));
         }
         let has_redis = redis_url.is_some() || redis_cluster_nodes.is_some();
+        let path = |p: Option<String>| p.filter(|p| !p.is_empty()).map(PathBuf::from);
+        let tls_files = TlsFiles {
+            ca: path(self.redis_tls_ca_file),
+            cert: path(self.redis_tls_cert_file),
+            key: path(self.redis_tls_key_file),
+        };
+        let urls: Vec<String> = redis_url
+            .iter()
+            .chain(redis_cluster_nodes.iter().flatten())
+            .cloned()
+            .collect();
+        let redis_tls = tls_files.load(&urls)?;
         let cache_tiers = match self.cache_tiers {
             Some(t) => t,
             None if has_redis => Topology::L1L2,
@@ -221,6 +249,8 @@ impl Settings {
             database_url: self.database_url,
             redis_url,
             redis_cluster_nodes,
+            redis_tls,
+            redis_tls_ca_file: tls_files.ca,
             cache_tiers,
             cache_strategy: self.cache_strategy,
             cache_write_consistency: self.cache_write_consistency,

@@ -50,6 +50,12 @@ pub(super) fn redis_url(text: &str) -> Parsed<String> {
     }
 }
 
+/// A file's path (`REDIS_TLS_*_FILE`); empty is kept empty (unset). The file is read
+/// once the settings are validated.
+pub(super) fn path(text: &str) -> Parsed<String> {
+    Ok(text.trim().to_owned())
+}
+
 /// The seed nodes of a Redis Cluster (`REDIS_CLUSTER_NODES`); empty: none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterNodes(pub Vec<String>);

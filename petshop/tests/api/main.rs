@@ -20,5 +20,6 @@ mod responses;
 mod server;
 mod stale;
 mod tags;
+mod tls;
 mod traces;
 mod ui;

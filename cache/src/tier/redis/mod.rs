@@ -13,8 +13,9 @@
 //! version counters and the generation (`counters.rs`), tag versions (`tags.rs`), strict
 //! writes' holds and the instances' L1 leases (`holds.rs`), the
 //! backplane's publish and subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and
-//! every key suffix (`keys.rs`), over either kind of connection (`connection.rs`);
-//! what a cluster does differently lives in `cluster.rs`.
+//! every key suffix (`keys.rs`), over either kind of connection (`connection.rs`),
+//! with or without TLS (`tls.rs`, for `rediss://`); what a cluster does differently
+//! lives in `cluster.rs`.
 //!
 //! # Generations
 //!
@@ -35,6 +36,7 @@ mod pubsub;
 mod rate;
 mod scripts;
 mod tags;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ use std::time::Duration;
 
 use self::connection::{Connection, Subscriber, Target};
 pub(crate) use self::holds::{HoldPlan, KeyRelease};
+pub use self::tls::RedisTls;
+pub(crate) use self::tls::install_ring_if_none;
 use crate::breaker::{Breaker, Permit};
 use crate::clock::default_clock;
 use crate::{CacheError, Clock, TierStats};
@@ -65,6 +69,7 @@ pub const GUARD_TTL: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct RedisTierBuilder {
     target: Target,
+    tls: Option<RedisTls>,
     prefix: Option<String>,
     op_timeout: Duration,
     connect_timeout: Duration,
@@ -78,6 +83,14 @@ impl RedisTierBuilder {
     /// Without one, `clear` refuses to run rather than touch keys that are not ours.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// TLS for `rediss://` URLs: a private CA, a client certificate for mutual TLS.
+    /// Without it, `rediss://` trusts the public roots; with it, every URL must be
+    /// `rediss://` (`build` says so otherwise). Every connection of the tier uses it.
+    pub fn tls(mut self, tls: RedisTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -112,8 +125,12 @@ impl RedisTierBuilder {
         if self.op_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(CacheError::Config("redis timeouts must be above 0".into()));
         }
-        let (con, subscriber) =
-            Connection::open(&self.target, self.op_timeout, self.connect_timeout)?;
+        let (con, subscriber) = Connection::open(
+            &self.target,
+            self.tls.as_ref(),
+            self.op_timeout,
+            self.connect_timeout,
+        )?;
         Ok(RedisTier {
             inner: Arc::new(Inner {
                 con,
@@ -188,7 +205,8 @@ impl std::fmt::Debug for RedisTier {
 }
 
 impl RedisTier {
-    /// A builder for the server at `url` (`redis://host:port/db`).
+    /// A builder for the server at `url` (`redis://host:port/db`, or `rediss://` for
+    /// TLS: see [`RedisTierBuilder::tls`]).
     pub fn builder(url: impl Into<String>) -> RedisTierBuilder {
         Self::builder_for(Target::Node(url.into()))
     }
@@ -215,6 +233,7 @@ impl RedisTier {
     fn builder_for(target: Target) -> RedisTierBuilder {
         RedisTierBuilder {
             target,
+            tls: None,
             prefix: None,
             op_timeout: DEFAULT_OP_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
