@@ -26,6 +26,7 @@ pub(crate) mod tiered;
 
 pub use self::moka::{DEFAULT_L1_MAX_BYTES, MokaTier, MokaTierBuilder};
 pub use self::none::NoCache;
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) use self::redis::install_ring_if_none;
 pub use self::redis::{
     DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,

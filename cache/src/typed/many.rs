@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use futures::future::join_all;
@@ -48,8 +48,11 @@ struct Missing {
     loading: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// How a batch load is asked for: the loader, the TTL of each value, the options.
-struct Batch<'a, T, F, P> {
+/// A batch load under way: the cache, the ids (and keys) wanted, the loader, the TTL
+/// of each value, the options.
+struct Batch<'a, C: Codec, I, T, F, P> {
+    cache: &'a TypedCache<C>,
+    wanted: &'a [(I, Option<Key>)],
     loader: &'a F,
     ttl_for: &'a P,
     options: &'a ReadOptions<T>,
@@ -105,11 +108,14 @@ impl<C: Codec> TypedCache<C> {
         }
         if !(lead.is_empty() && joined.is_empty() && uncached.is_empty()) {
             let batch = Batch {
+                cache: self,
+                wanted: &wanted,
                 loader: &loader,
                 ttl_for: &ttl_for,
                 options,
             };
-            self.load_missing(&wanted, &mut out, &uncached, &lead, &joined, &batch)
+            batch
+                .load_missing(&mut out, &uncached, &lead, &joined)
                 .await?;
         }
         Ok(wanted
@@ -159,27 +165,28 @@ impl<C: Codec> TypedCache<C> {
         let leads = !flight.claimed.swap(true, SeqCst);
         (flight, loading, leads)
     }
+}
 
+impl<C, I, T, F, Fut, R, E, P> Batch<'_, C, I, T, F, P>
+where
+    C: Codec,
+    I: Clone + Eq + Hash,
+    T: CacheValue,
+    F: Fn(Vec<I>) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: IntoIterator<Item = (I, T)>,
+    E: Into<BoxError>,
+    P: Fn(&T) -> Option<Ttl>,
+{
     /// Fills `out` for the keys the batch leads (one loader call, with the `uncached`
     /// ids) and for those it joined (another caller's load).
-    async fn load_missing<I, T, F, Fut, R, E, P>(
+    async fn load_missing(
         &self,
-        wanted: &[(I, Option<Key>)],
         out: &mut [Option<Fetched<T>>],
         uncached: &[usize],
         lead: &[Missing],
         joined: &[Missing],
-        batch: &Batch<'_, T, F, P>,
-    ) -> Result<(), CacheError>
-    where
-        I: Clone + Eq + Hash,
-        T: CacheValue,
-        F: Fn(Vec<I>) -> Fut,
-        Fut: Future<Output = Result<R, E>>,
-        R: IntoIterator<Item = (I, T)>,
-        E: Into<BoxError>,
-        P: Fn(&T) -> Option<Ttl>,
-    {
+    ) -> Result<(), CacheError> {
         let mut senders = HashMap::with_capacity(lead.len());
         let led = join_all(lead.iter().map(|m| {
             let (tx, rx) = oneshot::channel::<Result<Landed, CacheError>>();
@@ -190,29 +197,30 @@ impl<C: Codec> TypedCache<C> {
                 })
             })
         }));
-        let took_over = AtomicBool::new(false);
+        let took_over = AtomicUsize::new(0);
         let shared = join_all(joined.iter().map(|m| {
-            let item = [(wanted[m.at].0.clone(), Some(m.key.clone()))];
+            let item = [(self.wanted[m.at].0.clone(), Some(m.key.clone()))];
             let took_over = &took_over;
             m.flight.cell.get_or_init(move || async move {
                 // Its leader was cancelled before loading: load it here.
-                took_over.store(true, Relaxed);
+                took_over.fetch_add(1, Relaxed);
                 let result = self
-                    .load_batch(&item, &[&m.flight], batch)
+                    .load_batch(&item, &[&m.flight])
                     .await
                     .map(|mut v| landed(v.remove(&item[0].0), Source::Miss));
-                self.end_flight(&m.key, &m.flight);
+                self.cache.end_flight(&m.key, &m.flight);
                 result
             })
         }));
-        let driver = self.lead(wanted, uncached, lead, senders, batch);
+        let driver = self.lead(uncached, lead, senders);
         let (from_source, led, shared) = tokio::join!(driver, led, shared);
-        let coalesced = joined.len() - usize::from(took_over.load(Relaxed));
-        self.inner
+        let coalesced = joined.len() - took_over.load(Relaxed);
+        self.cache
+            .inner
             .loader
             .coalesced
             .fetch_add(coalesced as u64, Relaxed);
-        let miss = if self.inner.cache.is_bypass() {
+        let miss = if self.cache.inner.cache.is_bypass() {
             Source::Bypass
         } else {
             Source::Miss
@@ -238,12 +246,12 @@ impl<C: Codec> TypedCache<C> {
                 });
             } else if !landed.value.is::<Absent>() {
                 // Another caller loaded a different type under this key.
-                again.push((wanted[m.at].0.clone(), Some(m.key.clone())));
+                again.push((self.wanted[m.at].0.clone(), Some(m.key.clone())));
             }
         }
         if !again.is_empty() {
-            let mut values = self.load_batch(&again, &[], batch).await?;
-            for (at, (id, _)) in wanted.iter().enumerate() {
+            let mut values = self.load_batch(&again, &[]).await?;
+            for (at, (id, _)) in self.wanted.iter().enumerate() {
                 if out[at].is_none()
                     && let Some(value) = values.remove(id)
                 {
@@ -261,23 +269,12 @@ impl<C: Codec> TypedCache<C> {
     /// order), looks again for those another load was filling, loads the rest with the
     /// `uncached` ids in one call, and hands each led key its value. Returns the
     /// uncached ids' values.
-    async fn lead<I, T, F, Fut, R, E, P>(
+    async fn lead(
         &self,
-        wanted: &[(I, Option<Key>)],
         uncached: &[usize],
         lead: &[Missing],
         mut senders: HashMap<usize, oneshot::Sender<Result<Landed, CacheError>>>,
-        batch: &Batch<'_, T, F, P>,
-    ) -> Result<Vec<(usize, T)>, CacheError>
-    where
-        I: Clone + Eq + Hash,
-        T: CacheValue,
-        F: Fn(Vec<I>) -> Fut,
-        Fut: Future<Output = Result<R, E>>,
-        R: IntoIterator<Item = (I, T)>,
-        E: Into<BoxError>,
-        P: Fn(&T) -> Option<Ttl>,
-    {
+    ) -> Result<Vec<(usize, T)>, CacheError> {
         let mut order: Vec<&Missing> = lead.iter().collect();
         order.sort_by(|a, b| a.key.cmp(&b.key));
         let mut turns: Vec<OwnedMutexGuard<()>> = Vec::with_capacity(order.len());
@@ -295,7 +292,8 @@ impl<C: Codec> TypedCache<C> {
         let mut done: HashMap<usize, Landed> = HashMap::new();
         let keys: Vec<Key> = waited.iter().map(|m| m.key.clone()).collect();
         let found = self
-            .lookup_many::<T>(&keys, batch.options.validate.as_deref())
+            .cache
+            .lookup_many::<T>(&keys, self.options.validate.as_deref())
             .await;
         for (m, hit) in waited.iter().zip(found) {
             if let Some(hit) = hit {
@@ -311,17 +309,17 @@ impl<C: Codec> TypedCache<C> {
         let to_load: Vec<&Missing> = lead.iter().filter(|m| !done.contains_key(&m.at)).collect();
         let items: Vec<(I, Option<Key>)> = to_load
             .iter()
-            .map(|m| (wanted[m.at].0.clone(), Some(m.key.clone())))
-            .chain(uncached.iter().map(|&at| (wanted[at].0.clone(), None)))
+            .map(|m| (self.wanted[m.at].0.clone(), Some(m.key.clone())))
+            .chain(uncached.iter().map(|&at| (self.wanted[at].0.clone(), None)))
             .collect();
         let flights: Vec<&Flight> = to_load.iter().map(|m| &*m.flight).collect();
         let loaded = if items.is_empty() {
             Ok(HashMap::new())
         } else {
-            self.load_batch(&items, &flights, batch).await
+            self.load_batch(&items, &flights).await
         };
         for m in lead {
-            self.end_flight(&m.key, &m.flight);
+            self.cache.end_flight(&m.key, &m.flight);
         }
         let mut values = match loaded {
             Ok(values) => values,
@@ -333,7 +331,7 @@ impl<C: Codec> TypedCache<C> {
             }
         };
         for m in &to_load {
-            let value = values.get(&wanted[m.at].0).cloned();
+            let value = values.get(&self.wanted[m.at].0).cloned();
             done.insert(m.at, landed(value, Source::Miss));
         }
         for (at, landed) in done {
@@ -344,30 +342,20 @@ impl<C: Codec> TypedCache<C> {
         drop(turns);
         Ok(uncached
             .iter()
-            .filter_map(|&at| Some((at, values.remove(&wanted[at].0)?)))
+            .filter_map(|&at| Some((at, values.remove(&self.wanted[at].0)?)))
             .collect())
     }
 
     /// One call of the loader for `items`' ids; each value whose item has a key is
     /// stored under it through that key's fill guard (token taken before the call),
     /// unless a write overtook it. `flights` are marked begun just before the call.
-    async fn load_batch<I, T, F, Fut, R, E, P>(
+    async fn load_batch(
         &self,
         items: &[(I, Option<Key>)],
         flights: &[&Flight],
-        batch: &Batch<'_, T, F, P>,
-    ) -> Result<HashMap<I, T>, CacheError>
-    where
-        I: Clone + Eq + Hash,
-        T: CacheValue,
-        F: Fn(Vec<I>) -> Fut,
-        Fut: Future<Output = Result<R, E>>,
-        R: IntoIterator<Item = (I, T)>,
-        E: Into<BoxError>,
-        P: Fn(&T) -> Option<Ttl>,
-    {
-        let cache = &self.inner.cache;
-        let tokens = if self.inner.fill_guard {
+    ) -> Result<HashMap<I, T>, CacheError> {
+        let cache = &self.cache.inner.cache;
+        let tokens = if self.cache.inner.fill_guard {
             join_all(items.iter().map(|(_, key)| async move {
                 match key {
                     Some(key) => Some(cache.fill_token(key).await.unwrap_or_default()),
@@ -378,19 +366,19 @@ impl<C: Codec> TypedCache<C> {
         } else {
             vec![None; items.len()]
         };
-        let as_of = batch.options.as_of();
+        let as_of = self.options.as_of();
         for flight in flights {
             flight.started.store(true, SeqCst);
         }
-        self.inner.loader.calls.fetch_add(1, Relaxed);
+        self.cache.inner.loader.calls.fetch_add(1, Relaxed);
         let ids: Vec<I> = items.iter().map(|(id, _)| id.clone()).collect();
-        let timeout = self.inner.stale.as_ref().and_then(|s| s.load_timeout);
+        let timeout = self.cache.inner.stale.as_ref().and_then(|s| s.load_timeout);
         let loaded: Result<R, BoxError> = match timeout {
-            None => (batch.loader)(ids).await.map_err(Into::into),
-            Some(limit) => match tokio::time::timeout(limit, (batch.loader)(ids)).await {
+            None => (self.loader)(ids).await.map_err(Into::into),
+            Some(limit) => match tokio::time::timeout(limit, (self.loader)(ids)).await {
                 Ok(loaded) => loaded.map_err(Into::into),
                 Err(_) => {
-                    self.inner.loader.timeouts.fetch_add(1, Relaxed);
+                    self.cache.inner.loader.timeouts.fetch_add(1, Relaxed);
                     Err(format!("the load took longer than {limit:?}").into())
                 }
             },
@@ -398,7 +386,7 @@ impl<C: Codec> TypedCache<C> {
         let mut values: HashMap<I, T> = match loaded {
             Ok(values) => values.into_iter().collect(),
             Err(e) => {
-                self.inner.loader.errors.fetch_add(1, Relaxed);
+                self.cache.inner.loader.errors.fetch_add(1, Relaxed);
                 return Err(CacheError::Loader(Arc::from(e)));
             }
         };
@@ -406,13 +394,15 @@ impl<C: Codec> TypedCache<C> {
         values.retain(|id, _| asked.contains(id));
         join_all(items.iter().zip(&tokens).filter_map(|((id, key), token)| {
             let (key, value) = (key.as_ref()?, values.get(id)?);
-            let ttl = (batch.ttl_for)(value)?;
+            let ttl = (self.ttl_for)(value)?;
             Some(async move {
-                let stamp = batch.options.stamp(as_of, value);
-                let filled = if overtaken(key, stamp.as_ref(), batch.options).await {
+                let stamp = self.options.stamp(as_of, value);
+                let filled = if overtaken(key, stamp.as_ref(), self.options).await {
                     Filled::Refused
                 } else {
-                    self.fill(key, value, ttl, token.as_ref(), stamp).await
+                    self.cache
+                        .fill(key, value, ttl, token.as_ref(), stamp)
+                        .await
                 };
                 tracing::trace!(key = %key, ?filled, "loaded in a batch");
             })

@@ -1,17 +1,8 @@
 //! `GET /pets?ids=..`: many pets in one request, through one batch read of the cache.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, bounded, new_pet, spawn_with};
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["pets"]
-        .as_array()
-        .expect("pets")
-        .iter()
-        .map(|p| p["id"].as_i64().expect("id"))
-        .collect()
-}
+use crate::helpers::{TestApp, bounded, new_pet, page_ids, spawn_with};
 
 fn loads(app: &TestApp) -> u64 {
     app.state.cache.client().stats().cache.loader.calls
@@ -42,7 +33,7 @@ async fn pets_by_ids_come_in_the_order_asked_from_one_query_then_from_the_cache(
         // Assert: in the order asked, each once, the unknown id left out; one load, then
         // none.
         assert_eq!(first.status, 200, "{tiers}: {}", first.text);
-        assert_eq!(ids(&first.json), vec![c, a], "{tiers}");
+        assert_eq!(page_ids(&first.json), vec![c, a], "{tiers}");
         assert_eq!(
             (
                 &first.json["total"],
@@ -59,7 +50,7 @@ async fn pets_by_ids_come_in_the_order_asked_from_one_query_then_from_the_cache(
             1,
             "{tiers}: one loader call for the batch"
         );
-        assert_eq!(ids(&again.json), vec![c, a], "{tiers}");
+        assert_eq!(page_ids(&again.json), vec![c, a], "{tiers}");
         assert_eq!(again.header("x-cache"), Some(hit), "{tiers}");
         assert_eq!(again.json["cached"], json!(true), "{tiers}");
         assert_eq!(loads(&app), after_first, "{tiers}");
@@ -106,7 +97,7 @@ async fn by_ids_without_a_cache_reads_the_database() {
             .unwrap();
         for _ in 0..2 {
             let r = app.get(&format!("/pets?ids={id}")).await;
-            assert_eq!((r.status, ids(&r.json)), (200, vec![id]));
+            assert_eq!((r.status, page_ids(&r.json)), (200, vec![id]));
             assert_eq!(r.header("x-cache"), Some("BYPASS"));
         }
     })

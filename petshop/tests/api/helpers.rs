@@ -116,6 +116,16 @@ pub async fn spawn_with_extra(strategy: &str, tiers: &str, extra: &[(&str, &str)
     app
 }
 
+/// The ids of the pets in a page (`{"pets": [...]}`), in order.
+pub fn page_ids(page: &Value) -> Vec<i64> {
+    page["pets"]
+        .as_array()
+        .expect("pets")
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .collect()
+}
+
 /// A JSON body of `POST /pets`.
 pub fn new_pet(name: &str, species: &str, age: i32, happiness: i32) -> Value {
     serde_json::json!({"name": name, "species": species, "age": age, "happiness": happiness})

@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use cache::testing::RedisServer;
 use petshop::model::PetFilter;
-use serde_json::Value;
 
-use crate::helpers::{TestApp, bounded, config, new_pet, spawn_config};
+use crate::helpers::{TestApp, bounded, config, new_pet, page_ids, spawn_config};
 
 /// A page: its path, and its filter's species, minimum and maximum age.
 type Page = (&'static str, Option<&'static str>, Option<i32>, Option<i32>);
@@ -30,15 +29,6 @@ const PAGES: [Page; 4] = [
         None,
     ),
 ];
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["pets"]
-        .as_array()
-        .expect("pets")
-        .iter()
-        .map(|p| p["id"].as_i64().expect("id"))
-        .collect()
-}
 
 /// What the database says page `i` of [`PAGES`] holds: its ids and its total.
 async fn truth(app: &TestApp, i: usize) -> (Vec<i64>, u64) {
@@ -67,7 +57,10 @@ async fn converged(app: &TestApp, what: &str) -> Duration {
             let page = app.get(path).await;
             assert_eq!(page.status, 200, "{}", page.text);
             let (want, total) = truth(app, i).await;
-            let got = (ids(&page.json), page.json["total"].as_u64().expect("total"));
+            let got = (
+                page_ids(&page.json),
+                page.json["total"].as_u64().expect("total"),
+            );
             if got != (want.clone(), total) {
                 off.push(format!("{path}: {got:?}, database {:?}", (want, total)));
             }

@@ -1,6 +1,6 @@
 //! A write invalidates only what it can change: pages and stats carry tags.
 
-use crate::helpers::{TestApp, bounded, new_pet, spawn_with};
+use crate::helpers::{TestApp, bounded, new_pet, page_ids, spawn_with};
 
 async fn warm(app: &TestApp, paths: &[&str]) {
     for p in paths {
@@ -147,16 +147,6 @@ async fn a_create_and_a_delete_reach_their_species_the_unfiltered_lists_and_the_
     .await;
 }
 
-/// The ids shown by a page.
-fn ids(page: &serde_json::Value) -> Vec<i64> {
-    page["pets"]
-        .as_array()
-        .expect("pets")
-        .iter()
-        .map(|p| p["id"].as_i64().expect("id"))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_full_page_stays_cached_through_writes_past_its_last_pet_and_shows_current_totals() {
     bounded(each_tiers(async |app| {
@@ -182,14 +172,14 @@ async fn a_full_page_stays_cached_through_writes_past_its_last_pet_and_shows_cur
             assert!(page.cached(), "{path} survives a create past its end");
         }
         assert_eq!(
-            ids(&app.get(late).await.json),
+            page_ids(&app.get(late).await.json),
             vec![286, 287, 288, 289, 290]
         );
         assert_eq!(app.get(first).await.json["total"], 301);
         assert_eq!(app.get(all).await.json["total"], 302);
         let page = app.get(last).await;
         assert_eq!(
-            (page.cached(), ids(&page.json)),
+            (page.cached(), page_ids(&page.json)),
             (false, vec![299, 300, tom])
         );
 
@@ -200,15 +190,19 @@ async fn a_full_page_stays_cached_through_writes_past_its_last_pet_and_shows_cur
             .await;
         let page = app.get(first).await;
         assert_eq!(
-            (page.cached(), ids(&page.json), page.json["total"].as_i64()),
+            (
+                page.cached(),
+                page_ids(&page.json),
+                page.json["total"].as_i64()
+            ),
             (true, vec![1, 2, 3, 4, 5], Some(300))
         );
         let page = app.get(late).await;
         assert_eq!(
-            (page.cached(), ids(&page.json)),
+            (page.cached(), page_ids(&page.json)),
             (false, vec![286, 287, 288, 289, 291])
         );
-        assert_eq!(ids(&app.get(last).await.json), vec![300, tom]);
+        assert_eq!(page_ids(&app.get(last).await.json), vec![300, tom]);
         assert_eq!(app.get("/pets?species=dog").await.json["total"], 2);
 
         // Cat 3 becomes a dog: every page of cats from the first on reloads.
@@ -216,16 +210,20 @@ async fn a_full_page_stays_cached_through_writes_past_its_last_pet_and_shows_cur
             .await;
         let page = app.get(first).await;
         assert_eq!(
-            (page.cached(), ids(&page.json), page.json["total"].as_i64()),
+            (
+                page.cached(),
+                page_ids(&page.json),
+                page.json["total"].as_i64()
+            ),
             (false, vec![1, 2, 4, 5, 6], Some(299))
         );
         // An age change moves a pet between age-filtered lists the same way.
         let young = "/pets?species=cat&max_age=0&limit=2";
         warm(&app, &[young]).await;
-        assert_eq!(ids(&app.get(young).await.json), vec![1, 11]);
+        assert_eq!(page_ids(&app.get(young).await.json), vec![1, 11]);
         app.patch("/pets/11", &serde_json::json!({"age": 7})).await;
         let page = app.get(young).await;
-        assert_eq!((page.cached(), ids(&page.json)), (false, vec![1, 21]));
+        assert_eq!((page.cached(), page_ids(&page.json)), (false, vec![1, 21]));
     }))
     .await;
 }

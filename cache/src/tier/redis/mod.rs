@@ -46,6 +46,7 @@ use std::time::Duration;
 use self::connection::{Connection, Subscriber, Target};
 pub(crate) use self::holds::{HoldPlan, KeyRelease};
 pub use self::tls::RedisTls;
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) use self::tls::install_ring_if_none;
 use crate::breaker::{Breaker, Permit};
 use crate::clock::default_clock;
