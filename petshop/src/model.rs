@@ -195,6 +195,16 @@ pub struct Matching {
     pub max_age: Option<i32>,
 }
 
+impl Matching {
+    /// Whether it matches `pet`.
+    #[must_use]
+    pub fn matches(&self, pet: &Pet) -> bool {
+        self.species.as_ref().is_none_or(|s| *s == pet.species)
+            && self.min_age.is_none_or(|a| pet.age >= a)
+            && self.max_age.is_none_or(|a| pet.age <= a)
+    }
+}
+
 /// How many pets there are of each species and age (the database's `pet_count`), from
 /// which any list's total is summed. What the cache stores for totals; clones share it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -38,7 +38,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     .await
     .map_err(|e| {
         anyhow::anyhow!(
-            "cannot open the database {}: {e}",
+            "cannot open the database (DATABASE_URL={}): {e}",
             redact_url(&config.database_url)
         )
     })?;

@@ -98,6 +98,11 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The names of its parameters, in order (a repeated one as often as it comes).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| n.as_str())
+    }
+
     /// Every value of `name`, in order.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0

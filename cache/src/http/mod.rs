@@ -64,6 +64,7 @@ pub struct Route {
     vary: Vec<HeaderName>,
     query: Option<Vec<String>>,
     pass_with: Vec<String>,
+    others_pass: bool,
     normalize: Option<fn(&mut Query)>,
     marker: Option<Vec<u8>>,
     live: Option<(Vec<u8>, LiveNumber)>,
@@ -101,6 +102,7 @@ impl Route {
             vary: Vec::new(),
             query: None,
             pass_with: Vec::new(),
+            others_pass: false,
             normalize: None,
             marker: None,
             live: None,
@@ -146,6 +148,15 @@ impl Route {
     #[must_use]
     pub fn pass_with(mut self, names: &[&str]) -> Self {
         self.pass_with.extend(names.iter().map(|&n| n.to_owned()));
+        self
+    }
+
+    /// A request carrying a query parameter outside [`Route::query_params`] (and
+    /// [`Route::pass_with`]) is the handler's alone, as for `pass_with`: for a handler
+    /// that refuses parameters it does not know. Without it they are left out of the key.
+    #[must_use]
+    pub fn others_pass(mut self) -> Self {
+        self.others_pass = true;
         self
     }
 

@@ -94,6 +94,11 @@ pub(super) fn plan(cache: &ResponseCache, method: &Method, uri: &Uri, headers: &
     if route.pass_with.iter().any(|name| query.get(name).is_some()) {
         return Plan::Pass;
     }
+    if let (true, Some(names)) = (route.others_pass, &route.query)
+        && query.names().any(|n| !names.iter().any(|k| k == n))
+    {
+        return Plan::Pass;
+    }
     // The whole query is kept only for a live number (it is written per answer).
     let (mut keyed, query) = match (&route.query, route.live.is_some()) {
         (Some(names), true) => (query.only(names), query),
@@ -357,6 +362,32 @@ mod tests {
         assert!(!shareable(&h(CACHE_CONTROL, "PRIVATE=\"x\"")));
         assert!(!shareable(&h(CACHE_CONTROL, "no-store")));
         assert!(!shareable(&h(SET_COOKIE, "a=b")));
+    }
+
+    #[tokio::test]
+    async fn a_parameter_the_route_passes_on_or_does_not_take_leaves_it_to_the_handler() {
+        let keys = crate::KeyBuilder::new("t").unwrap();
+        let client = crate::CacheClient::builder(&keys)
+            .l1(crate::tier::MokaTier::builder())
+            .build()
+            .unwrap();
+        let ns = keys.namespace("pages").unwrap();
+        let cache = ResponseCache::new(client).route(
+            crate::http::Route::new("/pets", &ns, crate::Ttl::secs(5))
+                .query_params(&["species", "limit"])
+                .pass_with(&["ids"])
+                .others_pass(),
+        );
+        let plan = |q: &str| {
+            let uri: Uri = format!("/pets{q}").parse().unwrap();
+            cache.plan(&Method::GET, &uri, &HeaderMap::new())
+        };
+        assert!(matches!(plan(""), Plan::Cache(_)));
+        assert!(matches!(plan("?limit=5&species=cat"), Plan::Cache(_)));
+        assert!(matches!(plan("?ids=1,2"), Plan::Pass));
+        assert!(matches!(plan("?species=cat&ids="), Plan::Pass));
+        assert!(matches!(plan("?species=cat&unknown=1"), Plan::Pass));
+        assert!(matches!(plan("?limit=5&=x"), Plan::Pass));
     }
 
     #[test]

@@ -15,8 +15,8 @@ use crate::cache_layer::CacheLayer;
 use crate::model::{Matching, Species};
 use crate::service::pets::PetService;
 
-/// The query parameters of `GET /pets` (the handler ignores any other).
-const LIST_PARAMS: &[&str] = &["species", "min_age", "max_age", "limit", "offset"];
+/// The query parameters of a `GET /pets` page (the handler refuses any other but `ids`).
+pub const LIST_PARAMS: &[&str] = &["species", "min_age", "max_age", "limit", "offset"];
 
 /// The pet shop's response cache, totals from `pets`.
 #[must_use]
@@ -29,8 +29,10 @@ pub fn response_cache(cache: &CacheLayer, pets: PetService) -> ResponseCache {
     let mut list = Route::new("/pets", &a.lists, a.list_ttl)
         .name("list_pets")
         .query_params(LIST_PARAMS)
-        // `?ids=` is a batch read of pets the handler makes itself.
+        // `?ids=` is a batch read of pets the handler makes itself, and it refuses
+        // parameters it does not know.
         .pass_with(&["ids"])
+        .others_pass()
         .normalize(normalize)
         .marker("cached")
         .live_number("total", total);

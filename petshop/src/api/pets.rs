@@ -8,7 +8,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::Tag;
 use crate::api::error::ApiError;
 use crate::cache_layer::CacheLayer;
-use crate::model::{NewPet, Pet, PetFilter, PetList, PetPatch, Species};
+use crate::model::{Matching, NewPet, Pet, PetFilter, PetList, PetPatch, Species};
 use crate::state::AppState;
 use cache::Source;
 use cache::http::ResponseTags;
@@ -145,6 +145,23 @@ fn page(
     )
 }
 
+/// A parameter `GET /pets` does not take is a 422 naming it: one misspelt (`specis`)
+/// would otherwise be ignored, and the answer would not be what was asked for.
+fn refuse_unknown_params(req: &poem::Request) -> Result<(), ApiError> {
+    let query = cache::http::Query::parse(req.uri().query().unwrap_or_default());
+    let known = |n: &str| n == "ids" || crate::api::cached::LIST_PARAMS.contains(&n);
+    match query.names().find(|n| !known(n)) {
+        None => Ok(()),
+        Some(name) => Err(ApiError::invalid(
+            (!name.is_empty()).then_some(name),
+            format!(
+                "unknown query parameter {name:?}: GET /pets takes {} and ids",
+                crate::api::cached::LIST_PARAMS.join(", ")
+            ),
+        )),
+    }
+}
+
 /// At most this many ids in one `GET /pets?ids=`.
 pub const MAX_IDS: usize = 100;
 
@@ -168,22 +185,8 @@ fn parse_ids(raw: &str) -> Result<Vec<i64>, ApiError> {
     Ok(ids)
 }
 
-/// `GET /pets?ids=..`: the pets asked for, through one batch read.
-async fn by_ids(
-    state: &AppState,
-    req: &poem::Request,
-    raw: &str,
-) -> Result<ListResponse, ApiError> {
-    let query = cache::http::Query::parse(req.uri().query().unwrap_or_default());
-    if ["species", "min_age", "max_age", "limit", "offset"]
-        .iter()
-        .any(|name| query.get(name).is_some())
-    {
-        return Err(ApiError::invalid(
-            Some("ids"),
-            "ids: not with species, min_age, max_age, limit or offset",
-        ));
-    }
+/// `GET /pets?ids=..`: the pets asked for that `m` matches, through one batch read.
+async fn by_ids(state: &AppState, raw: &str, m: &Matching) -> Result<ListResponse, ApiError> {
     let ids = parse_ids(raw)?;
     let found = state.pets.get_many(&ids).await?;
     // The answer is as cached as its least cached pet.
@@ -199,7 +202,11 @@ async fn by_ids(
         .map(|f| f.source)
         .max_by_key(|s| rank(*s))
         .unwrap_or(Source::Miss);
-    let pets: Vec<Pet> = found.into_iter().filter_map(|f| f.value).collect();
+    let pets: Vec<Pet> = found
+        .into_iter()
+        .filter_map(|f| f.value)
+        .filter(|p| m.matches(p))
+        .collect();
     Ok(ListResponse::Ok(
         Json(PetPage {
             total: pets.len() as u64,
@@ -243,15 +250,18 @@ impl PetsApi {
             validator(minimum(value = "0"), maximum(value = "1000000000"))
         )]
         offset: Query<u64>,
-        /// Instead of a filter: these pets (comma-separated ids, at most 100), in the
-        /// order given, a repeated id once; ids no pet has are left out. Not with any
-        /// other parameter. `total` is how many were found, `limit` how many were asked.
+        /// Instead of a page: these pets (comma-separated ids, at most 100), in the
+        /// order given, a repeated id once; ids no pet has are left out, and so are pets
+        /// `species`, `min_age` or `max_age` do not match (`limit` and `offset` do not
+        /// apply). `total` is how many are in the answer, `limit` how many ids were asked.
+        #[oai(validator(pattern = r"^ *-?[0-9]{1,18} *(, *-?[0-9]{1,18} *){0,99}$"))]
         ids: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
-        if let Some(ids) = ids.0 {
-            return by_ids(&state, req, &ids).await;
-        }
+        refuse_unknown_params(req)?;
         let filter = filter(species.0, min_age.0, max_age.0, limit.0, offset.0);
+        if let Some(ids) = ids.0 {
+            return by_ids(&state, &ids, &filter.matches()).await;
+        }
         let list = state.pets.list(&filter).await?;
         // The response cache in front stores this answer with these tags; without it
         // (a query it leaves to this handler) the page is not cached.

@@ -201,13 +201,12 @@ async fn bad_query_and_path_parameters_are_rejected_naming_them() {
             ("/pets?species=d0g", "species"),
             ("/pets?species=d%09g", "species"),
             ("/pets?species=", "species"),
+            ("/pets?specis=cat", "specis"),
             ("/pets?ids=", "ids"),
             ("/pets?ids=1,,2", "ids"),
             ("/pets?ids=one", "ids"),
             ("/pets?ids=1.5", "ids"),
             ("/pets?ids=99999999999999999999", "ids"),
-            ("/pets?ids=1&species=cat", "ids"),
-            ("/pets?ids=1&limit=5", "ids"),
             (&*too_many_ids, "ids"),
             ("/pets/abc", "id"),
             ("/pets/1.5", "id"),
@@ -228,6 +227,7 @@ async fn bad_query_and_path_parameters_are_rejected_naming_them() {
             "/pets?min_age=5&max_age=2",
             "/pets?ids=1",
             "/pets?ids=1,%202,3",
+            "/pets?ids=1&species=cat&limit=5",
         ] {
             assert_eq!(app.get(path).await.status, 200, "GET {path}");
         }

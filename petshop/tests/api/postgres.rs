@@ -178,3 +178,100 @@ async fn instances_started_together_on_a_fresh_database_all_come_up() {
     }))
     .await;
 }
+
+/// Whether the connection `db` runs on is encrypted (`pg_stat_ssl`).
+async fn encrypted(db: &sea_orm::DatabaseConnection) -> bool {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+/// `url` with `query` appended to its parameters.
+fn with_params(url: &str, query: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{query}")
+}
+
+/// One setting of the server (`SHOW name`).
+async fn show(url: &str, name: &str) -> String {
+    let db = Database::connect(url).await.unwrap();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!("SHOW {name}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+#[tokio::test]
+async fn the_database_over_tls_is_encrypted_verified_and_a_wrong_ca_stops_start_up() {
+    bounded(with_fresh_database(|url| async move {
+        use std::io::Write as _;
+        if show(&url, "ssl").await != "on" {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: the PostgreSQL server of {VAR} has ssl off ***\n"
+            );
+            return;
+        }
+        // sslmode=require: encrypted, the server not verified.
+        let required = with_params(&url, "sslmode=require");
+        let app =
+            spawn_with_extra("cache-aside", "l1", &[("DATABASE_URL", required.as_str())]).await;
+        assert!(encrypted(&app.state.db).await);
+        let made = app
+            .post("/pets", &crate::helpers::new_pet("Rex", "dog", 3, 50))
+            .await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        let id = made.json["id"].as_i64().unwrap();
+        assert_eq!(app.get(&format!("/pets/{id}")).await.json["name"], "Rex");
+
+        // verify-full against the server's own certificate (self-signed, for
+        // `localhost`), when this process can read it.
+        let cert = show(&url, "ssl_cert_file").await;
+        if std::fs::metadata(&cert).is_ok() {
+            let local = url.replacen("127.0.0.1", "localhost", 1);
+            let verified = with_params(&local, &format!("sslmode=verify-full&sslrootcert={cert}"));
+            let config = crate::helpers::config(&[
+                ("DATABASE_URL", verified.as_str()),
+                ("CACHE_TIERS", "l1"),
+            ]);
+            let state = petshop::startup::build_state(&config).await.unwrap();
+            assert!(encrypted(&state.db).await);
+        } else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: verify-full, {cert} (the server's certificate) is not readable here ***\n"
+            );
+        }
+
+        // verify-full against a CA that did not sign the server's certificate.
+        let certs = cache::testing::TestCerts::generate();
+        let wrong = with_params(
+            &url,
+            &format!(
+                "sslmode=verify-full&sslrootcert={}",
+                certs.ca_file().display()
+            ),
+        );
+        let config =
+            crate::helpers::config(&[("DATABASE_URL", wrong.as_str()), ("CACHE_TIERS", "l1")]);
+        let err = petshop::startup::build_state(&config)
+            .await
+            .expect_err("a server certificate the CA did not sign is refused")
+            .to_string();
+        let _ = writeln!(std::io::stderr(), "a wrong CA: {err}");
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+    }))
+    .await;
+}
