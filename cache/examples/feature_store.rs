@@ -30,7 +30,7 @@ pub fn compute(user: i64) -> Option<Features> {
     let seed = u64::try_from(user)
         .ok()?
         .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (seed % 10 != 0).then(|| Features {
+    (seed % 10 != 0).then_some(Features {
         purchases_7d: (seed % 13) as u32,
         spend_7d_cents: seed % 50_000,
         days_since_seen: (seed % 30) as u16,
