@@ -11,10 +11,14 @@
 //! configurations without touching the process environment: the pairs go through the
 //! same clap parsers as options, with the process environment switched off.
 
+mod api_keys;
+mod proxies;
 mod settings;
 mod tls;
 mod values;
 
+pub use api_keys::{ApiKeys, KeyId};
+pub use proxies::{Cidr, TrustedProxies};
 pub use settings::Settings;
 pub use values::ClusterNodes;
 
@@ -121,11 +125,17 @@ pub struct Config {
     /// `SHUTDOWN_DRAIN`: after SIGTERM, how long `/ready` answers 503 while requests
     /// are still served, before the listener closes.
     pub shutdown_drain: Duration,
+    /// `TRUSTED_PROXIES`: a request from one of them is from the client its
+    /// `X-Forwarded-For` (or `Forwarded`) names; empty: those headers are ignored.
+    pub trusted_proxies: TrustedProxies,
     /// `RATE_LIMIT`: `None` (the default) is off.
     pub rate_limit: Option<RateLimit>,
-    /// `RATE_LIMIT_KEY_HEADER` (lower case): a client sending it is counted by its
-    /// value, any other by its IP address; `None` counts every client by IP.
+    /// `RATE_LIMIT_KEY_HEADER` (lower case): a client sending a known key in it is
+    /// counted by that key, any other by its IP address; `None` counts every client by IP.
     pub rate_limit_key_header: Option<String>,
+    /// `RATE_LIMIT_API_KEYS_FILE`, read: the keys that get a bucket of their own;
+    /// `None` (unset): none, every client is counted by its IP address.
+    pub rate_limit_api_keys: Option<ApiKeys>,
 }
 
 /// A variable with a value the service cannot use.
@@ -170,8 +180,10 @@ pub const VARIABLES: &[&str] = &[
     "BIND",
     "ADMIN_TOKEN",
     "SHUTDOWN_DRAIN",
+    "TRUSTED_PROXIES",
     "RATE_LIMIT",
     "RATE_LIMIT_KEY_HEADER",
+    "RATE_LIMIT_API_KEYS_FILE",
     "LOG_FORMAT",
     "RUST_LOG",
 ];
@@ -293,8 +305,21 @@ impl fmt::Debug for Config {
             .field("log_json", &self.log_json)
             .field("log_filter", &self.log_filter)
             .field("shutdown_drain", &self.shutdown_drain)
+            .field(
+                "trusted_proxies",
+                &self
+                    .trusted_proxies
+                    .networks()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )
             .field("rate_limit", &self.rate_limit)
             .field("rate_limit_key_header", &self.rate_limit_key_header)
+            .field(
+                "rate_limit_api_keys",
+                &self.rate_limit_api_keys.as_ref().map(ApiKeys::len),
+            )
             .finish()
     }
 }

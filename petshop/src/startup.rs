@@ -85,6 +85,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             Limiter::new(
                 rate,
                 config.rate_limit_key_header.as_deref(),
+                config.rate_limit_api_keys.clone(),
                 cache.redis_tier(),
             )
         })
@@ -95,6 +96,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             requests = config.rate_limit.map(|r| r.requests),
             window = ?config.rate_limit.map(|r| r.window),
             counted = if limiter.is_shared() { "on redis (shared)" } else { "in process (local)" },
+            api_keys = config.rate_limit_api_keys.as_ref().map_or(0, |k| k.len()),
             "rate limit on"
         );
     }
@@ -106,6 +108,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         cache,
         metrics,
         admin_token: config.admin_token.as_deref().map(Arc::from),
+        trusted_proxies: config.trusted_proxies.clone(),
     })
 }
 
@@ -127,6 +130,7 @@ where
     let docs = service.swagger_ui();
     let metrics = state.metrics.clone();
     let limits = RateLimitLayer::new(state.rate_limit.clone(), metrics.clone());
+    let observe = Observe::new(metrics, state.trusted_proxies.clone());
     let responses = api::cached::response_cache(&state.cache, state.pets.clone());
     extra(Route::new(), &state)
         .at("/openapi.json", api::spec_endpoint())
@@ -143,7 +147,7 @@ where
             )
         }))
         .with(limits)
-        .with(Observe::new(metrics))
+        .with(observe)
 }
 
 /// Why the service stops.

@@ -7,10 +7,12 @@ use sea_orm::DatabaseConnection;
 
 use crate::api::rate_limit::Limiter;
 use crate::cache_layer::CacheLayer;
+use crate::config::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::service::pets::PetService;
 
-/// The database, the cache, the metrics and the admin token. Cheap to clone.
+/// The database, the cache, the metrics, the admin token and the HTTP layer's settings.
+/// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// The connection pool.
@@ -27,6 +29,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// `RATE_LIMIT`; `None`: off.
     pub rate_limit: Option<Limiter>,
+    /// `TRUSTED_PROXIES`: whose forwarding headers name the client of a request.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Whether the instance is shutting down. Clones share the flag.

@@ -1,7 +1,8 @@
 //! The one middleware every request passes through.
 //!
 //! In order: a request id (the caller's `X-Request-Id` when it is sane, else a new one,
-//! echoed back), a tracing span carrying it, the 64 KiB body limit (checked on
+//! echoed back), the client address ([`ClientAddr`], set on the request for every layer
+//! inside), a tracing span carrying both, the 64 KiB body limit (checked on
 //! `Content-Length` and enforced while reading, so chunked bodies are bounded too),
 //! every error turned into the API's JSON ([`to_json_response`]), and the request
 //! counted in `/metrics` under its route template (`/pets/:id`, never the raw path).
@@ -21,7 +22,9 @@ use poem_openapi::OperationId;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::api::client_addr::{ClientAddr, peer_ip};
 use crate::api::error::{json_error, to_json_response};
+use crate::config::TrustedProxies;
 use crate::metrics::Metrics;
 
 /// The largest request body accepted.
@@ -33,13 +36,14 @@ pub const REQUEST_ID: &str = "x-request-id";
 #[derive(Clone, Debug)]
 pub struct Observe {
     metrics: Metrics,
+    proxies: TrustedProxies,
 }
 
 impl Observe {
-    /// Counts into `metrics`.
+    /// Counts into `metrics`; believes the forwarding headers of `proxies` only.
     #[must_use]
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+    pub fn new(metrics: Metrics, proxies: TrustedProxies) -> Self {
+        Self { metrics, proxies }
     }
 }
 
@@ -49,7 +53,7 @@ impl<E: Endpoint> Middleware<E> for Observe {
     fn transform(&self, inner: E) -> Self::Output {
         ObserveEndpoint {
             inner,
-            metrics: self.metrics.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -58,7 +62,7 @@ impl<E: Endpoint> Middleware<E> for Observe {
 #[derive(Debug)]
 pub struct ObserveEndpoint<E> {
     inner: E,
-    metrics: Metrics,
+    layer: Observe,
 }
 
 fn request_id(req: &Request) -> String {
@@ -173,6 +177,9 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let id = request_id(&req);
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
+        let client = ClientAddr::resolve(&req, &self.layer.proxies);
+        req.set_data(client);
+        let peer = peer_ip(&req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         // `otel.*` and the dotted names are the OpenTelemetry HTTP conventions; the
         // route and status are known once the router has answered.
         let span = tracing::info_span!(
@@ -180,9 +187,13 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             otel.name = %method,
             otel.kind = "server",
             request_id = %id,
+            "client.address" = %client,
+            "network.peer.address" = %peer,
             "http.request.method" = %method,
             "url.path" = %path,
             "http.route" = tracing::field::Empty,
+            // A known API key's hash prefix, set by the rate limiter.
+            api_key = tracing::field::Empty,
             "http.response.status_code" = tracing::field::Empty,
         );
         async move {
@@ -207,7 +218,8 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             }
             span.record("http.route", route.as_str());
             span.record("http.response.status_code", status.as_u16());
-            self.metrics
+            self.layer
+                .metrics
                 .http_request(&method, &route, status.as_u16(), elapsed);
             if let Ok(v) = id.parse() {
                 resp.headers_mut().insert(REQUEST_ID, v);

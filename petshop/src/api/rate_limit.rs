@@ -1,10 +1,13 @@
 //! Rate limiting (`RATE_LIMIT`, off by default): each client may send so many requests
 //! per fixed window; the next ones are answered 429.
 //!
-//! * **The client** is the value of `RATE_LIMIT_KEY_HEADER` (`x-api-key`) when a request
-//!   sends it, else the peer IP address of the connection. `X-Forwarded-For` is not
-//!   read: behind a proxy every client would share the proxy's address, so send a key.
-//!   The key is hashed before it names a counter (see [`cache::limit`]).
+//! * **The client** is the API key in `RATE_LIMIT_KEY_HEADER` (`x-api-key`) when it is
+//!   one of `RATE_LIMIT_API_KEYS_FILE` ([`ApiKeys`]), else the client address of the
+//!   request ([`ClientAddr`]: the peer, or behind `TRUSTED_PROXIES` the address they
+//!   forward). An unknown key counts against the address like no key at all, so made-up
+//!   keys never buy a client more requests. A known key's bucket is named by its SHA-256
+//!   (hashed again before it names a counter, see [`cache::limit`]); the raw key is
+//!   never kept, logged or sent to Redis.
 //! * **Counted on Redis** when Redis is a cache tier (one atomic script, under the
 //!   service's key prefix, bounded by `REDIS_OP_TIMEOUT`), so the limit holds across
 //!   instances; in process while Redis cannot be reached (the limit then holds per
@@ -16,6 +19,7 @@
 //!   at least 1) and the API's JSON error. Decisions are counted in `/metrics`
 //!   (`petshop_rate_limit_requests_total`).
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +29,10 @@ use poem::http::{HeaderName, HeaderValue};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::payload::Json;
 
+use crate::api::client_addr::ClientAddr;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::middleware::{RouteTemplate, respond};
-use crate::config::RateLimit;
+use crate::config::{ApiKeys, KeyId, RateLimit};
 use crate::metrics::Metrics;
 
 /// Paths the limiter never counts.
@@ -37,8 +42,15 @@ pub const EXEMPT: &[&str] = &["/health", "/ready", "/metrics"];
 #[derive(Clone, Debug)]
 pub struct Limiter {
     limiter: Arc<RateLimiter>,
-    key_header: Option<HeaderName>,
+    keys: Option<Arc<KnownKeys>>,
     shared: bool,
+}
+
+/// The API keys that get a bucket of their own, and the header they come in.
+#[derive(Debug)]
+struct KnownKeys {
+    header: HeaderName,
+    keys: ApiKeys,
 }
 
 /// Where requests are counted now, as `/ready` reports it.
@@ -55,7 +67,8 @@ pub enum Mode {
 
 impl Limiter {
     /// `rate` per client, on `redis` if given (the cache's Redis tier: its key prefix,
-    /// timeout and breaker), else in process. `key_header` names a client's API key.
+    /// timeout and breaker), else in process. A request with one of `keys` in
+    /// `key_header` is counted by that key; without both, every client by address.
     ///
     /// # Errors
     /// When `rate` allows no request or its window is under a millisecond, or
@@ -63,12 +76,16 @@ impl Limiter {
     pub fn new(
         rate: RateLimit,
         key_header: Option<&str>,
+        keys: Option<ApiKeys>,
         redis: Option<RedisTier>,
     ) -> anyhow::Result<Self> {
-        let key_header = key_header
+        let header = key_header
             .map(|h| HeaderName::from_bytes(h.as_bytes()))
             .transpose()
             .map_err(|e| anyhow::anyhow!("RATE_LIMIT_KEY_HEADER: {e}"))?;
+        let keys = header
+            .zip(keys)
+            .map(|(header, keys)| Arc::new(KnownKeys { header, keys }));
         let mut limiter = RateLimiter::new(rate.requests, rate.window)
             .map_err(|e| anyhow::anyhow!("RATE_LIMIT: {e}"))?;
         let shared = redis.is_some();
@@ -77,7 +94,7 @@ impl Limiter {
         }
         Ok(Self {
             limiter: Arc::new(limiter),
-            key_header,
+            keys,
             shared,
         })
     }
@@ -99,23 +116,34 @@ impl Limiter {
         }
     }
 
-    /// The client of `req`: its API key if it sends one, else its peer IP address.
-    fn client(&self, req: &Request) -> String {
-        if let Some(key) = self
-            .key_header
-            .as_ref()
-            .and_then(|h| req.headers().get(h))
-            .filter(|v| !v.is_empty())
+    /// The client of `req`: its API key if it is a known one, else its address.
+    fn client(&self, req: &Request) -> Client {
+        if let Some(known) = &self.keys
+            && let Some(key) = req.headers().get(&known.header)
+            && !key.is_empty()
+            && let Some(id) = known.keys.find(key.as_bytes())
         {
-            let mut client = b"key:".to_vec();
-            client.extend_from_slice(key.as_bytes());
-            return String::from_utf8_lossy(&client).into_owned();
+            return Client::Key(id);
         }
-        let addr = req.remote_addr();
-        match addr.as_socket_addr() {
-            // The IP alone: a client opens connections from many ports.
-            Some(socket) => format!("ip:{}", socket.ip().to_canonical()),
-            None => format!("addr:{addr}"),
+        Client::Addr(ClientAddr::of(req))
+    }
+}
+
+/// Whom a request is counted against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Client {
+    /// A known API key.
+    Key(KeyId),
+    /// An address: the IP alone, as a client opens connections from many ports.
+    Addr(ClientAddr),
+}
+
+impl fmt::Display for Client {
+    /// The name of its bucket: `key:<sha-256 hex>` or `ip:<address>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key(id) => write!(f, "key:{id}"),
+            Self::Addr(addr) => write!(f, "ip:{addr}"),
         }
     }
 }
@@ -193,7 +221,13 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
         if EXEMPT.contains(&req.uri().path()) {
             return Ok(respond(self.inner.call(req).await));
         }
-        let decision = limiter.limiter.check(&limiter.client(&req)).await;
+        let client = limiter.client(&req);
+        if let Client::Key(id) = client {
+            // The key's hash prefix, as its line in the file starts: which keys are in
+            // use (before one is retired), never the key.
+            tracing::Span::current().record("api_key", id.short().as_str());
+        }
+        let decision = limiter.limiter.check(&client.to_string()).await;
         self.layer
             .metrics
             .rate_limited(decision.allowed, decision.counted_by);
@@ -244,15 +278,21 @@ mod tests {
     }
 
     #[test]
-    fn clients_are_their_key_else_their_ip_without_the_port() {
+    fn clients_are_their_known_key_else_their_ip_without_the_port() {
         let rate = RateLimit {
             requests: 1,
             window: Duration::from_secs(1),
         };
-        let limiter = Limiter::new(rate, Some("x-api-key"), None).unwrap();
-        let peer = |port: u16| {
+        let hash = crate::config::KeyId::of(b"k1").to_string();
+        let keys = ApiKeys::parse(&hash).unwrap();
+        let limiter = Limiter::new(rate, Some("x-api-key"), Some(keys.clone()), None).unwrap();
+        let peer = |port: u16, key: Option<&str>| {
             use poem::web::{LocalAddr, RemoteAddr};
-            let (head, ()) = poem::http::Request::new(()).into_parts();
+            let mut head = poem::http::Request::new(());
+            if let Some(k) = key {
+                head.headers_mut().insert("x-api-key", k.parse().unwrap());
+            }
+            let (head, ()) = head.into_parts();
             let addr = poem::Addr::SocketAddr(([10, 0, 0, 1], port).into());
             let parts = poem::RequestParts::from((
                 head,
@@ -262,11 +302,27 @@ mod tests {
             ));
             Request::from_parts(parts, poem::Body::empty())
         };
-        assert_eq!(limiter.client(&peer(1)), limiter.client(&peer(2)));
-        assert_eq!(limiter.client(&peer(1)), "ip:10.0.0.1");
-        let keyed = Request::builder().header("x-api-key", "k1").finish();
-        assert_eq!(limiter.client(&keyed), "key:k1");
-        let by_ip = Limiter::new(rate, None, None).unwrap();
-        assert!(by_ip.client(&keyed).starts_with("addr:"));
+        let bucket = |l: &Limiter, req: &Request| l.client(req).to_string();
+        assert_eq!(
+            bucket(&limiter, &peer(1, None)),
+            bucket(&limiter, &peer(2, None))
+        );
+        assert_eq!(bucket(&limiter, &peer(1, None)), "ip:10.0.0.1");
+        assert_eq!(
+            bucket(&limiter, &peer(1, Some("k1"))),
+            format!("key:{hash}")
+        );
+        assert_eq!(bucket(&limiter, &peer(1, Some("made-up"))), "ip:10.0.0.1");
+        assert_eq!(
+            bucket(&limiter, &peer(1, Some(hash.as_str()))),
+            "ip:10.0.0.1"
+        );
+        // No header to read keys from, or no keys: by address only.
+        let by_ip = Limiter::new(rate, None, Some(keys), None).unwrap();
+        assert_eq!(bucket(&by_ip, &peer(1, Some("k1"))), "ip:10.0.0.1");
+        let no_keys = Limiter::new(rate, Some("x-api-key"), None, None).unwrap();
+        assert_eq!(bucket(&no_keys, &peer(1, Some("k1"))), "ip:10.0.0.1");
+        let keyless = Request::builder().finish();
+        assert_eq!(bucket(&no_keys, &keyless), "ip:unknown");
     }
 }

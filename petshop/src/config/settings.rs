@@ -9,6 +9,8 @@ use std::time::Duration;
 use cache::Ttl;
 use clap::Args;
 
+use super::api_keys::ApiKeys;
+use super::proxies::TrustedProxies;
 use super::tls::TlsFiles;
 use super::values::ClusterNodes;
 
@@ -163,19 +165,35 @@ pub struct Settings {
           value_parser = |s: &str| values::bounded_duration(s, D_DRAIN, Duration::ZERO, secs(300)))]
     pub shutdown_drain: Duration,
 
-    /// off, or <requests>/<window> (100/1m, 20/1s; window 1s–24h): each client (API key,
-    /// else IP address) may send this many requests per fixed window, counted on Redis
-    /// when it is a cache tier; /health, /ready and /metrics are exempt.
+    /// Comma-separated addresses or CIDRs of the proxies in front (10.0.0.0/8,
+    /// 192.168.1.7, fd00::/8): a request from one is from the right-most address of its
+    /// X-Forwarded-For (or Forwarded) that is not a trusted proxy. Unset: those headers
+    /// are ignored and the client is the peer.
+    #[arg(long, env = "TRUSTED_PROXIES", help_heading = "Server",
+          value_parser = values::trusted_proxies)]
+    pub trusted_proxies: Option<TrustedProxies>,
+
+    /// off, or <requests>/<window> (100/1m, 20/1s; window 1s–24h): each client (a known
+    /// API key, else its address, see TRUSTED_PROXIES) may send this many requests per fixed window,
+    /// counted on Redis when it is a cache tier; /health, /ready and /metrics are exempt.
     #[arg(long, env = "RATE_LIMIT", help_heading = "Rate limiting", default_value = "off",
           value_parser = values::rate_limit)]
     pub rate_limit: std::option::Option<RateLimit>,
 
-    /// The header whose value identifies a client (its API key); requests without it are
-    /// counted by peer IP address. off: by IP address only.
+    /// The header a client sends its API key in; a request with a key of
+    /// RATE_LIMIT_API_KEYS_FILE is counted by that key, any other by its address. off: by
+    /// address only.
     #[arg(long, env = "RATE_LIMIT_KEY_HEADER", help_heading = "Rate limiting",
           default_value = DEFAULT_RATE_LIMIT_KEY_HEADER,
           value_parser = |s: &str| values::key_header(s, DEFAULT_RATE_LIMIT_KEY_HEADER))]
     pub rate_limit_key_header: std::option::Option<String>,
+
+    /// A file of the API keys that get a bucket of their own: one SHA-256 (hex, as
+    /// sha256sum prints it) per line, # comments; read at start-up. Unset: no key is
+    /// known, every client is counted by its address.
+    #[arg(long, env = "RATE_LIMIT_API_KEYS_FILE", help_heading = "Rate limiting",
+          value_parser = values::path)]
+    pub rate_limit_api_keys_file: Option<String>,
 
     /// Log lines: text or json.
     #[arg(long, env = "LOG_FORMAT", help_heading = "Logs and tracing", default_value = "text",
@@ -245,6 +263,18 @@ impl Settings {
                 "needs CACHE_MAX_STALE (a slow load is answered with the last good value); set both or neither",
             ));
         }
+        let rate_limit_api_keys = path(self.rate_limit_api_keys_file)
+            .map(|file| {
+                if self.rate_limit_key_header.is_none() {
+                    return Err(err(
+                        "RATE_LIMIT_API_KEYS_FILE",
+                        "needs a RATE_LIMIT_KEY_HEADER to read keys from, not off: set a header \
+                         name (e.g. x-api-key) or unset RATE_LIMIT_API_KEYS_FILE",
+                    ));
+                }
+                ApiKeys::load(&file)
+            })
+            .transpose()?;
         Ok(Config {
             database_url: self.database_url,
             redis_url,
@@ -270,8 +300,10 @@ impl Settings {
             log_json: self.log_format,
             log_filter: self.log_filter,
             shutdown_drain: self.shutdown_drain,
+            trusted_proxies: self.trusted_proxies.unwrap_or_default(),
             rate_limit: self.rate_limit,
             rate_limit_key_header: self.rate_limit_key_header,
+            rate_limit_api_keys,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cache::Ttl;
 
-use super::{RateLimit, Strategy, Topology, WriteConsistency};
+use super::{RateLimit, Strategy, Topology, TrustedProxies, WriteConsistency};
 
 /// A parser's verdict: the value, or what is wrong with the text.
 pub(super) type Parsed<T> = Result<T, String>;
@@ -264,6 +264,11 @@ pub(super) fn key_header(text: &str, default: &str) -> Parsed<Option<String>> {
                 format!("{v:?} is not a header name (letters, digits and -, e.g. x-api-key) or off")
             }),
     }
+}
+
+/// `TRUSTED_PROXIES`: comma-separated addresses or CIDRs; empty: none.
+pub(super) fn trusted_proxies(text: &str) -> Parsed<TrustedProxies> {
+    text.parse()
 }
 
 /// `RUST_LOG`: kept as written; the log set-up checks it.

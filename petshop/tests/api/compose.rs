@@ -120,6 +120,42 @@ fn the_scale_profile_puts_nginx_in_front_and_every_service_has_a_health_check() 
 }
 
 #[test]
+fn the_instances_trust_nginx_at_its_fixed_address_and_no_other_container_gets_it() {
+    let yaml = std::fs::read_to_string(format!("{ROOT}/docker-compose.yml")).unwrap();
+    let all = services(&yaml);
+    let block = |name: &str| &all.iter().find(|(n, _)| *n == name).unwrap().1;
+    let nginx_ip = block("nginx")
+        .iter()
+        .find_map(|l| l.strip_prefix("ipv4_address:"))
+        .map(str::trim)
+        .expect("nginx has a fixed address");
+    let trusted = block("petshop")
+        .iter()
+        .find_map(|l| l.strip_prefix("TRUSTED_PROXIES: ${TRUSTED_PROXIES:-"))
+        .and_then(|l| l.strip_suffix('}'))
+        .expect("petshop sets TRUSTED_PROXIES");
+    assert_eq!(
+        trusted, nginx_ip,
+        "the instances must trust nginx, and only it"
+    );
+    // The network's own lines: its subnet holds nginx's address, its dynamic range not.
+    let value = |key: &str| {
+        yaml.lines()
+            .find_map(|l| l.trim().trim_start_matches("- ").strip_prefix(key))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {key} in the compose file"))
+    };
+    let subnet: petshop::config::Cidr = value("subnet:").parse().unwrap();
+    let dynamic: petshop::config::Cidr = value("ip_range:").parse().unwrap();
+    let ip: std::net::IpAddr = nginx_ip.parse().unwrap();
+    assert!(subnet.contains(ip), "{ip} outside {subnet}");
+    assert!(
+        !dynamic.contains(ip),
+        "{ip} may be given to another container ({dynamic})"
+    );
+}
+
+#[test]
 fn env_example_lists_every_variable_the_service_reads() {
     let example = std::fs::read_to_string(format!("{ROOT}/.env.example")).expect(".env.example");
     // Every variable the settings read, as clap knows them, and the trace switch.

@@ -210,3 +210,98 @@ fn rate_limits_are_read_and_bad_ones_name_the_variable() {
         assert!(e.to_string().contains(value), "{e}");
     }
 }
+
+#[test]
+fn trusted_proxies_and_api_keys_are_read() {
+    let keys = crate::helpers::api_keys_file(&["alice-key", "bob-key"]);
+    let c = from(&[
+        ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,fd00::/8"),
+        ("RATE_LIMIT_API_KEYS_FILE", keys.path().to_str().unwrap()),
+    ])
+    .unwrap();
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    assert!(c.trusted_proxies.contains(ip("10.1.2.3")));
+    assert!(c.trusted_proxies.contains(ip("192.168.1.7")));
+    assert!(c.trusted_proxies.contains(ip("fd00::1")));
+    assert!(!c.trusted_proxies.contains(ip("192.168.1.8")));
+    let known = c.rate_limit_api_keys.as_ref().unwrap();
+    assert_eq!(known.len(), 2);
+    assert!(known.find(b"alice-key").is_some() && known.find(b"eve-key").is_none());
+    assert!(
+        !format!("{c:?}").contains(&known.find(b"alice-key").unwrap().to_string()),
+        "no hash in the logged configuration"
+    );
+    let none = from(&[("TRUSTED_PROXIES", ""), ("RATE_LIMIT_API_KEYS_FILE", "")]).unwrap();
+    assert!(none.trusted_proxies.is_empty() && none.rate_limit_api_keys.is_none());
+}
+
+#[test]
+fn a_keys_file_made_as_the_readme_says_knows_its_key() {
+    // The README's recipe: `printf %s "$KEY" | sha256sum | cut -d' ' -f1 >> keys`.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-keys");
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"KEY=0123abcd; printf %s "$KEY" | sha256sum | cut -d' ' -f1 >> "$1""#)
+        .arg("sh")
+        .arg(&file)
+        .status()
+        .expect("sh");
+    assert!(made.success());
+    let c = from(&[("RATE_LIMIT_API_KEYS_FILE", file.to_str().unwrap())]).unwrap();
+    assert!(c.rate_limit_api_keys.unwrap().find(b"0123abcd").is_some());
+}
+
+#[test]
+fn a_bad_proxy_or_keys_file_stops_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let bad = dir.path().join("bad");
+    let hash = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    std::fs::write(&bad, format!("# keys\n{hash}\nsecret-raw-key\n")).unwrap();
+    let (missing, bad) = (missing.to_str().unwrap(), bad.to_str().unwrap());
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);
+    let cases: &[Case<'_>] = &[
+        (
+            &[("TRUSTED_PROXIES", "10.0.0.0/8,10.0.0.0/33")],
+            "TRUSTED_PROXIES",
+            &["\"10.0.0.0/33\"", "CIDR"],
+        ),
+        (
+            &[("TRUSTED_PROXIES", "nginx")],
+            "TRUSTED_PROXIES",
+            &["\"nginx\""],
+        ),
+        (
+            &[("RATE_LIMIT_API_KEYS_FILE", missing)],
+            "RATE_LIMIT_API_KEYS_FILE",
+            &["cannot read", missing],
+        ),
+        (
+            &[("RATE_LIMIT_API_KEYS_FILE", bad)],
+            "RATE_LIMIT_API_KEYS_FILE",
+            &[bad, "line 3", "SHA-256"],
+        ),
+        (
+            &[
+                ("RATE_LIMIT_API_KEYS_FILE", bad),
+                ("RATE_LIMIT_KEY_HEADER", "off"),
+            ],
+            "RATE_LIMIT_API_KEYS_FILE",
+            &["RATE_LIMIT_KEY_HEADER"],
+        ),
+    ];
+    for (vars, var, words) in cases {
+        let e = from(vars).expect_err(&format!("{vars:?} must be refused"));
+        assert_eq!(e.var, *var, "{vars:?}: {e}");
+        let msg = e.to_string();
+        assert!(msg.contains(var), "{msg}");
+        for w in *words {
+            assert!(msg.contains(w), "{vars:?}: {msg:?} should mention {w:?}");
+        }
+        assert!(
+            !msg.contains("secret-raw-key"),
+            "a line that may be a key leaked: {msg}"
+        );
+    }
+}

@@ -126,6 +126,24 @@ pub fn page_ids(page: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// A `RATE_LIMIT_API_KEYS_FILE` knowing `keys`: the SHA-256 of each (lowercase hex,
+/// as `sha256sum` prints it), under a comment; removed when dropped.
+pub fn api_keys_file(keys: &[&str]) -> tempfile::NamedTempFile {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+    writeln!(file, "# keys of the test").unwrap();
+    for key in keys {
+        let hash: String = sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        writeln!(file, "{hash}").unwrap();
+    }
+    file.flush().unwrap();
+    file
+}
+
 /// A JSON body of `POST /pets`.
 pub fn new_pet(name: &str, species: &str, age: i32, happiness: i32) -> Value {
     serde_json::json!({"name": name, "species": species, "age": age, "happiness": happiness})

@@ -16,6 +16,7 @@ use petshop::model::NewPet;
 use petshop::startup::{Application, Shutdown};
 
 use crate::helpers::{bounded, config};
+use crate::rate_limit::get_from;
 use crate::server::{Binary, free_addr, http, http_with, wait_until_up};
 
 const CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx/nginx.conf");
@@ -147,7 +148,8 @@ fn the_config_never_caches_and_keeps_upstream_connections_alive() {
         "keepalive ",
         "proxy_http_version 1.1;",
         "proxy_set_header Connection \"\";",
-        "proxy_set_header X-Forwarded-For",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header Forwarded \"\";",
         "resolver 127.0.0.11",
         "zone petshop",
     ] {
@@ -155,12 +157,15 @@ fn the_config_never_caches_and_keeps_upstream_connections_alive() {
     }
 }
 
-/// A pet shop bound to a free loopback port whose pet 1 is named `name`; stops when the
-/// sender is dropped or sent to.
-async fn instance(name: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let app = Application::build(&config(&[("BIND", "127.0.0.1:0"), ("CACHE_TIERS", "l1")]))
-        .await
-        .unwrap();
+/// A pet shop bound to a free loopback port whose pet 1 is named `name`, with `vars`;
+/// stops when the sender is dropped or sent to.
+async fn instance(
+    name: &str,
+    vars: &[(&str, &str)],
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut all = vec![("BIND", "127.0.0.1:0"), ("CACHE_TIERS", "l1")];
+    all.extend_from_slice(vars);
+    let app = Application::build(&config(&all)).await.unwrap();
     petshop::service::pets::create(
         &app.state().db,
         NewPet {
@@ -181,6 +186,33 @@ async fn instance(name: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) 
     (addr, stop)
 }
 
+/// nginx with the committed config in front of `instances`, on a free port of
+/// 127.0.0.1, until dropped (with its temporary directory).
+///
+/// The directory comes first, so that nginx is stopped before it is removed.
+async fn front(bin: &Path, instances: &[SocketAddr]) -> (SocketAddr, tempfile::TempDir, Binary) {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = instances
+        .iter()
+        .map(|a| format!("server {a} max_fails=3 fail_timeout=10s;"))
+        .collect::<Vec<_>>()
+        .join("\n        ");
+    let listen = free_addr();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, local_config(dir.path(), &upstream, listen)).unwrap();
+    let log = std::fs::File::create(dir.path().join("nginx.out")).unwrap();
+    let mut nginx = Binary(
+        nginx_cmd(bin, dir.path(), &conf, "daemon off;")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start nginx"),
+    );
+    wait_until_up(listen, &mut nginx.0).await;
+    (listen, dir, nginx)
+}
+
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
@@ -195,27 +227,9 @@ async fn nginx_spreads_requests_over_every_instance_and_skips_one_that_is_down()
     bounded(async {
         // Arrange: two instances (each its own database: pet 1 says who answered), and
         // nginx with the committed config in front of both.
-        let (first, stop_first) = instance("first").await;
-        let (second, stop_second) = instance("second").await;
-        let dir = tempfile::tempdir().unwrap();
-        let upstream = [first, second]
-            .iter()
-            .map(|a| format!("server {a} max_fails=3 fail_timeout=10s;"))
-            .collect::<Vec<_>>()
-            .join("\n        ");
-        let listen = free_addr();
-        let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, local_config(dir.path(), &upstream, listen)).unwrap();
-        let log = std::fs::File::create(dir.path().join("nginx.out")).unwrap();
-        let mut nginx = Binary(
-            nginx_cmd(&bin, dir.path(), &conf, "daemon off;")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("start nginx"),
-        );
-        wait_until_up(listen, &mut nginx.0).await;
+        let (first, stop_first) = instance("first", &[]).await;
+        let (second, stop_second) = instance("second", &[]).await;
+        let (listen, _dir, _nginx) = front(&bin, &[first, second]).await;
         assert_eq!(http(listen, "GET", "/nginx-health", None).await.0, 200);
 
         // Act: six reads of pet 1 through nginx, each with its own request id.
@@ -262,6 +276,36 @@ async fn nginx_spreads_requests_over_every_instance_and_skips_one_that_is_down()
             );
         }
         drop(stop_first);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_each_client_has_its_own_limit_and_a_forged_x_forwarded_for_buys_nothing() {
+    let Some((bin, _)) = nginx() else {
+        return;
+    };
+    bounded(async {
+        // Arrange: an instance trusting nginx (127.0.0.1) with 2 requests a minute per
+        // client, nginx with the committed config in front of it.
+        let vars = [("RATE_LIMIT", "2/1m"), ("TRUSTED_PROXIES", "127.0.0.1")];
+        let (shop, _stop) = instance("only", &vars).await;
+        let (listen, _dir, _nginx) = front(&bin, &[shop]).await;
+
+        // Act: 127.0.0.2 forges a new X-Forwarded-For each time; 127.0.0.3 does not.
+        let mut forger = Vec::new();
+        let mut honest = Vec::new();
+        for i in 0..3 {
+            let forged = format!("198.51.100.{i}");
+            let headers = [("x-forwarded-for", forged.as_str())];
+            forger.push(get_from(2, listen, "/pets", &headers).await.status);
+            honest.push(get_from(3, listen, "/pets", &[]).await.status);
+        }
+
+        // Assert: nginx appends the address it saw, the shop believes only that one:
+        // a limit per client, the forged entries ignored.
+        assert_eq!(forger, [200, 200, 429]);
+        assert_eq!(honest, [200, 200, 429]);
     })
     .await;
 }

@@ -1,23 +1,28 @@
 //! Rate limiting: off by default; one limit across instances sharing a Redis; its own
-//! window per client; counted in process (and `/ready` says `local`) while Redis is cut;
-//! probes and scrapes exempt; 429s documented in the spec.
+//! window per client (a known API key, else the client address); counted in process
+//! (and `/ready` says `local`) while Redis is cut; probes and scrapes exempt; 429s
+//! documented in the spec. Made-up keys and forged forwarding headers buy nothing;
+//! behind a trusted proxy each forwarded client has its own window.
+//!
+//! Clients with addresses of their own connect from 127.0.0.x (all of 127/8 is
+//! loopback), to a shop on 127.0.0.1.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use cache::testing::{Fault, Proxy, RedisServer};
 use petshop::startup::{Application, Shutdown};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::helpers::{Reply, TestApp, bounded, config, spawn, spawn_config};
+use crate::helpers::{Reply, TestApp, api_keys_file, bounded, config, spawn, spawn_config};
 
 /// A reply over TCP: status, headers (lower-case names), JSON body.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: HashMap<String, String>,
     json: Value,
 }
@@ -30,11 +35,26 @@ impl Answer {
 
 /// `GET path` from 127.0.0.1, with an `x-api-key` if given.
 async fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> Answer {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let key = key
-        .map(|k| format!("x-api-key: {k}\r\n"))
-        .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{key}Connection: close\r\n\r\n");
+    let key = key.map(|k| ("x-api-key", k));
+    get_from(1, addr, path, key.as_slice()).await
+}
+
+/// `GET path` from 127.0.0.`host`, with `headers`.
+pub(crate) async fn get_from(
+    host: u8,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let socket = TcpSocket::new_v4().expect("socket");
+    let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), 0);
+    socket.bind(from).expect("bind a loopback address");
+    let mut s = socket.connect(addr).await.expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.expect("read");
@@ -102,9 +122,12 @@ async fn two_instances_sharing_one_redis_let_exactly_the_limit_through() {
         // Arrange: two pet shops on one Redis, 10 requests per minute per client.
         let redis = RedisServer::spawn();
         let url = redis.url();
+        let keys = api_keys_file(&["key-two"]);
+        let keys_path = keys.path().display().to_string();
         let vars = [
             ("REDIS_URL", url.as_str()),
             ("RATE_LIMIT", "10/1m"),
+            ("RATE_LIMIT_API_KEYS_FILE", keys_path.as_str()),
             ("DATABASE_URL", "sqlite::memory:"),
         ];
         let ((a, _stop_a), (b, _stop_b)) = (serve(&vars).await, serve(&vars).await);
@@ -153,7 +176,7 @@ async fn two_instances_sharing_one_redis_let_exactly_the_limit_through() {
                 .all(|r| r.header("retry-after").is_none())
         );
 
-        // Another API key has its own window, on either instance.
+        // A known API key has its own window, on either instance.
         for addr in [a, b] {
             let r = get(addr, "/pets", Some("key-two")).await;
             assert_eq!(r.status, 200);
@@ -226,11 +249,16 @@ async fn with_redis_cut_requests_are_counted_in_process_and_ready_says_local() {
         let redis = RedisServer::spawn();
         let proxy = Proxy::spawn(redis.port());
         let url = proxy.url();
+        let keys = api_keys_file(&["k", "probe"]);
         let app = spawn_config(
             config(&[
                 ("REDIS_URL", url.as_str()),
                 ("RATE_LIMIT", "3/1m"),
                 ("REDIS_OP_TIMEOUT", "100ms"),
+                (
+                    "RATE_LIMIT_API_KEYS_FILE",
+                    keys.path().to_str().expect("a UTF-8 path"),
+                ),
             ]),
             None,
         )
@@ -295,7 +323,12 @@ async fn off_by_default_no_headers_and_never_a_429() {
 #[tokio::test]
 async fn without_redis_the_limit_is_counted_in_process_and_probes_are_exempt() {
     bounded(async {
-        let app = spawn(&[("RATE_LIMIT", "2/1h")]).await;
+        let keys = api_keys_file(&["k"]);
+        let app = spawn(&[
+            ("RATE_LIMIT", "2/1h"),
+            ("RATE_LIMIT_API_KEYS_FILE", keys.path().to_str().unwrap()),
+        ])
+        .await;
         let statuses: Vec<u16> = four_statuses(&app).await;
         assert_eq!(statuses, [200, 200, 429, 429]);
         let r = keyed(&app, "k").await;
@@ -320,6 +353,139 @@ async fn four_statuses(app: &TestApp) -> Vec<u16> {
         out.push(keyed(app, "k").await.status);
     }
     out
+}
+
+/// The statuses of `answers`.
+fn statuses(answers: &[Answer]) -> Vec<u16> {
+    answers.iter().map(|a| a.status).collect()
+}
+
+/// `n` answers to `GET /pets` from 127.0.0.`host`, the `i`th with `headers(i)`.
+async fn several(
+    n: usize,
+    host: u8,
+    addr: SocketAddr,
+    headers: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> Vec<Answer> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let owned = headers(i);
+        let hs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        out.push(get_from(host, addr, "/pets", &hs).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forged_x_forwarded_for_changes_nothing() {
+    bounded(async {
+        // Arrange: 3 requests a minute, no TRUSTED_PROXIES.
+        let (addr, _stop) = serve(&[("RATE_LIMIT", "3/1m")]).await;
+
+        // Act: one client, a new forwarded address in each request.
+        let forged = several(6, 1, addr, |i| {
+            vec![
+                ("x-forwarded-for", format!("203.0.113.{i}")),
+                ("forwarded", format!("for=198.51.100.{i}")),
+            ]
+        })
+        .await;
+
+        // Assert: counted by its own address all the same.
+        assert_eq!(statuses(&forged), [200, 200, 200, 429, 429, 429]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn made_up_api_keys_count_against_the_address_and_a_known_key_has_its_own_bucket() {
+    bounded(async {
+        // Arrange: 3 requests a minute; one key is known.
+        let keys = api_keys_file(&["the-known-key"]);
+        let path = keys.path().display().to_string();
+        let (addr, _stop) = serve(&[
+            ("RATE_LIMIT", "3/1m"),
+            ("RATE_LIMIT_API_KEYS_FILE", path.as_str()),
+        ])
+        .await;
+
+        // Act: a new made-up key in each request.
+        let rotated = several(6, 1, addr, |i| vec![("x-api-key", format!("made-up-{i}"))]).await;
+
+        // Assert: the address's limit holds, as without a key.
+        assert_eq!(statuses(&rotated), [200, 200, 200, 429, 429, 429]);
+        assert_eq!(get_from(1, addr, "/pets", &[]).await.status, 429);
+        // The hash from the file is not a key either.
+        let hash = std::fs::read_to_string(keys.path()).unwrap();
+        let hash = hash.lines().last().unwrap().to_owned();
+        assert_eq!(get(addr, "/pets", Some(hash.as_str())).await.status, 429);
+
+        // The known key has a bucket of its own, wherever it comes from.
+        let known = several(2, 1, addr, |_| vec![("x-api-key", "the-known-key".into())]).await;
+        let elsewhere = several(2, 2, addr, |_| vec![("x-api-key", "the-known-key".into())]).await;
+        assert_eq!(statuses(&known), [200, 200]);
+        assert_eq!(statuses(&elsewhere), [200, 429]);
+        assert_eq!(known[0].header("ratelimit-remaining"), Some(2));
+        // 127.0.0.2 itself has used none of its window.
+        assert_eq!(
+            get_from(2, addr, "/pets", &[])
+                .await
+                .header("ratelimit-remaining"),
+            Some(2)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    bounded(async {
+        // Arrange: 2 requests a minute; 127.0.0.1 is the proxy, 127.0.0.2 is not.
+        let (addr, _stop) =
+            serve(&[("RATE_LIMIT", "2/1m"), ("TRUSTED_PROXIES", "127.0.0.1")]).await;
+        let via_proxy = |xff: &str| vec![("x-forwarded-for", xff.to_owned())];
+
+        // Act + Assert: two clients behind the proxy, a window each.
+        let first = several(3, 1, addr, |_| via_proxy("203.0.113.1")).await;
+        let second = several(3, 1, addr, |_| via_proxy("203.0.113.2")).await;
+        assert_eq!(statuses(&first), [200, 200, 429]);
+        assert_eq!(statuses(&second), [200, 200, 429]);
+
+        // A new client of the proxy's own (its address is one more trusted hop).
+        let third = several(1, 1, addr, |_| via_proxy("203.0.113.3, 127.0.0.1")).await;
+        assert_eq!(statuses(&third), [200]);
+
+        // The first client forging a left-most entry is still the first client.
+        let forged = several(3, 1, addr, |i| {
+            via_proxy(&format!("198.51.100.{i}, 203.0.113.1"))
+        })
+        .await;
+        assert_eq!(statuses(&forged), [429, 429, 429]);
+
+        // Forwarded (RFC 7239), with a quoted IPv6 address and port.
+        let v6 = several(3, 1, addr, |_| {
+            vec![(
+                "forwarded",
+                r#"for=192.0.2.1, for="[2001:db8::1]:4711";proto=http"#.into(),
+            )]
+        })
+        .await;
+        assert_eq!(statuses(&v6), [200, 200, 429]);
+
+        // A malformed right-most entry: the proxy itself is the client.
+        let garbled = several(3, 1, addr, |i| {
+            via_proxy(&format!("203.0.113.{}, garbage", 10 + i))
+        })
+        .await;
+        assert_eq!(statuses(&garbled), [200, 200, 429]);
+        assert_eq!(get_from(1, addr, "/pets", &[]).await.status, 429);
+
+        // A peer that is not a trusted proxy is its own client, whatever it forwards:
+        // 203.0.113.3 has a request left, 127.0.0.2 two.
+        let untrusted = several(3, 2, addr, |_| via_proxy("203.0.113.3")).await;
+        assert_eq!(statuses(&untrusted), [200, 200, 429]);
+    })
+    .await;
 }
 
 #[test]

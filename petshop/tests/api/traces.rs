@@ -14,7 +14,7 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Request, Response, Server};
 
 use crate::helpers::bounded;
-use crate::server::{Binary, free_addr, http, petshop, tempdir, wait_until_up};
+use crate::server::{Binary, free_addr, http, http_with, petshop, tempdir, wait_until_up};
 
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
@@ -71,7 +71,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// Runs the binary in `dir` with `env`, serves a few requests (a create, a miss and a
-/// hit, a list), stops it with SIGTERM and returns what it logged on stdout.
+/// hit, a list, one forwarded for 203.0.113.7), stops it with SIGTERM and returns what
+/// it logged on stdout.
 async fn serve_a_little(dir: &Path, env: &[(&str, &str)]) -> String {
     let addr = free_addr();
     let bind = addr.to_string();
@@ -99,6 +100,11 @@ async fn serve_a_little(dir: &Path, env: &[(&str, &str)]) -> String {
         assert_eq!(status, 200);
     }
     assert_eq!(http(addr, "GET", "/pets?species=dog", None).await.0, 200);
+    let forwarded = ["x-forwarded-for: 203.0.113.7"];
+    assert_eq!(
+        http_with(addr, "GET", "/stats", None, &forwarded).await.0,
+        200
+    );
     let pid = bin.0.id().to_string();
     assert!(
         Command::new("kill")
@@ -134,6 +140,7 @@ async fn with_an_otlp_endpoint_spans_of_requests_loads_and_tier_lookups_are_expo
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
                 ("OTEL_SERVICE_NAME", "petshop-under-test"),
+                ("TRUSTED_PROXIES", "127.0.0.1"),
             ],
         )
         .await;
@@ -157,6 +164,11 @@ async fn with_an_otlp_endpoint_spans_of_requests_loads_and_tier_lookups_are_expo
             "get_pet",
             "cache.lookup",
             "cache.tier",
+            // The client address, as the rate limiter sees it: behind a trusted proxy
+            // (127.0.0.1 here), the one it forwards.
+            "client.address",
+            "203.0.113.7",
+            "network.peer.address",
         ] {
             assert!(
                 contains(&all, needle),
@@ -169,6 +181,8 @@ async fn with_an_otlp_endpoint_spans_of_requests_loads_and_tier_lookups_are_expo
             );
         }
         assert!(logs.contains("traces_exported=true"), "{logs}");
+        assert!(logs.contains("client.address=203.0.113.7"), "{logs}");
+        assert!(logs.contains("client.address=127.0.0.1"), "{logs}");
         let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
@@ -195,6 +209,9 @@ async fn without_otel_variables_nothing_is_exported() {
         // Assert: no exporter was built, and nothing arrived.
         assert!(logs.contains("traces_exported=false"), "{logs}");
         assert!(!logs.contains("exporting traces"), "{logs}");
+        // No TRUSTED_PROXIES: the forwarded address is not believed, not even in logs.
+        assert!(logs.contains("client.address=127.0.0.1"), "{logs}");
+        assert!(!logs.contains("203.0.113.7"), "{logs}");
         if let Some(c) = collector {
             assert!(
                 c.bodies().is_empty(),
