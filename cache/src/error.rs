@@ -61,6 +61,15 @@ impl CacheError {
         }
     }
 
+    /// True when Redis refused a command to this client's user (`NOPERM`: its ACL
+    /// lacks the command, a key or a channel; see [`crate::tier::RedisAcl`]): a
+    /// configuration fault, which retrying does not mend.
+    #[must_use]
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Self::Redis(e)
+            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm))
+    }
+
     /// True when a TLS connection failed because the server's certificate is not
     /// trusted (an issuer the CA does not vouch for, another name, expired): a
     /// configuration fault rather than an outage, though the tier degrades alike.
@@ -124,6 +133,25 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let e = CacheError::from(redis::RedisError::from(io));
         assert!(e.is_transient());
+    }
+
+    #[test]
+    fn a_refusal_of_the_acl_is_a_permission_denial_and_not_transient() {
+        // The reply a Redis user without `+scan` gets, parsed as on the wire.
+        let reply = b"-NOPERM this user has no permissions to run the 'scan' command\r\n";
+        let refused = redis::parse_redis_value(reply)
+            .unwrap()
+            .extract_error()
+            .unwrap_err();
+        let e = CacheError::from(refused);
+        assert!(e.is_permission_denied() && !e.is_transient(), "{e}");
+        assert!(e.to_string().contains("'scan'"), "{e}");
+        let other = redis::parse_redis_value(b"-ERR unknown command\r\n")
+            .unwrap()
+            .extract_error()
+            .unwrap_err();
+        assert!(!CacheError::from(other).is_permission_denied());
+        assert!(!CacheError::Timeout(Duration::from_millis(5)).is_permission_denied());
     }
 
     #[test]

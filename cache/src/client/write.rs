@@ -324,11 +324,19 @@ impl<C: Codec> CacheClient<C> {
     /// Empties every tier (Redis: our prefix only) and tells the other instances.
     /// Namespace version counters are kept, so a version never goes back. If Redis
     /// cannot be reached, the flush is queued (and until it lands, nothing is read from
-    /// the cache) and the error returned.
+    /// the cache) and the error returned. A flush Redis refuses to this user (its ACL
+    /// lacks `SCAN`: [`CacheError::is_permission_denied`], see
+    /// [`crate::tier::RedisAcl::with_flush`]) is not queued: a replay would be refused
+    /// alike, and the cache bypassed for nothing. Nothing in Redis was removed then, and
+    /// nothing is stale: the error says so.
     pub async fn flush(&self) -> Result<(), CacheError> {
         let flushed = self.apply(&Effect::Flush).await;
-        if let Err(e) = &flushed {
-            self.queue(Effect::Flush, e);
+        match &flushed {
+            Err(e) if e.is_permission_denied() => {
+                tracing::warn!(error = %e, "cache flush refused by redis: its user lacks the permission (see RedisAcl::with_flush)");
+            }
+            Err(e) => self.queue(Effect::Flush, e),
+            Ok(()) => {}
         }
         flushed
     }

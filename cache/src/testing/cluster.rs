@@ -6,8 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::free_port;
 use super::tls::{ClientAuth, TestCerts};
+use super::{Users, free_port};
+use crate::tier::RedisAcl;
 
 /// Masters of a [`RedisCluster`].
 pub const CLUSTER_MASTERS: usize = 3;
@@ -32,12 +33,14 @@ struct Node {
 /// others keep answering (with Redis' default, the whole cluster would refuse).
 ///
 /// [`RedisCluster::spawn_tls`] makes one that speaks only TLS, to clients and between
-/// its nodes (`--tls-cluster yes`, `--tls-replication yes`).
+/// its nodes (`--tls-cluster yes`, `--tls-replication yes`);
+/// [`RedisCluster::spawn_with_acl`] one closed to anonymous clients.
 #[derive(Debug)]
 pub struct RedisCluster {
     dir: PathBuf,
     nodes: Vec<Node>,
     tls: Option<TestCerts>,
+    users: Option<Users>,
 }
 
 impl RedisCluster {
@@ -48,7 +51,18 @@ impl RedisCluster {
     /// When `redis-server`/`redis-cli` are missing or the cluster is not up within 30 s.
     #[must_use]
     pub fn spawn() -> Self {
-        Self::spawn_with(None)
+        Self::spawn_with(None, None)
+    }
+
+    /// [`RedisCluster::spawn`], every node closed to anonymous clients and with one
+    /// user that has exactly `acl`, as [`super::RedisServer::spawn_with_acl`]: the
+    /// seeds log in as that user, [`RedisCluster::client`] as `default`.
+    ///
+    /// # Panics
+    /// As [`RedisCluster::spawn`].
+    #[must_use]
+    pub fn spawn_with_acl(acl: &RedisAcl) -> Self {
+        Self::spawn_with(None, Some(Users::new(acl)))
     }
 
     /// [`RedisCluster::spawn`], every node speaking only TLS with the server
@@ -58,16 +72,17 @@ impl RedisCluster {
     /// As [`RedisCluster::spawn`].
     #[must_use]
     pub fn spawn_tls(certs: &TestCerts) -> Self {
-        Self::spawn_with(Some(certs.clone()))
+        Self::spawn_with(Some(certs.clone()), None)
     }
 
-    fn spawn_with(tls: Option<TestCerts>) -> Self {
+    fn spawn_with(tls: Option<TestCerts>, users: Option<Users>) -> Self {
         let dir = std::env::temp_dir().join(format!("cache-cluster-{:x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("temporary directory for the cluster");
         let mut cluster = Self {
             dir,
             nodes: Vec::new(),
             tls,
+            users,
         };
         for _ in 0..CLUSTER_MASTERS {
             let node = cluster.start_on_free_ports();
@@ -75,6 +90,12 @@ impl RedisCluster {
         }
         let status = Command::new("redis-cli")
             .args(cluster.tls.iter().flat_map(TestCerts::cli_args))
+            .args(
+                cluster
+                    .users
+                    .iter()
+                    .flat_map(|u| ["--no-auth-warning", "-a", u.admin()]),
+            )
             .args(["--cluster", "create"])
             .args(
                 cluster
@@ -104,10 +125,11 @@ impl RedisCluster {
             };
             self.start(&mut node);
             let deadline = Instant::now() + START_TIMEOUT;
+            let admin = self.users.as_ref().map(Users::admin);
             while Instant::now() < deadline {
                 let owned = node.child.as_mut().and_then(|c| match &self.tls {
-                    Some(certs) => certs.owns_port(c, node.port),
-                    None => super::owns_port(c, node.port),
+                    Some(certs) => certs.owns_port(c, node.port, admin),
+                    None => super::owns_port(c, node.port, admin),
                 });
                 match owned {
                     Some(true) => return node,
@@ -143,6 +165,7 @@ impl RedisCluster {
             .args(["--cluster-require-full-coverage", "no"])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--dir", &self.dir.to_string_lossy()])
+            .args(self.users.iter().flat_map(Users::server_args))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -172,11 +195,15 @@ impl RedisCluster {
         }
     }
 
-    /// A plain client of the node on `port`.
+    /// A plain client of the node on `port` (as `default`, on a cluster with an ACL).
     fn node_client(&self, port: u16) -> redis::Client {
+        let admin = self.users.as_ref().map(Users::admin);
         match &self.tls {
-            Some(certs) => certs.client(port),
-            None => redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("valid url"),
+            Some(certs) => certs.client(port, admin),
+            None => {
+                let login = admin.map(|a| format!("default:{a}@")).unwrap_or_default();
+                redis::Client::open(format!("redis://{login}127.0.0.1:{port}")).expect("valid url")
+            }
         }
     }
 
@@ -199,7 +226,8 @@ impl RedisCluster {
         info.contains("cluster_state:ok") && masters == CLUSTER_MASTERS && !nodes.contains("fail")
     }
 
-    /// The seed URLs (`redis://127.0.0.1:{port}`, `rediss://` with TLS), one per master.
+    /// The seed URLs (`redis://127.0.0.1:{port}`, `rediss://` with TLS, with the
+    /// user and password of its ACL on a cluster that has one), one per master.
     #[must_use]
     pub fn seeds(&self) -> Vec<String> {
         let scheme = if self.tls.is_some() {
@@ -207,19 +235,38 @@ impl RedisCluster {
         } else {
             "redis"
         };
+        let credentials = self
+            .users
+            .as_ref()
+            .map(Users::url_credentials)
+            .unwrap_or_default();
         self.nodes
             .iter()
-            .map(|n| format!("{scheme}://127.0.0.1:{}", n.port))
+            .map(|n| format!("{scheme}://{credentials}127.0.0.1:{}", n.port))
             .collect()
     }
 
-    /// A cluster client of these nodes, for tests that poke at them directly.
+    /// A cluster client of these nodes, for tests that poke at them directly (as
+    /// `default`, with every permission, on a cluster with an ACL).
     ///
     /// # Panics
     /// Never in practice: the seed URLs are well formed.
     #[must_use]
     pub fn client(&self) -> redis::cluster::ClusterClient {
-        let builder = redis::cluster::ClusterClient::builder(self.seeds());
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let seeds = self
+            .nodes
+            .iter()
+            .map(|n| format!("{scheme}://127.0.0.1:{}", n.port));
+        let builder = redis::cluster::ClusterClient::builder(seeds);
+        let builder = match &self.users {
+            Some(users) => builder.username("default").password(users.admin()),
+            None => builder,
+        };
         let builder = match &self.tls {
             Some(certs) => {
                 crate::tier::install_ring_if_none();

@@ -213,8 +213,8 @@ impl TestCerts {
     }
 
     /// A plain client of the TLS server on `port` (with the client certificate, so it
-    /// passes any `--tls-auth-clients`).
-    pub(super) fn client(&self, port: u16) -> redis::Client {
+    /// passes any `--tls-auth-clients`; as `default` with the password `admin`, if given).
+    pub(super) fn client(&self, port: u16, admin: Option<&str>) -> redis::Client {
         crate::tier::install_ring_if_none();
         let certs = redis::TlsCertificates {
             client_tls: Some(redis::ClientTlsConfig {
@@ -223,17 +223,23 @@ impl TestCerts {
             }),
             root_cert: Some(self.ca_pem().into()),
         };
-        redis::Client::build_with_tls(format!("rediss://127.0.0.1:{port}"), certs)
+        let login = admin.map(|a| format!("default:{a}@")).unwrap_or_default();
+        redis::Client::build_with_tls(format!("rediss://{login}127.0.0.1:{port}"), certs)
             .expect("a TLS client")
     }
 
     /// Whether `child` is up and answering TLS on `port` itself (see `owns_port`).
-    pub(super) fn owns_port(&self, child: &mut Child, port: u16) -> Option<bool> {
+    pub(super) fn owns_port(
+        &self,
+        child: &mut Child,
+        port: u16,
+        admin: Option<&str>,
+    ) -> Option<bool> {
         if let Ok(Some(_)) = child.try_wait() {
             return Some(false);
         }
         let mut con = self
-            .client(port)
+            .client(port, admin)
             .get_connection_with_timeout(Duration::from_millis(500))
             .ok()?;
         let info: String = redis::cmd("INFO").arg("server").query(&mut con).ok()?;

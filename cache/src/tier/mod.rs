@@ -30,7 +30,7 @@ pub use self::none::NoCache;
 pub(crate) use self::redis::install_ring_if_none;
 pub use self::redis::{
     DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_OP_TIMEOUT, GUARD_TTL, RedisTier, RedisTierBuilder, RedisTls,
+    DEFAULT_OP_TIMEOUT, GUARD_TTL, RedisAcl, RedisTier, RedisTierBuilder, RedisTls,
 };
 pub use self::tiered::{L1Switch, TieredCache, TieredCacheBuilder};
 

@@ -124,8 +124,10 @@ async fn a_batch_loads_only_what_the_cache_lacks_and_each_write_reloads_its_own_
     topology: Topology,
 ) {
     // Arrange: 100 rows; 50 of them read (and cached) before.
-    let backend = topology.has_l2().then(|| Backend::spawn(topology.redis));
     let w = World::new();
+    let backend = topology
+        .has_l2()
+        .then(|| Backend::spawn(topology.redis, w.keys.prefix()));
     let c = w.client(topology, backend.as_ref());
     for id in 1..=100 {
         w.rows.write(id);
@@ -172,11 +174,11 @@ async fn a_batch_loads_only_what_the_cache_lacks_and_each_write_reloads_its_own_
 async fn a_hundred_l2_hits_are_one_read_script() {
     bounded(async {
         // Arrange: an L2-only client over a private Redis; 100 rows cached in it.
-        let backend = Backend::spawn(Redis::Server);
+        let w = World::new();
+        let backend = Backend::spawn(Redis::Server, w.keys.prefix());
         let Backend::Server(redis) = &backend else {
             unreachable!()
         };
-        let w = World::new();
         let c = w.client(Topology::L2, Some(&backend));
         for id in 1..=100 {
             w.rows.write(id);

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use cache::clock::ManualClock;
 use cache::codec::Json;
 use cache::testing::{RedisCluster, RedisServer};
-use cache::tier::{Cache, MokaTier, NoCache, RedisTier, RedisTierBuilder, TieredCache};
+use cache::tier::{Cache, MokaTier, NoCache, RedisAcl, RedisTier, RedisTierBuilder, TieredCache};
 use cache::typed::TypedCache;
 use cache::{KeyBuilder, Namespace};
 use serde::{Deserialize, Serialize};
 
 /// Runs each named `async fn(Topology)` as a bounded test per topology (L1, L2, L1+L2,
-/// and L2 and L1+L2 on a 3-master Redis Cluster).
+/// L2 and L1+L2 on a 3-master Redis Cluster, and L2, L1+L2 and L1+L2 on a cluster whose
+/// tier logs in as a user with exactly the tier's ACL).
 macro_rules! per_topology {
     ($($name:ident),* $(,)?) => {
         mod l1 {
@@ -36,6 +37,18 @@ macro_rules! per_topology {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::L1L2_CLUSTER)).await })*
         }
+        mod acl_l2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::ACL_L2)).await })*
+        }
+        mod acl_l1_l2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::ACL_L1L2)).await })*
+        }
+        mod acl_l1_l2_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::support::bounded(super::$name(crate::support::Topology::ACL_L1L2_CLUSTER)).await })*
+        }
     };
 }
 pub(crate) use per_topology;
@@ -57,6 +70,11 @@ pub enum Redis {
     Server,
     /// A 3-master Redis Cluster.
     Cluster,
+    /// One `redis-server` closed to anonymous clients: the tier logs in as a user with
+    /// exactly [`RedisAcl`] for its prefix (no flush).
+    ServerAcl,
+    /// A 3-master Redis Cluster, likewise.
+    ClusterAcl,
 }
 
 /// A topology of the suite: the tiers, and the Redis behind L2.
@@ -72,6 +90,9 @@ impl Topology {
     pub const L1L2: Self = Self::on(cache::Topology::L1L2, Redis::Server);
     pub const L2_CLUSTER: Self = Self::on(cache::Topology::L2, Redis::Cluster);
     pub const L1L2_CLUSTER: Self = Self::on(cache::Topology::L1L2, Redis::Cluster);
+    pub const ACL_L2: Self = Self::on(cache::Topology::L2, Redis::ServerAcl);
+    pub const ACL_L1L2: Self = Self::on(cache::Topology::L1L2, Redis::ServerAcl);
+    pub const ACL_L1L2_CLUSTER: Self = Self::on(cache::Topology::L1L2, Redis::ClusterAcl);
 
     const fn on(tiers: cache::Topology, redis: Redis) -> Self {
         Self { tiers, redis }
@@ -91,6 +112,10 @@ impl std::fmt::Display for Topology {
         match self.redis {
             Redis::Server => write!(f, "{}", self.tiers),
             Redis::Cluster => write!(f, "{} on a cluster", self.tiers),
+            Redis::ServerAcl => write!(f, "{} as a least-privileged user", self.tiers),
+            Redis::ClusterAcl => {
+                write!(f, "{} on a cluster as a least-privileged user", self.tiers)
+            }
         }
     }
 }
@@ -102,10 +127,15 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn spawn(redis: Redis) -> Self {
+    /// A private Redis of kind `redis`, for a tier under `prefix` (the ACL kinds let
+    /// that prefix's user in, and no other).
+    pub fn spawn(redis: Redis, prefix: &str) -> Self {
+        let acl = || RedisAcl::new("tier", prefix).unwrap();
         match redis {
             Redis::Server => Self::Server(RedisServer::spawn()),
             Redis::Cluster => Self::Cluster(RedisCluster::spawn()),
+            Redis::ServerAcl => Self::Server(RedisServer::spawn_with_acl(&acl())),
+            Redis::ClusterAcl => Self::Cluster(RedisCluster::spawn_with_acl(&acl())),
         }
     }
 
@@ -223,7 +253,9 @@ pub fn fixture_with(topology: Topology, o: Options) -> Fixture {
             .build()
             .unwrap()
     });
-    let backend = topology.has_l2().then(|| Backend::spawn(topology.redis));
+    let backend = topology
+        .has_l2()
+        .then(|| Backend::spawn(topology.redis, keys.prefix()));
     let l2 = backend.as_ref().map(|b| {
         b.tier()
             .prefix(keys.prefix())

@@ -143,8 +143,10 @@ impl World {
 async fn a_tagged_entry_stays_cached_until_one_of_its_tags_is_invalidated(
     topology: crate::support::Topology,
 ) {
-    let redis = topology.has_l2().then(|| Backend::spawn(topology.redis));
     let w = World::new();
+    let redis = topology
+        .has_l2()
+        .then(|| Backend::spawn(topology.redis, w.keys.prefix()));
     let c = w
         .client_on(topology.tiers, redis.as_ref().map(Backend::tier))
         .build()

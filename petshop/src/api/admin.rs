@@ -2,7 +2,8 @@
 //!
 //! The flush needs `Authorization: Bearer <ADMIN_TOKEN>`. With `ADMIN_TOKEN` unset the
 //! admin endpoints are disabled and answer **403**; a missing or wrong token is 401.
-//! Tokens are compared in constant time.
+//! Tokens are compared in constant time. A flush the service's Redis user may not run
+//! (its ACL lacks `SCAN`: README, "Least privilege") is a **403** too, saying so.
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -203,7 +204,7 @@ impl CacheApi {
     }
 
     /// Empty every cache tier (admin: `Authorization: Bearer <ADMIN_TOKEN>`; 403 while
-    /// `ADMIN_TOKEN` is unset).
+    /// `ADMIN_TOKEN` is unset, or when the Redis user may not flush: `NOPERM`).
     #[oai(
         path = "/admin/cache/flush",
         method = "post",
@@ -215,7 +216,16 @@ impl CacheApi {
         req: &poem::Request,
     ) -> Result<FlushResponse, ApiError> {
         authorize(&state, req)?;
-        state.cache.flush().await?;
+        match state.cache.flush().await {
+            Err(e) if e.is_permission_denied() => {
+                return Err(ApiError::forbidden(format!(
+                    "Redis refused the flush (NOPERM): the service's Redis user lacks a permission \
+                     the flush needs; grant it +scan (and +cluster|nodes on a Redis Cluster). \
+                     Nothing was removed from Redis. {e}"
+                )));
+            }
+            flushed => flushed?,
+        }
         tracing::info!("cache flushed by admin");
         Ok(FlushResponse::Ok(Json(Flushed { flushed: true })))
     }

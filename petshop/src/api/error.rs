@@ -4,7 +4,8 @@
 //! * 400: the request cannot be read (malformed JSON, a body that is not an object);
 //! * 422: a named field or query/path parameter is missing, mistyped or out of range
 //!   (`field` names it), or the parameters contradict each other (`min_age > max_age`);
-//! * 401/403: admin token wrong / admin endpoints disabled (`ADMIN_TOKEN` unset);
+//! * 401/403: admin token wrong / admin endpoints disabled (`ADMIN_TOKEN` unset), or
+//!   Redis refuses the flush to the service's user (its ACL lacks `SCAN`: `NOPERM`);
 //! * 404: unknown pet or route; 405: wrong method; 413: body over 64 KiB;
 //!   415: body not sent as `application/json`;
 //! * 429: the client is over `RATE_LIMIT` (`Retry-After` and the `RateLimit-*` headers);
@@ -49,7 +50,8 @@ pub enum ApiError {
     /// Missing or wrong admin token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// Admin endpoints are disabled (`ADMIN_TOKEN` unset).
+    /// Admin endpoints are disabled (`ADMIN_TOKEN` unset), or Redis refuses the flush
+    /// to the service's user (`NOPERM`: its ACL lacks `SCAN`).
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// No such pet.

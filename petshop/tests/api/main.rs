@@ -1,5 +1,6 @@
 //! Integration tests of the pet shop API: one binary, one module per area.
 
+mod acl;
 mod admin;
 mod bad_input;
 mod by_ids;

@@ -1,4 +1,5 @@
-//! Every Redis key suffix and channel name the library uses, built in one place.
+//! Every Redis key suffix and channel name the library uses, built in one place, and
+//! the ACL key patterns that cover them ([`acl_patterns`], for `acl.rs`).
 //!
 //! | what | Redis name | slot (Redis Cluster) |
 //! |------|------------|------|
@@ -124,6 +125,19 @@ pub(super) fn entries(prefix: &str) -> String {
     format!("{prefix}:*")
 }
 
+/// The ACL key patterns (`~…`) that cover every name above under `prefix`, and no
+/// other prefix's: the entries (`{prefix}:*`); the prefix's counters, hashes and
+/// sorted sets (`{{prefix}}:*`); and the names that wrap a key or a client in braces,
+/// guards, leases, holds and rate windows (`{{prefix}:*`). Prefixes are `a-z 0-9 _ - .`
+/// ([`crate::KeyBuilder`]), so nothing in them is a glob.
+pub(super) fn acl_patterns(prefix: &str) -> [String; 3] {
+    [
+        entries(prefix),
+        in_prefix_slot(prefix, ":*"),
+        format!("{{{prefix}:*"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +157,47 @@ mod tests {
         assert_eq!(Slot::for_key(hold(&key)), slot);
         assert_eq!(entries("app"), "app:*");
         assert_eq!(rate("app", "00ff"), "{app:rate:00ff}");
+    }
+
+    #[test]
+    fn the_acl_patterns_cover_every_name_of_the_prefix_and_none_of_another() {
+        let ns = KeyBuilder::new("app").unwrap().namespace("pet").unwrap();
+        let key = ns.id(1);
+        let patterns = acl_patterns("app");
+        let covered = |name: &str| {
+            patterns
+                .iter()
+                .any(|p| name.starts_with(p.trim_end_matches('*')))
+        };
+        for name in [
+            key.as_str().to_owned(),
+            ns.versioned(3).id(1).as_str().to_owned(),
+            guard(&key),
+            lease(&key),
+            hold(&key),
+            held("app"),
+            holds("app"),
+            hold_messages("app"),
+            leases("app"),
+            counter(ns.root()),
+            counter("app"),
+            generation("app"),
+            tags("app"),
+            tag_sequence("app"),
+            channel("app"),
+            rate("app", "00ff"),
+        ] {
+            assert!(covered(&name), "{name} is outside {patterns:?}");
+        }
+        let other = KeyBuilder::new("apple").unwrap().namespace("pet").unwrap();
+        for name in [
+            other.id(1).as_str().to_owned(),
+            guard(&other.id(1)),
+            generation("apple"),
+            rate("apple", "00ff"),
+        ] {
+            assert!(!covered(&name), "{name} is inside {patterns:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! backplane's publish and subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and
 //! every key suffix (`keys.rs`), over either kind of connection (`connection.rs`),
 //! with or without TLS (`tls.rs`, for `rediss://`); what a cluster does differently
-//! lives in `cluster.rs`.
+//! lives in `cluster.rs`, and the Redis ACL all of it needs in `acl.rs` ([`RedisAcl`]).
 //!
 //! # Generations
 //!
@@ -26,6 +26,7 @@
 //! unreachable at once, with no `SCAN`: the client does it when Redis comes back after
 //! a fault, so nothing a failed invalidation should have removed is ever read again.
 
+mod acl;
 mod cache;
 mod cluster;
 mod connection;
@@ -43,6 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use self::acl::RedisAcl;
 use self::connection::{Connection, Subscriber, Target};
 pub(crate) use self::holds::{HoldPlan, KeyRelease};
 pub use self::tls::RedisTls;
