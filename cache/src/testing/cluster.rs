@@ -230,19 +230,9 @@ impl RedisCluster {
     /// user and password of its ACL on a cluster that has one), one per master.
     #[must_use]
     pub fn seeds(&self) -> Vec<String> {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        let credentials = self
-            .users
-            .as_ref()
-            .map(Users::url_credentials)
-            .unwrap_or_default();
         self.nodes
             .iter()
-            .map(|n| format!("{scheme}://{credentials}127.0.0.1:{}", n.port))
+            .map(|n| super::local_url(self.tls.is_some(), self.users.as_ref(), n.port))
             .collect()
     }
 

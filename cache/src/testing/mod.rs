@@ -38,6 +38,14 @@ pub struct RedisServer {
     users: Option<Users>,
 }
 
+/// `redis://` (`rediss://` with TLS) to `127.0.0.1:port`, as the restricted user of
+/// `users` when there are any.
+pub(crate) fn local_url(tls: bool, users: Option<&Users>, port: u16) -> String {
+    let scheme = if tls { "rediss" } else { "redis" };
+    let credentials = users.map(Users::url_credentials).unwrap_or_default();
+    format!("{scheme}://{credentials}127.0.0.1:{port}")
+}
+
 /// The users of a server closed to anonymous clients: `default` with a password only
 /// the harness knows (its own checks, [`RedisServer::client`]), and one user with
 /// exactly a tier's ACL (the [`RedisServer::url`] a tier connects with). So a tier's
@@ -251,17 +259,7 @@ impl RedisServer {
     /// [`RedisServer::spawn_with_acl`]).
     #[must_use]
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        let credentials = self
-            .users
-            .as_ref()
-            .map(Users::url_credentials)
-            .unwrap_or_default();
-        format!("{scheme}://{credentials}127.0.0.1:{}", self.port)
+        local_url(self.tls.is_some(), self.users.as_ref(), self.port)
     }
 
     /// Kills the server (as a crash would) and waits for it to exit.
