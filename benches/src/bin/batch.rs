@@ -135,8 +135,15 @@ where
     row
 }
 
-fn client(keys: &KeyBuilder, l1: bool, redis: Option<&str>) -> anyhow::Result<CacheClient> {
-    let mut b = CacheClient::builder(keys).strategy(Strategy::WriteThrough);
+fn client(
+    keys: &KeyBuilder,
+    l1: bool,
+    redis: Option<&str>,
+    consistency: WriteConsistency,
+) -> anyhow::Result<CacheClient> {
+    let mut b = CacheClient::builder(keys)
+        .strategy(Strategy::WriteThrough)
+        .write_consistency(consistency);
     if l1 {
         b = b.l1(MokaTier::builder().max_bytes(64 << 20));
     }
@@ -162,14 +169,7 @@ async fn beside_writer(
 ) -> anyhow::Result<(Row_, u64)> {
     // A namespace of its own: written entities are stored as `Option<Row>`.
     let ns = keys.namespace(name)?;
-    let open = || -> anyhow::Result<CacheClient> {
-        Ok(CacheClient::builder(keys)
-            .strategy(Strategy::WriteThrough)
-            .write_consistency(consistency)
-            .l1(MokaTier::builder().max_bytes(64 << 20))
-            .l2(RedisTier::builder(url).op_timeout(Duration::from_secs(1)))
-            .build()?)
-    };
+    let open = || client(keys, true, Some(url), consistency);
     let (reader, writer) = (open()?, open()?);
     for c in [&reader, &writer] {
         anyhow::ensure!(
@@ -270,8 +270,13 @@ async fn main() -> anyhow::Result<()> {
     let ns = keys.namespace("pet")?;
     let src = Source::default();
     let (l1, l2) = (
-        client(&keys, true, None)?,
-        client(&keys, false, Some(&redis.url()))?,
+        client(&keys, true, None, WriteConsistency::Available)?,
+        client(
+            &keys,
+            false,
+            Some(&redis.url()),
+            WriteConsistency::Available,
+        )?,
     );
     batch(&l1, &ns, &src).await;
     batch(&l2, &ns, &src).await;

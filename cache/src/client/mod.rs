@@ -282,41 +282,21 @@ impl<C: Codec> CacheClient<C> {
     /// it has one). `Err` when the version cannot be read (Redis unreachable and no
     /// trusted local copy), or for an invalid fixed name.
     pub async fn key(&self, ns: &Namespace, part: &Part) -> Result<Key, CacheError> {
-        Ok(self.key_and_hold(ns, part).await?.0)
-    }
-
-    /// The key of a read, and whether Redis says a strict write holds its namespace.
-    async fn key_and_hold(&self, ns: &Namespace, part: &Part) -> Result<(Key, bool), CacheError> {
-        let (ns, held) = if self.is_versioned(ns) {
-            let version = self.inner.versions.current(ns).await?;
-            (ns.versioned(version.value), version.held)
-        } else {
-            (ns.clone(), false)
-        };
-        Ok((key_of(&ns, part)?, held))
+        if !self.is_versioned(ns) {
+            return key_of(ns, part);
+        }
+        let version = self.inner.versions.current(ns).await?;
+        key_of(&ns.versioned(version.value), part)
     }
 
     /// The key of a read, or `None` when the cache must not answer it now: a write this
     /// instance could not yet tell Redis about concerns it, another instance is in the
     /// middle of a strict write of it, or its version is unknown.
     async fn cacheable_key(&self, ns: &Namespace, part: &Part) -> Result<Option<Key>, CacheError> {
-        let (recovery, holds) = (&self.inner.recovery, &self.inner.holds);
-        recovery.note_faults(self.faults_seen());
-        if recovery.blocks_root(ns.root()) || holds.blocks(ns.root(), None) {
+        let Some(current) = self.cacheable_ns(ns).await? else {
             return Ok(None);
-        }
-        match self.key_and_hold(ns, part).await {
-            Ok((_, true)) => Ok(None),
-            Ok((key, _)) if recovery.blocks_key(&key) || holds.blocks(ns.root(), Some(&key)) => {
-                Ok(None)
-            }
-            Ok((key, _)) => Ok(Some(key)),
-            Err(CacheError::Config(e)) => Err(CacheError::Config(e)),
-            Err(e) => {
-                tracing::debug!(namespace = ns.root(), error = %e, "version unknown: reading the source");
-                Ok(None)
-            }
-        }
+        };
+        Ok(self.unblocked(ns, key_of(&current, part)?))
     }
 
     /// The keys of a batch of reads in `ns` (see [`CacheClient::cacheable_key`]): the
@@ -326,33 +306,44 @@ impl<C: Codec> CacheClient<C> {
         ns: &Namespace,
         parts: &[Part],
     ) -> Result<Vec<Option<Key>>, CacheError> {
-        let (recovery, holds) = (&self.inner.recovery, &self.inner.holds);
-        recovery.note_faults(self.faults_seen());
-        let none = || vec![None; parts.len()];
-        if recovery.blocks_root(ns.root()) || holds.blocks(ns.root(), None) {
-            return Ok(none());
-        }
-        let current = if self.is_versioned(ns) {
-            match self.inner.versions.current(ns).await {
-                Ok(version) if version.held => return Ok(none()),
-                Ok(version) => ns.versioned(version.value),
-                Err(CacheError::Config(e)) => return Err(CacheError::Config(e)),
-                Err(e) => {
-                    tracing::debug!(namespace = ns.root(), error = %e, "version unknown: reading the source");
-                    return Ok(none());
-                }
-            }
-        } else {
-            ns.clone()
+        let Some(current) = self.cacheable_ns(ns).await? else {
+            return Ok(vec![None; parts.len()]);
         };
         parts
             .iter()
-            .map(|part| {
-                let key = key_of(&current, part)?;
-                let blocked = recovery.blocks_key(&key) || holds.blocks(ns.root(), Some(&key));
-                Ok((!blocked).then_some(key))
-            })
+            .map(|part| Ok(self.unblocked(ns, key_of(&current, part)?)))
             .collect()
+    }
+
+    /// `ns` at its current version (itself when it has none), or `None` when the cache
+    /// must not answer any read of it now: a pending or held write concerns all of it,
+    /// or its version is held or unknown.
+    async fn cacheable_ns(&self, ns: &Namespace) -> Result<Option<Namespace>, CacheError> {
+        let (recovery, holds) = (&self.inner.recovery, &self.inner.holds);
+        recovery.note_faults(self.faults_seen());
+        if recovery.blocks_root(ns.root()) || holds.blocks(ns.root(), None) {
+            return Ok(None);
+        }
+        if !self.is_versioned(ns) {
+            return Ok(Some(ns.clone()));
+        }
+        match self.inner.versions.current(ns).await {
+            Ok(version) if version.held => Ok(None),
+            Ok(version) => Ok(Some(ns.versioned(version.value))),
+            Err(CacheError::Config(e)) => Err(CacheError::Config(e)),
+            Err(e) => {
+                tracing::debug!(namespace = ns.root(), error = %e, "version unknown: reading the source");
+                Ok(None)
+            }
+        }
+    }
+
+    /// `key` (in `ns`), unless a write this instance could not yet tell Redis about or
+    /// another instance's strict write concerns it.
+    fn unblocked(&self, ns: &Namespace, key: Key) -> Option<Key> {
+        let (recovery, holds) = (&self.inner.recovery, &self.inner.holds);
+        let blocked = recovery.blocks_key(&key) || holds.blocks(ns.root(), Some(&key));
+        (!blocked).then_some(key)
     }
 
     /// How reads in `ns` judge hits, and stamp fills with `tags_of` (if any).
