@@ -153,6 +153,10 @@ pub struct Run {
     pub flagged: Vec<String>,
     /// Each instance's backplane counters at the end.
     pub backplanes: Vec<String>,
+    /// Every operation on a flagged read's pet from 200 ms before the first flagged read
+    /// began until the last returned, in order of invocation: what a failure is
+    /// diagnosed from.
+    pub history: Vec<String>,
 }
 
 impl Run {
@@ -551,10 +555,59 @@ fn summarize(
         write_p99: pct(0.99),
         flagged_sources,
         read_sources,
+        history: history_of(&log, &verdict.flagged),
         flagged,
         backplanes: Vec::new(),
         verdict,
     }
+}
+
+/// How many lines [`Run::history`] keeps at most.
+const HISTORY_LINES: usize = 80;
+
+/// The operations on the pets of the `flagged` reads around them (see [`Run::history`]).
+fn history_of(log: &Log, flagged: &[usize]) -> Vec<String> {
+    let Some(from) = flagged.iter().map(|&i| log.ops[i].invoked).min() else {
+        return Vec::new();
+    };
+    let from = from.saturating_sub(Duration::from_millis(200));
+    let until = flagged
+        .iter()
+        .filter_map(|&i| log.ops[i].returned)
+        .max()
+        .unwrap_or(from);
+    let keys: std::collections::BTreeSet<i64> = flagged.iter().map(|&i| log.ops[i].key).collect();
+    let mut around: Vec<(&Op, &Meta)> = log
+        .ops
+        .iter()
+        .zip(&log.meta)
+        .filter(|(op, _)| keys.contains(&op.key))
+        .filter(|(op, _)| op.invoked <= until && op.returned.is_none_or(|r| r >= from))
+        .collect();
+    around.sort_by_key(|(op, _)| op.invoked);
+    around
+        .into_iter()
+        .take(HISTORY_LINES)
+        .map(|(op, meta)| {
+            format!(
+                "pet {} {} {:?} {}@{} {:.3}-{}",
+                op.key,
+                if op.kind == Kind::Write {
+                    "write"
+                } else {
+                    "read"
+                },
+                op.value,
+                meta.x_cache,
+                meta.instance,
+                op.invoked.as_secs_f64() * 1e3,
+                op.returned.map_or("?".to_owned(), |r| format!(
+                    "{:.3} ms",
+                    r.as_secs_f64() * 1e3
+                )),
+            )
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> String {

@@ -4,7 +4,9 @@
 //!
 //! Each missing key is joined or led as a single read's would be: a load of it that has
 //! not begun (another caller's, single or batch) is joined; otherwise the batch leads
-//! it, and callers arriving until its loader is called join it. Loads of one key still
+//! it, and callers arriving until it begins reading the key join it: until its loader
+//! is called, or, for a key whose turn the batch waited for, until it looks again (what
+//! that look finds is handed over at once). Loads of one key still
 //! run one at a time: the batch takes its keys' loading locks in key order, so two
 //! batches never wait on each other. Each loaded value is filled through its own fill
 //! guard, with its own tags and TTL.
@@ -277,36 +279,47 @@ where
     ) -> Result<Vec<(usize, T)>, CacheError> {
         let mut order: Vec<&Missing> = lead.iter().collect();
         order.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut turns: Vec<OwnedMutexGuard<()>> = Vec::with_capacity(order.len());
+        let mut turns: HashMap<usize, OwnedMutexGuard<()>> = HashMap::with_capacity(order.len());
         let mut waited = Vec::new();
         for m in order {
             match m.loading.clone().try_lock_owned() {
-                Ok(turn) => turns.push(turn),
+                Ok(turn) => {
+                    turns.insert(m.at, turn);
+                }
                 Err(_) => {
-                    turns.push(m.loading.clone().lock_owned().await);
+                    turns.insert(m.at, m.loading.clone().lock_owned().await);
                     waited.push(m);
                 }
             }
         }
-        // A load this batch waited for may have filled its key meanwhile.
-        let mut done: HashMap<usize, Landed> = HashMap::new();
+        // A load this batch waited for may have filled its key meanwhile. The look is a
+        // read for everyone who joined: from here on, newcomers wait for the next load.
+        for m in &waited {
+            m.flight.started.store(true, SeqCst);
+        }
         let keys: Vec<Key> = waited.iter().map(|m| m.key.clone()).collect();
         let found = self
             .cache
             .lookup_many::<T>(&keys, self.options.validate.as_deref())
             .await;
+        let mut done: HashSet<usize> = HashSet::new();
         for (m, hit) in waited.iter().zip(found) {
             if let Some(hit) = hit {
-                done.insert(
-                    m.at,
-                    Landed {
-                        value: Arc::new(hit.value),
-                        source: hit.source,
-                    },
-                );
+                // Handed over now, not after the load of the rest: whoever joined did so
+                // before the look, so what it found is no older than their arrival.
+                let landed = Landed {
+                    value: Arc::new(hit.value),
+                    source: hit.source,
+                };
+                if let Some(tx) = senders.remove(&m.at) {
+                    let _ = tx.send(Ok(landed));
+                }
+                self.cache.end_flight(&m.key, &m.flight);
+                turns.remove(&m.at);
+                done.insert(m.at);
             }
         }
-        let to_load: Vec<&Missing> = lead.iter().filter(|m| !done.contains_key(&m.at)).collect();
+        let to_load: Vec<&Missing> = lead.iter().filter(|m| !done.contains(&m.at)).collect();
         let items: Vec<(I, Option<Key>)> = to_load
             .iter()
             .map(|m| (self.wanted[m.at].0.clone(), Some(m.key.clone())))
@@ -318,7 +331,7 @@ where
         } else {
             self.load_batch(&items, &flights).await
         };
-        for m in lead {
+        for m in &to_load {
             self.cache.end_flight(&m.key, &m.flight);
         }
         let mut values = match loaded {
@@ -332,11 +345,8 @@ where
         };
         for m in &to_load {
             let value = values.get(&self.wanted[m.at].0).cloned();
-            done.insert(m.at, landed(value, Source::Miss));
-        }
-        for (at, landed) in done {
-            if let Some(tx) = senders.remove(&at) {
-                let _ = tx.send(Ok(landed));
+            if let Some(tx) = senders.remove(&m.at) {
+                let _ = tx.send(Ok(landed(value, Source::Miss)));
             }
         }
         drop(turns);

@@ -1,11 +1,12 @@
 //! Single-flight loads: concurrent misses of one key in one process share a load, but
 //! only one that has not begun yet.
 //!
-//! A caller joins the load of its key that has not called its loader yet; if that load
-//! has already sent its query, the caller waits for the next one instead, which it may
-//! share with later callers. A load that began before the caller arrived may have read
-//! the source before a write acknowledged before the caller arrived, so its value could
-//! be older than that write: never returned to such a caller. Loads of one key run one
+//! A caller joins the load of its key that has not begun reading yet (the cache again,
+//! after waiting its turn, or the source); if that load has begun, the caller waits for
+//! the next one instead, which it may share with later callers. A load that began
+//! before the caller arrived may have read before a write acknowledged before the
+//! caller arrived, so its value could be older than that write: never returned to such
+//! a caller. Loads of one key run one
 //! at a time, so a herd costs at most two loads per key in flight (one running, one
 //! gathering its callers), and no older load fills over a newer one in this process.
 
@@ -42,8 +43,8 @@ pub(super) struct Landed {
 #[derive(Default)]
 pub(super) struct Flight {
     pub(super) cell: OnceCell<Result<Landed, CacheError>>,
-    /// Set just before the loader is called: from then on, new callers wait for the
-    /// next load.
+    /// Set once the load begins reading what it answers (its leader's turn came): from
+    /// then on, new callers wait for the next load.
     pub(super) started: AtomicBool,
     /// Set when a caller takes the lead (a single read entering the load, or a batch
     /// read claiming the key): a batch read joins a claimed load instead of leading it.
@@ -157,6 +158,11 @@ impl<C: Codec> TypedCache<C> {
                         Ok(turn) => (turn, false),
                         Err(_) => (loading.lock_owned().await, true),
                     };
+                    // What this load answers is read from here on (the look below, a
+                    // hit found while waiting for the lease, the loader): a caller
+                    // arriving later might come after a write that read missed, so it
+                    // waits for the next load.
+                    flight.started.store(true, SeqCst);
                     let found = if waited {
                         self.lookup::<T>(key, options.validate.as_deref()).await
                     } else {

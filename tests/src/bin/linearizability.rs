@@ -130,6 +130,9 @@ async fn main() -> anyhow::Result<()> {
                 for b in &r.backplanes {
                     eprintln!("    backplane: {b}");
                 }
+                for h in &r.history {
+                    eprintln!("    history: {h}");
+                }
             }
             runs.push(r);
         }

@@ -78,8 +78,8 @@ fn assert_linearizable(r: &Run) {
     assert_sound(r);
     assert!(
         r.verdict.linearizable,
-        "{} is not linearizable: {:#?}\nflagged reads: {:#?}\nbackplanes: {:#?}",
-        r.label, r.verdict.violations, r.flagged, r.backplanes
+        "{} is not linearizable: {:#?}\nflagged reads: {:#?}\nbackplanes: {:#?}\nhistory of their pets: {:#?}",
+        r.label, r.verdict.violations, r.flagged, r.backplanes, r.history
     );
     assert_eq!((r.verdict.stale_reads, r.verdict.backwards_reads), (0, 0));
 }

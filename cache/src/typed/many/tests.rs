@@ -288,3 +288,66 @@ async fn a_batch_joins_a_single_load_that_has_not_begun() {
     );
     assert_eq!(calls.seen(), vec![vec![2]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_a_batch_found_after_its_turn_is_not_shared_with_readers_after_a_write() {
+    // Arrange: a slow single load of 1 has begun; a batch of 1 and 2 waits behind it,
+    // finds what it filled for 1, and is slow loading 2.
+    let (cache, ns) = cache();
+    let (slow, begun, gate) = gated(&cache, &ns.id(1), 1);
+    begun.notified().await;
+    let loading = cache.flights().get(&ns.id(1)).unwrap().loading.clone();
+    let before = Arc::strong_count(&loading);
+    let (batch_begun, batch_gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let reader = {
+        let (cache, ns) = (cache.clone(), ns.clone());
+        let (b, g) = (batch_begun.clone(), batch_gate.clone());
+        tokio::spawn(async move {
+            let wanted = vec![(1, Some(ns.id(1))), (2, Some(ns.id(2)))];
+            let loader = |missing: Vec<i64>| {
+                let (b, g) = (b.clone(), g.clone());
+                async move {
+                    b.notify_one();
+                    g.notified().await;
+                    Ok::<_, std::io::Error>(missing.into_iter().map(|id| (id, 22u32)))
+                }
+            };
+            cache
+                .get_or_load_many(wanted, |_: &u32| Some(TTL), loader, &ReadOptions::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(id, f)| (id, f.value, f.source))
+                .collect::<Vec<_>>()
+        })
+    };
+    until(|| Arc::strong_count(&loading) == before + 2).await;
+    gate.notify_one();
+    batch_begun.notified().await;
+
+    // Act: a write of 1 is acknowledged while the batch still loads 2; then a reader
+    // of 1 arrives.
+    cache.invalidate(&ns.id(1)).await.unwrap();
+    let after = {
+        let (cache, key) = (cache.clone(), ns.id(1));
+        tokio::spawn(async move {
+            cache
+                .get_or_load(&key, TTL, || async { Ok::<_, std::io::Error>(7u32) })
+                .await
+                .unwrap()
+        })
+    };
+
+    // Assert: the reader loads the written value without waiting for the batch (it
+    // never takes the value the batch found before the write); the batch keeps its own.
+    until(|| after.is_finished()).await;
+    let after = after.await.unwrap();
+    assert_eq!((after.value, after.source), (7, Source::Miss));
+    batch_gate.notify_one();
+    assert_eq!(slow.await.unwrap(), 1);
+    assert_eq!(
+        reader.await.unwrap(),
+        vec![(1, 1, Source::HitL1), (2, 22, Source::Miss)]
+    );
+    assert_eq!(cache.get::<u32>(&ns.id(1)).await.unwrap().value, 7);
+}
