@@ -20,7 +20,7 @@ use crate::measure::{Bench, Label, set_vs_health};
 use crate::process::Database;
 use crate::results::{MemorySection, Meta, Report, Section};
 use crate::workload::{BARE_ENDPOINT, Population, Workload};
-use crate::{memory, microcache, seedmix};
+use crate::{amdahl, memory, microcache, seedmix};
 
 /// One service of the matrix: its tiers, strategy, extra settings and workloads.
 struct Configuration {
@@ -67,6 +67,20 @@ fn configurations(config: &CompareConfig) -> Vec<Configuration> {
         });
     }
     out
+}
+
+/// The reads alone and the writes alone of the mixes among `workloads`, each once.
+fn mix_parts(workloads: &[Workload]) -> (Vec<Workload>, Vec<Workload>) {
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    for (r, w, _) in workloads.iter().filter_map(|w| amdahl::parts(*w)) {
+        if !reads.contains(&r) {
+            reads.push(r);
+        }
+        if !writes.contains(&w) {
+            writes.push(w);
+        }
+    }
+    (reads, writes)
 }
 
 /// Runs the comparison with `launcher`; the report it returns has no verdicts yet.
@@ -141,9 +155,21 @@ pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Repo
         } else {
             Vec::new()
         };
+        // A mix's Amdahl ceiling: its reads alone (after the priming, so hits where there
+        // is a cache) before the mixes, its writes alone after them (they move pets).
+        let (alone_reads, alone_writes) = if config.ceilings {
+            mix_parts(&c.workloads)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let mut rows = Vec::new();
         let mut primed = c.topology == Topology::None;
-        for workload in ceilings.into_iter().chain(c.workloads.iter().copied()) {
+        let workloads = ceilings
+            .into_iter()
+            .chain(alone_reads)
+            .chain(c.workloads.iter().copied())
+            .chain(alone_writes);
+        for workload in workloads {
             let target = HttpTarget::new(service.addr, population.clone(), workload, state.clone());
             if !primed && matches!(workload, Workload::Zipf | Workload::Mix { .. }) {
                 bench.prime(target.clone()).await;
@@ -152,29 +178,19 @@ pub async fn run(config: &CompareConfig, launcher: &dyn Launcher) -> Result<Repo
             rows.push(bench.row(&c.label, target, service.addr).await);
         }
         set_vs_health(&mut rows);
+        amdahl::set_of_ceiling(&mut rows);
         report.rows.extend(rows);
     }
     if config.microcache {
         report.microcache =
             microcache::run(&bench, db.url(), &population, config.nginx.as_deref()).await?;
     }
-    let own_database = "skipped: it seeds a SQLite database of its own; run without --postgres";
+    let postgres = config.postgres_url.as_deref();
     if let Some(pets) = config.seed_mix_pets {
-        report.seed_mix = if config.postgres_url.is_some() {
-            Section::skipped(own_database)
-        } else {
-            seedmix::run(&bench, pets, config.seed).await?
-        };
+        report.seed_mix = seedmix::run(&bench, pets, config.seed, postgres).await?;
     }
     if let Some(memory) = &config.memory {
-        report.memory = if config.postgres_url.is_some() {
-            MemorySection {
-                skipped: Some(own_database.to_owned()),
-                ..MemorySection::default()
-            }
-        } else {
-            memory::run(&bench, memory, config.seed).await?
-        };
+        report.memory = memory::run(&bench, memory, config.seed, postgres).await?;
     }
     bench.finish();
     Ok(report)

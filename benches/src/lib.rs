@@ -22,6 +22,7 @@
 //!   route ([`service`]), built with this crate so tests find it as
 //!   `CARGO_BIN_EXE_petshop-server`.
 
+pub mod amdahl;
 pub mod compare;
 pub mod config;
 pub mod exchange;

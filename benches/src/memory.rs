@@ -34,13 +34,19 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     }
 }
 
-/// Seeds `config.pets` pets into a SQLite file of its own and sweeps them once per
-/// service: `CACHE_TIERS=none`, then `l1` at each budget.
+/// Seeds `config.pets` pets into a database of its own (on the PostgreSQL server of
+/// `postgres` if given, else a SQLite file) and sweeps them once per service:
+/// `CACHE_TIERS=none`, then `l1` at each budget.
 ///
 /// # Errors
-/// When the database cannot be seeded or a service does not start.
-pub async fn run(bench: &Bench<'_>, config: &MemoryConfig, seed: u64) -> Result<MemorySection> {
-    let db = Database::sqlite()?;
+/// When the database cannot be created or seeded or a service does not start.
+pub async fn run(
+    bench: &Bench<'_>,
+    config: &MemoryConfig,
+    seed: u64,
+    postgres: Option<&str>,
+) -> Result<MemorySection> {
+    let db = Database::own(postgres, "bench_memory").await?;
     bench.message(format!("memory: seeding {} pets", config.pets));
     bench
         .launcher
@@ -90,10 +96,14 @@ pub async fn run(bench: &Bench<'_>, config: &MemoryConfig, seed: u64) -> Result<
     }
     Ok(MemorySection {
         note: format!(
-            "{} pets on a SQLite file of its own; `GET /pets/{{id}}` over ids 1..={} in \
+            "{} pets on {}; `GET /pets/{{id}}` over ids 1..={} in \
              turn, one pass or {:?} at most, {} connections; entries live {ENTRY_TTL}; \
              resident memory (`VmRSS`) of the service process after the sweep.",
-            config.pets, config.pets, config.duration, bench.load.concurrency
+            config.pets,
+            db.described(),
+            config.pets,
+            config.duration,
+            bench.load.concurrency
         ),
         skipped: None,
         rows,

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use petshop::testing::FreshDatabase;
 use tempfile::TempDir;
 
 /// Environment variable naming the petshop binary, when not found beside this one.
@@ -96,6 +97,9 @@ pub enum Database {
         /// `postgres://…`.
         url: String,
     },
+    /// A PostgreSQL database created for one scenario on the caller's server, dropped
+    /// on drop.
+    FreshPostgres(FreshDatabase),
 }
 
 impl Database {
@@ -109,11 +113,29 @@ impl Database {
         Ok(Self::Sqlite { dir, url })
     }
 
+    /// A database of its own for a scenario that seeds its own pets: a fresh SQLite
+    /// file, or, given the comparison's PostgreSQL URL, a fresh database (named from
+    /// `prefix`) on that server, which the URL's user must be allowed to create.
+    ///
+    /// # Errors
+    /// When the file or the database cannot be created.
+    pub async fn own(postgres: Option<&str>, prefix: &str) -> Result<Self> {
+        match postgres {
+            None => Self::sqlite(),
+            Some(url) => Ok(Self::FreshPostgres(
+                FreshDatabase::create(url, prefix)
+                    .await
+                    .with_context(|| format!("create a database for {prefix} beside {url}"))?,
+            )),
+        }
+    }
+
     /// The `DATABASE_URL`.
     #[must_use]
     pub fn url(&self) -> &str {
         match self {
             Self::Sqlite { url, .. } | Self::Postgres { url } => url,
+            Self::FreshPostgres(db) => db.url(),
         }
     }
 
@@ -122,7 +144,17 @@ impl Database {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite { .. } => "sqlite",
-            Self::Postgres { .. } => "postgres",
+            Self::Postgres { .. } | Self::FreshPostgres(_) => "postgres",
+        }
+    }
+
+    /// How the report names it in a scenario's note.
+    #[must_use]
+    pub fn described(&self) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => "a SQLite file of its own",
+            Self::Postgres { .. } => "the comparison's PostgreSQL database",
+            Self::FreshPostgres(_) => "a PostgreSQL database of its own",
         }
     }
 
@@ -131,7 +163,7 @@ impl Database {
     pub fn log_dir(&self) -> PathBuf {
         match self {
             Self::Sqlite { dir, .. } => dir.path().to_owned(),
-            Self::Postgres { .. } => std::env::temp_dir(),
+            Self::Postgres { .. } | Self::FreshPostgres(_) => std::env::temp_dir(),
         }
     }
 }

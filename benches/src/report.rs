@@ -52,8 +52,8 @@ fn backwards(r: &Row) -> String {
     }
 }
 
-const ROW_HEADER: &str = "| topology | strategy | workload | req/s | × /health | p50 | p99 | p99.9 | hit L1 | hit L2 | X-Cache | DB q/req | errors | stale | backwards |\n\
-                          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+const ROW_HEADER: &str = "| topology | strategy | workload | req/s | × /health | of ceiling | p50 | p99 | p99.9 | hit L1 | hit L2 | X-Cache | DB q/req | errors | stale | backwards |\n\
+                          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
 
 fn rows_table(s: &mut String, rows: &[Row]) {
     s.push_str(ROW_HEADER);
@@ -65,12 +65,14 @@ fn rows_table(s: &mut String, rows: &[Row]) {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             r.topology,
             strategy,
             r.workload,
             r.rps,
             r.vs_health
+                .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}×")),
+            r.of_ceiling
                 .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}×")),
             r.p50_us,
             r.p99_us,
@@ -158,7 +160,10 @@ pub fn markdown(report: &Report) -> String {
          once, as a service that has run for a while has seen them. Every service's lists, pets and stats live \
          {:?} (`PETS_LIST_TTL`, `PET_TTL`, `STATS_TTL`), longer than the service runs: \
          entries end by invalidation, not expiry. Latencies in µs. × /health = throughput \
-         over `GET /health` of the same service in the same run. Hit ratios from \
+         over `GET /health` of the same service in the same run. Of ceiling = a mix's \
+         throughput over its Amdahl ceiling, 1 / (r / reads alone + w / writes alone), \
+         from the rows `mix-100/0` (its reads alone, on a warm cache) and `mix-0/100` (its \
+         writes alone) of the same service in the same run. Hit ratios from \
          `/cache/stats` deltas; X-Cache = % of responses HIT-L1/HIT-L2/STALE/MISS+BYPASS. \
          DB q/req = SQL statements per request, writes included. Stale = reads (`GET \
          /pets/{{id}}` and list pages) showing a pet version that a write acknowledged \

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::outcome::{LoadResult, LoadSpec, XCacheCounts};
 
 /// One measured run: a configuration and a workload (or a ceiling).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Row {
     /// `none`, `l1`, `l2`, `l1+l2`, `nginx` (a proxy cache in front of `none`), or
     /// `ceiling`.
@@ -31,6 +31,10 @@ pub struct Row {
     pub rps: f64,
     /// Throughput over `GET /health` of the same service in the same run.
     pub vs_health: Option<f64>,
+    /// A mix's throughput over its Amdahl ceiling: what its reads alone and its writes
+    /// alone of the same service, same run, would add up to ([`crate::amdahl`]).
+    #[serde(default)]
+    pub of_ceiling: Option<f64>,
     /// Median latency, µs.
     pub p50_us: f64,
     /// 99th percentile, µs.
@@ -75,6 +79,7 @@ impl Row {
             list_writes: result.list_writes,
             rps: result.throughput(),
             vs_health: None,
+            of_ceiling: None,
             p50_us: result.latency_us(0.5),
             p99_us: result.latency_us(0.99),
             p999_us: result.latency_us(0.999),

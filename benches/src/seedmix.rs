@@ -16,12 +16,18 @@ use crate::workload::{Population, SEED_MIX_SPECIES, Workload};
 /// The topologies the seed mix compares.
 pub const TOPOLOGIES: [Topology; 3] = [Topology::None, Topology::L1, Topology::L1L2];
 
-/// Seeds `pets` pets into a SQLite file of its own and runs the mix on each topology.
+/// Seeds `pets` pets into a database of its own (on the PostgreSQL server of `postgres`
+/// if given, else a SQLite file) and runs the mix on each topology.
 ///
 /// # Errors
-/// When the database cannot be seeded or a service does not start.
-pub async fn run(bench: &Bench<'_>, pets: u64, seed: u64) -> Result<Section> {
-    let db = Database::sqlite()?;
+/// When the database cannot be created or seeded or a service does not start.
+pub async fn run(
+    bench: &Bench<'_>,
+    pets: u64,
+    seed: u64,
+    postgres: Option<&str>,
+) -> Result<Section> {
+    let db = Database::own(postgres, "bench_seedmix").await?;
     bench.message(format!("seed mix: seeding {pets} pets"));
     bench
         .launcher
@@ -36,18 +42,27 @@ pub async fn run(bench: &Bench<'_>, pets: u64, seed: u64) -> Result<Section> {
         let service = bench.start(&env, &name).await.context("seed-mix service")?;
         let state = Arc::new(MixState::default());
         let mut service_rows = Vec::new();
-        for workload in [Workload::Health, Workload::SeedMix] {
+        // The mix between its reads alone and its writes alone (its Amdahl ceiling).
+        let workloads = [
+            Workload::Health,
+            Workload::SeedMix { read_percent: 100 },
+            Workload::SEED_MIX,
+            Workload::SeedMix { read_percent: 0 },
+        ];
+        for workload in workloads {
             let target = HttpTarget::new(service.addr, population.clone(), workload, state.clone());
             service_rows.push(bench.row(&label, target, service.addr).await);
         }
         set_vs_health(&mut service_rows);
+        crate::amdahl::set_of_ceiling(&mut service_rows);
         rows.extend(service_rows);
     }
     Ok(Section {
         note: format!(
-            "{pets} pets on a SQLite file of its own; 95 % `GET /pets?species=<{}>`, 5 % \
+            "{pets} pets on {}; 95 % `GET /pets?species=<{}>`, 5 % \
              `POST /pets` of those species (creates are its only writes: each invalidates \
              the lists of its species and the unfiltered lists); cache-aside.",
+            db.described(),
             SEED_MIX_SPECIES.join("|")
         ),
         skipped: None,

@@ -66,8 +66,12 @@ pub enum Workload {
         /// Share of reads, in percent.
         read_percent: u8,
     },
-    /// The seed tutorial's mix: 95 % `GET /pets?species=<one of 5>`, 5 % `POST /pets`.
-    SeedMix,
+    /// The seed tutorial's mix: `read_percent` % `GET /pets?species=<one of 5>` (95 in
+    /// the tutorial), the rest `POST /pets`.
+    SeedMix {
+        /// Share of reads, in percent.
+        read_percent: u8,
+    },
     /// `GET /health`: the service's trivial request, the ceiling hits are compared with.
     Health,
     /// The bare-endpoint ceiling: `GET /bench/bare` with the hot query (the same bytes
@@ -82,6 +86,9 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// The seed tutorial's 95/5 mix.
+    pub const SEED_MIX: Self = Self::SeedMix { read_percent: 95 };
+
     /// The workloads of every configuration, in run order.
     pub const ALL: [Self; 5] = [
         Self::Hot,
@@ -94,7 +101,7 @@ impl Workload {
     /// True when the workload writes.
     #[must_use]
     pub fn writes(self) -> bool {
-        matches!(self, Self::Mix { read_percent } if read_percent < 100) || self == Self::SeedMix
+        matches!(self, Self::Mix { read_percent } | Self::SeedMix { read_percent } if read_percent < 100)
     }
 }
 
@@ -105,7 +112,9 @@ impl fmt::Display for Workload {
             Self::Zipf => f.write_str("zipf"),
             Self::Stats => f.write_str("stats"),
             Self::Mix { read_percent } => write!(f, "mix-{read_percent}/{}", 100 - read_percent),
-            Self::SeedMix => f.write_str("seed-95/5"),
+            Self::SeedMix { read_percent } => {
+                write!(f, "seed-{read_percent}/{}", 100 - read_percent)
+            }
             Self::Health => f.write_str("health"),
             Self::Bare => f.write_str("bare"),
             Self::Sweep => f.write_str("sweep"),
@@ -278,9 +287,9 @@ impl Population {
             Workload::Bare => Call::Bare,
             Workload::Sweep => Call::NextPet,
             Workload::Prime => Call::NextPrime,
-            Workload::SeedMix => {
+            Workload::SeedMix { read_percent } => {
                 let species = SEED_MIX_SPECIES[rng.random_range(0..SEED_MIX_SPECIES.len())];
-                if rng.random_range(0..100) < 95 {
+                if rng.random_range(0..100) < read_percent {
                     Call::List(format!("/pets?species={species}"))
                 } else {
                     Call::Create(species)
@@ -464,7 +473,7 @@ mod tests {
         let p = Population::new(50, 3);
         let mut rng = SmallRng::seed_from_u64(7);
         let calls: Vec<Call> = (0..10_000)
-            .map(|_| p.call(Workload::SeedMix, &mut rng))
+            .map(|_| p.call(Workload::SeedMix { read_percent: 95 }, &mut rng))
             .collect();
         let writes = calls.iter().filter(|c| c.is_write()).count();
         assert!((350..650).contains(&writes), "{writes} writes");

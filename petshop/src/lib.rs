@@ -4,7 +4,8 @@
 //! Layout: [`config`] (environment → [`config::Config`]), [`startup`] (build and run),
 //! [`api`] (handlers per resource, one error type, the middleware), [`service`]
 //! (queries and mutations), [`entity`] (SeaORM), [`cache_layer`] (the only module that
-//! touches the cache), [`metrics`], [`model`] (the data the API and cache share).
+//! touches the cache), [`metrics`], [`model`] (the data the API and cache share), [`testing`] (fresh PostgreSQL
+//! databases for the tests and the benchmarks).
 
 pub mod api;
 pub mod cache_layer;
@@ -17,3 +18,4 @@ pub mod service;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod testing;

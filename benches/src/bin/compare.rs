@@ -28,7 +28,8 @@ struct Args {
     #[arg(long)]
     pets: Option<u64>,
     /// Use this PostgreSQL database instead of a temporary SQLite file (it is seeded:
-    /// give an empty database).
+    /// give an empty database). The seed-mix and memory scenarios create databases of
+    /// their own on the same server (its user may create databases) and drop them.
     #[arg(long = "postgres", alias = "postgres-url")]
     postgres_url: Option<String>,
     /// The pet shop executable, e.g. target/release/petshop (default: $PETSHOP_BIN, else

@@ -85,14 +85,24 @@ fn assert_error_free(rows: &[Row]) {
 /// Every configuration has its ceilings and workloads; the soft-invalidation one its
 /// mixes; nothing failed.
 fn assert_complete_and_error_free(report: &Report, config: &CompareConfig) {
-    let per_service = config.workloads.len() + 2;
     let mixes = config
         .workloads
         .iter()
         .filter(|w| matches!(w, Workload::Mix { .. }))
         .count();
+    // The ceilings, the workloads, and, with mixes, their reads alone and writes alone.
+    let alone = if mixes > 0 { 2 } else { 0 };
+    let per_service = config.workloads.len() + 2 + alone;
     let exact = config.topologies.len() * config.strategies.len() * per_service;
-    assert_eq!(report.rows.len(), exact + 2 + mixes);
+    let soft_rows = if config.soft_stale.is_some()
+        && config.topologies.contains(&Topology::L1L2)
+        && mixes > 0
+    {
+        2 + alone + mixes
+    } else {
+        0
+    };
+    assert_eq!(report.rows.len(), exact + soft_rows);
     for t in &config.topologies {
         for s in &config.strategies {
             let workloads: Vec<&str> = report
@@ -114,7 +124,22 @@ fn assert_complete_and_error_free(report: &Report, config: &CompareConfig) {
         }
     }
     let soft = report.rows.iter().filter(|r| r.variant == "soft 500ms");
-    assert_eq!(soft.count(), 2 + mixes);
+    assert_eq!(soft.count(), soft_rows);
+    // Every mix row is set against its own service's Amdahl ceiling.
+    for r in report
+        .rows
+        .iter()
+        .filter(|r| r.workload.starts_with("mix-"))
+    {
+        let is_mix = !(r.workload == "mix-100/0" || r.workload == "mix-0/100");
+        assert_eq!(
+            r.of_ceiling.is_some(),
+            is_mix,
+            "{} {}",
+            r.config(),
+            r.workload
+        );
+    }
     assert_eq!(report.ceilings.len(), 1, "the Redis round trip");
     assert_error_free(&report.ceilings);
     assert_error_free(&report.rows);
@@ -131,11 +156,16 @@ fn assert_seed_mix(report: &Report) {
             .filter(|r| r.topology == t)
             .map(|r| r.workload.as_str())
             .collect();
-        assert_eq!(mine, ["health", "seed-95/5"], "{t}");
+        assert_eq!(
+            mine,
+            ["health", "seed-100/0", "seed-95/5", "seed-0/100"],
+            "{t}"
+        );
     }
     assert_error_free(rows);
     let mix = rows.iter().find(|r| r.workload == "seed-95/5").unwrap();
     assert!(mix.writes > 0 && mix.writes < mix.requests, "{mix:?}");
+    assert!(mix.of_ceiling.is_some_and(|x| x > 0.0), "{mix:?}");
 }
 
 /// nginx rows when it is installed, the skipped line when it is not; our L1 exact.
@@ -372,4 +402,66 @@ async fn the_ceiling_answers_the_bytes_of_the_cached_hot_page_with_no_database_w
     })
     .await
     .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_every_scenario_runs_the_seed_mix_and_memory_on_databases_of_their_own() {
+    // Arrange: a fresh PostgreSQL database for the comparison (skipped, loudly, without
+    // a server); one service, one mix, the seed mix and the memory sweep.
+    let Ok(admin) = std::env::var(petshop::testing::VAR) else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: the PostgreSQL comparison needs {} ***\n",
+            petshop::testing::VAR
+        );
+        return;
+    };
+    let db = petshop::testing::FreshDatabase::create(&admin, "bench_compare")
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let config = CompareConfig {
+        postgres_url: Some(db.url().to_owned()),
+        topologies: vec![Topology::L1],
+        strategies: vec![Strategy::CacheAside],
+        workloads: vec![Workload::Mix { read_percent: 95 }],
+        soft_stale: None,
+        microcache: false,
+        ..reduced_quick(out.path())
+    };
+    let launcher = ProcessLauncher { petshop: petshop() };
+
+    // Act
+    let report = tokio::time::timeout(Duration::from_secs(300), run_and_write(&config, &launcher))
+        .await
+        .expect("bounded");
+
+    // Assert: nothing skipped; each scenario says where its pets were.
+    assert_eq!(report.meta.database, "postgres");
+    assert_complete_and_error_free(&report, &config);
+    assert_seed_mix(&report);
+    assert_memory(&report, &config);
+    assert!(
+        report
+            .seed_mix
+            .note
+            .contains("a PostgreSQL database of its own"),
+        "{}",
+        report.seed_mix.note
+    );
+    assert!(
+        report
+            .memory
+            .note
+            .contains("a PostgreSQL database of its own"),
+        "{}",
+        report.memory.note
+    );
+    let mix = report
+        .rows
+        .iter()
+        .find(|r| r.workload == "mix-95/5")
+        .unwrap();
+    assert!(mix.of_ceiling.is_some_and(|x| x > 0.0), "{mix:?}");
 }

@@ -4,29 +4,11 @@
 
 use std::future::Future;
 
+use petshop::testing::{FreshDatabase, VAR};
 use sea_orm::{ConnectionTrait, Database};
 
 use crate::helpers::{bounded, spawn_with_extra};
 use crate::matrix::{Expect, seed_sequence};
-
-const VAR: &str = "PETSHOP_TEST_POSTGRES_URL";
-
-/// `url` with its database name replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{db}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
 
 /// Runs `test` against the URL of a fresh database, then drops the database.
 async fn with_fresh_database<F, Fut>(test: F)
@@ -44,39 +26,14 @@ where
         );
         return;
     };
-    let name = format!(
-        "petshop_test_{}_{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let admin = Database::connect(admin_url.as_str())
-        .await
-        .expect("connect to PostgreSQL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+    let db = FreshDatabase::create(&admin_url, "petshop_test")
         .await
         .expect("create the test database");
-    let outcome = tokio::spawn(test(with_database(&admin_url, &name))).await;
-    let dropped = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    let outcome = tokio::spawn(test(db.url().to_owned())).await;
+    drop(db);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
-    dropped.expect("drop the test database");
-}
-
-#[test]
-fn database_names_are_replaced_in_urls() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/postgres", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/db?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
 }
 
 #[tokio::test]
