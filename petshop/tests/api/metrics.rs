@@ -164,3 +164,41 @@ async fn every_statement_series_is_there_before_the_first_statement() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_write_costs_redis_two_round_trips_counted_in_the_metrics_per_strategy() {
+    bounded(async {
+        for strategy in ["cache-aside", "write-through", "versioned"] {
+            let app = spawn_with(strategy, "l1+l2").await;
+            let id = app.insert("Rex", "dog", 3, 50).await;
+            let write_trips = || async {
+                let m = app.get("/metrics").await.text;
+                sample(&m, r#"petshop_cache_redis_round_trips_total{kind="write"}"#).unwrap()
+            };
+            // A first write of each kind loads the scripts.
+            app.patch(
+                &format!("/pets/{id}"),
+                &serde_json::json!({"happiness": 70}),
+            )
+            .await;
+            let before = write_trips().await;
+            let r = app
+                .patch(
+                    &format!("/pets/{id}"),
+                    &serde_json::json!({"happiness": 71}),
+                )
+                .await;
+            assert_eq!(r.status, 200);
+            assert_eq!(write_trips().await - before, 2.0, "{strategy}: a PATCH");
+            let before = write_trips().await;
+            let r = app.post("/pets", &new_pet("Tom", "cat", 1, 1)).await;
+            assert_eq!(r.status, 201);
+            assert_eq!(write_trips().await - before, 2.0, "{strategy}: a create");
+            let before = write_trips().await;
+            let r = app.delete(&format!("/pets/{id}")).await;
+            assert_eq!(r.status, 204);
+            assert_eq!(write_trips().await - before, 2.0, "{strategy}: a delete");
+        }
+    })
+    .await;
+}
