@@ -9,8 +9,9 @@
 
 use super::CacheClient;
 use super::effect::{Effect, Step};
+use super::holds::{HOLD_TTL, Subjects};
 use crate::codec::Codec;
-use crate::tier::redis::{KeyStep, StepPlan};
+use crate::tier::redis::{KeyStep, StepDone, StepPlan};
 use crate::tier::{Cache, Entry, FillToken};
 use crate::{CacheError, Key, Namespace, Ttl};
 
@@ -82,6 +83,11 @@ impl<C: Codec> CacheClient<C> {
             tags: &step.tags,
             message: message.as_deref(),
         };
+        // Redis makes the step's tag sequence and versions visible to every reader at
+        // the moment it drops or stores the keys, before this instance's L1 has let go
+        // of their old copies: until it has, its own reads of what the step touches go
+        // to the source, so no answer loaded after that moment is made of an old copy.
+        let hold = self.hold_locally(step);
         let made = l2.write_step(&plan).await;
         // This instance's L1, whatever happened in Redis: it never serves the old copy.
         let mut tokens = Vec::with_capacity(step.keys.len());
@@ -108,17 +114,17 @@ impl<C: Codec> CacheClient<C> {
                 l2: shared.map(|(token, _)| token),
             });
         }
-        let done = made?;
+        if let Ok(done) = &made {
+            self.learn_step(step, &roots, done);
+        }
+        if let Some(id) = &hold {
+            self.inner.holds.end(id);
+        }
+        made?;
         if message.is_some()
             && let Some(bp) = &self.inner.backplane
         {
             bp.count_published();
-        }
-        for (root, v) in roots.iter().zip(&done.versions) {
-            self.inner.versions.learn(root, *v);
-        }
-        if done.tag_seq > 0 {
-            self.inner.tags.learn(done.tag_seq, &step.tags);
         }
         if let Some(key) = overtaken {
             // L1 refused the store: an invalidation overtook this write. Let the next
@@ -130,6 +136,42 @@ impl<C: Codec> CacheClient<C> {
             Box::pin(self.make_step(&again, None)).await?;
         }
         Ok(tokens)
+    }
+
+    /// Holds what `step` touches in this instance alone (its keys, its namespaces):
+    /// reads of them go to the source until [`super::holds::Holds::end`]. `None`: it
+    /// touches neither.
+    fn hold_locally(&self, step: &Step) -> Option<String> {
+        if step.keys.is_empty() && step.namespaces.is_empty() {
+            return None;
+        }
+        let id = format!(
+            "step:{}",
+            self.inner
+                .holds_made
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let subjects = Subjects {
+            keys: step.keys.clone(),
+            roots: step
+                .namespaces
+                .iter()
+                .map(|n| n.root().to_owned())
+                .collect(),
+            tags: Vec::new(),
+        };
+        self.inner.holds.install(&id, subjects, HOLD_TTL);
+        Some(id)
+    }
+
+    /// Learns the versions and the tag sequence a step drew (after its keys left L1).
+    fn learn_step(&self, step: &Step, roots: &[&str], done: &StepDone) {
+        for (root, v) in roots.iter().zip(&done.versions) {
+            self.inner.versions.learn(root, *v);
+        }
+        if done.tag_seq > 0 {
+            self.inner.tags.learn(done.tag_seq, &step.tags);
+        }
     }
 
     /// A step without a shared tier: this instance's tiers, versions and tags are all

@@ -49,7 +49,7 @@ use std::time::Duration;
 pub use self::acl::RedisAcl;
 use self::connection::{Connection, Subscriber, Target};
 pub(crate) use self::holds::HoldPlan;
-pub(crate) use self::step::{KeyStep, StepPlan};
+pub(crate) use self::step::{KeyStep, StepDone, StepPlan};
 pub use self::tls::RedisTls;
 #[cfg(any(test, feature = "test-util"))]
 pub(crate) use self::tls::install_ring_if_none;
