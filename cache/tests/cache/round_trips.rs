@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use cache::stats::RoundTrip;
-use cache::testing::{Proxy, RedisCluster, RedisServer};
+use cache::testing::{Fault, Proxy, RedisCluster, RedisServer};
 use cache::tier::{MokaTier, RedisTier, RedisTierBuilder};
 use cache::{CacheClient, KeyBuilder, Namespace, Source, Strategy, Tag, Ttl};
 
@@ -294,6 +294,57 @@ async fn on_a_cluster_a_step_is_one_script_per_slot_its_message_sharded_with_the
             };
             assert_eq!(trips, vec![("write", want)], "{strategy}");
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_cannot_reach_redis_is_queued_whole_and_replayed_in_one_round_trip() {
+    bounded(async {
+        let redis = RedisServer::spawn();
+        let proxy = Proxy::spawn(redis.port());
+        let keys = KeyBuilder::new(&format!("rt{:x}", rand::random::<u32>())).unwrap();
+        let pet = keys.namespace("pet").unwrap();
+        // A breaker that stays closed: the cut is no fault that calls for a new generation.
+        let writer = client(
+            &keys,
+            Strategy::CacheAside,
+            false,
+            RedisTier::builder(proxy.url()).breaker(1000, Duration::from_millis(10)),
+        );
+        write(&writer, &pet, Write::SpeciesChange, 1).await;
+        assert_eq!(read(&writer, &pet, 1, "before").await, Source::Miss);
+        assert_eq!(read(&writer, &pet, 1, "before").await, Source::HitL2);
+
+        // Act: Redis is cut off while a species change (about seventy tags) is written.
+        proxy.set(Fault::Cut);
+        write(&writer, &pet, Write::SpeciesChange, 1).await;
+
+        // Assert: the step after the source write is one queued effect, and until it is
+        // replayed the pet is read from the source.
+        let r = writer.stats().recovery;
+        assert_eq!((r.queued, r.pending), (1, 1), "{r:?}");
+        assert_eq!(read(&writer, &pet, 1, "after").await, Source::Bypass);
+
+        // Act: Redis is back.
+        let sent = proxy.commands().len();
+        proxy.set(Fault::None);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while writer.stats().recovery.pending > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // Assert: replayed as one script, and the old entry is gone.
+        let r = writer.stats().recovery;
+        assert_eq!((r.pending, r.replayed), (0, 1), "{r:?}");
+        let scripts = proxy.commands()[sent..]
+            .iter()
+            // Not the reconnection's set-up, nor the replayer's probes.
+            .filter(|c| !matches!(c.as_str(), "PING" | "CLIENT" | "HELLO" | "SELECT"))
+            .cloned()
+            .collect::<Vec<_>>();
+        assert_eq!(scripts, ["EVALSHA"], "the replay");
+        assert_eq!(read(&writer, &pet, 1, "after").await, Source::Miss);
     })
     .await;
 }

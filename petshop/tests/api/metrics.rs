@@ -202,3 +202,32 @@ async fn a_write_costs_redis_two_round_trips_counted_in_the_metrics_per_strategy
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_benchmark_ceiling_answers_its_body_with_one_redis_get() {
+    bounded(async {
+        let app = spawn_with("cache-aside", "l1+l2").await;
+        let body = bytes::Bytes::from_static(br#"{"pets":[{"id":1,"name":"Rex"}]}"#);
+        let route = petshop::api::ceiling::redis_get_route(
+            poem::Route::new(),
+            &app.state,
+            "/bench/redis-get",
+            body.clone(),
+        );
+        let client = poem::test::TestClient::new(route);
+        let reads = || {
+            let stats = app.state.cache.cache_stats();
+            let l2 = stats.cache.tier("l2").unwrap().clone();
+            l2.round_trips_of(cache::stats::RoundTrip::Read)
+        };
+        let first = client.get("/bench/redis-get").send().await;
+        first.assert_status_is_ok();
+        first.assert_bytes(body.to_vec()).await;
+        let before = reads();
+        let again = client.get("/bench/redis-get").send().await;
+        again.assert_status_is_ok();
+        again.assert_bytes(body.to_vec()).await;
+        assert_eq!(reads() - before, 1, "one GET a request");
+    })
+    .await;
+}

@@ -36,6 +36,7 @@ mod holds;
 mod keys;
 mod pubsub;
 mod rate;
+mod raw;
 mod scripts;
 mod step;
 mod tags;
@@ -391,8 +392,8 @@ impl RedisTier {
 /// What the operation called `what` is for, in the tier's round-trip counts.
 fn round_trip_of(what: &str) -> RoundTrip {
     match what {
-        "get" | "read_versions" | "read_tags" | "read_generation" => RoundTrip::Read,
-        "fill_token" | "set_if_unchanged" | "set" | "try_lease" | "release_lease" => {
+        "get" | "get_raw" | "read_versions" | "read_tags" | "read_generation" => RoundTrip::Read,
+        "fill_token" | "set_if_unchanged" | "set" | "set_raw" | "try_lease" | "release_lease" => {
             RoundTrip::Fill
         }
         "write_step" | "invalidate" | "replace" | "bump_counters" | "bump_tags" | "delete" => {
