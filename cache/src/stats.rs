@@ -1,6 +1,7 @@
 //! Counters per tier, loaders, the backplane and the recovery queue, and the snapshots
 //! other crates export.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
@@ -20,6 +21,62 @@ pub struct TierStats {
     evictions: AtomicU64,
     expirations: AtomicU64,
     short_circuits: AtomicU64,
+    round_trips: [AtomicU64; RoundTrip::ALL.len()],
+}
+
+/// What a round trip to Redis was for: the kinds [`TierSnapshot::round_trips`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RoundTrip {
+    /// A read: entries with their generation and tag versions, or versions alone.
+    Read,
+    /// A reader's fill: its token, its guarded store, its loading lease.
+    Fill,
+    /// A step of an available write (its invalidations, stores, bumps and message).
+    Write,
+    /// A strict write's hold or release.
+    Strict,
+    /// The backplane on the command connection: a message sent on its own, the L1 lease.
+    Backplane,
+    /// A `PING` (the breaker's probe, a health check).
+    Health,
+    /// An admin action: the flush, a new generation.
+    Admin,
+    /// A rate-limit count.
+    RateLimit,
+}
+
+impl RoundTrip {
+    /// Every kind, in the order snapshots list them.
+    pub const ALL: [Self; 8] = [
+        Self::Read,
+        Self::Fill,
+        Self::Write,
+        Self::Strict,
+        Self::Backplane,
+        Self::Health,
+        Self::Admin,
+        Self::RateLimit,
+    ];
+
+    /// `read`, `fill`, `write`, `strict`, `backplane`, `health`, `admin` or `rate_limit`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Fill => "fill",
+            Self::Write => "write",
+            Self::Strict => "strict",
+            Self::Backplane => "backplane",
+            Self::Health => "health",
+            Self::Admin => "admin",
+            Self::RateLimit => "rate_limit",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
 }
 
 macro_rules! counters {
@@ -39,6 +96,11 @@ counters!(
 );
 
 impl TierStats {
+    /// Counts one more round trip to the server, of `kind`.
+    pub fn round_trip(&self, kind: RoundTrip) {
+        self.round_trips[kind.index()].fetch_add(1, Relaxed);
+    }
+
     /// A consistent-enough copy of the counters, labelled with the tier's name.
     #[must_use]
     pub fn snapshot(&self, tier: &'static str) -> TierSnapshot {
@@ -53,6 +115,11 @@ impl TierStats {
             evictions: self.evictions.load(Relaxed),
             expirations: self.expirations.load(Relaxed),
             short_circuits: self.short_circuits.load(Relaxed),
+            round_trips: RoundTrip::ALL
+                .iter()
+                .map(|k| (k.as_str(), self.round_trips[k.index()].load(Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
         }
     }
 }
@@ -80,9 +147,21 @@ pub struct TierSnapshot {
     pub expirations: u64,
     /// Operations skipped because the circuit breaker was open.
     pub short_circuits: u64,
+    /// Round trips to the server by what they were for ([`RoundTrip::as_str`]; kinds
+    /// with none left out). Only a shared tier has any: each command, script or
+    /// pipeline sent on the command connection is one (the parts of a cluster operation
+    /// sent together to several slots are one); the subscription's own connection is
+    /// not counted.
+    pub round_trips: BTreeMap<&'static str, u64>,
 }
 
 impl TierSnapshot {
+    /// The round trips of `kind` (0 when there were none).
+    #[must_use]
+    pub fn round_trips_of(&self, kind: RoundTrip) -> u64 {
+        self.round_trips.get(kind.as_str()).copied().unwrap_or(0)
+    }
+
     /// Hits over reads, or 0 when there were no reads.
     #[must_use]
     pub fn hit_ratio(&self) -> f64 {

@@ -1,7 +1,8 @@
 //! The backplane: invalidations travel between instances over Redis pub/sub.
 //!
 //! Every invalidation (a delete, a write-through store, a version bump, a flush, a new
-//! generation) is published with the sender's instance id. Every other instance evicts the key from
+//! generation) is published with the sender's instance id; a write's step publishes one
+//! message for all it did, from inside its script (`tier/redis/step.rs`). Every other instance evicts the key from
 //! its L1 (advancing the key's fill guard), or learns the new versions. Pub/sub
 //! delivers at most once and only to connected subscribers, so while the subscription
 //! is down this instance cannot hear invalidations: it flushes its L1 and bypasses it
@@ -39,7 +40,7 @@ use serde::Serialize;
 
 use crate::client::holds::{HOLD_TTL, Holds, Subjects};
 use crate::client::tags::TagVersions;
-use crate::client::versions::{Bumped, Versions};
+use crate::client::versions::Versions;
 use crate::tier::{Cache, L1Switch, RedisTier};
 use crate::{CacheError, Key, Tag};
 
@@ -228,34 +229,25 @@ impl Backplane {
         Ok(())
     }
 
-    pub(crate) async fn publish_evict(&self, key: &Key) -> Result<(), CacheError> {
-        self.publish(Message::Evict, key.as_str()).await
+    /// The message of a write's step that invalidates `keys` and `tags` (and bumps
+    /// namespaces): `k {key}` and `t {tag}` lines, to which the step's script appends
+    /// what it drew, an `r {root}={version}` line per namespace and `s {seq}` for the
+    /// tags (see `tier/redis/step.rs`). It is published from inside the step.
+    pub(crate) fn step_message(&self, keys: &[Key], tags: &[Tag]) -> String {
+        let subjects = Subjects {
+            keys: keys.to_vec(),
+            roots: Vec::new(),
+            tags: tags.to_vec(),
+        };
+        let mut body = String::new();
+        subject_lines(&mut body, &subjects, &[]);
+        let body = body.strip_prefix('\n').unwrap_or(&body);
+        message(&self.inner.instance, Message::Write, body)
     }
 
-    /// One message for every namespace of a bump: `root=version` lines.
-    pub(crate) async fn publish_versions(&self, bumped: &Bumped) -> Result<(), CacheError> {
-        self.publish_bumped(Message::Versions, bumped).await
-    }
-
-    async fn publish_bumped(&self, kind: Message, bumped: &Bumped) -> Result<(), CacheError> {
-        if bumped.is_empty() {
-            return Ok(());
-        }
-        let body: Vec<String> = bumped
-            .iter()
-            .map(|(root, v)| format!("{root}={v}"))
-            .collect();
-        self.publish(kind, &body.join("\n")).await
-    }
-
-    /// Tags invalidated at sequence `seq`: `{seq}` then one tag a line.
-    pub(crate) async fn publish_tags(&self, seq: u64, tags: &[Tag]) -> Result<(), CacheError> {
-        let mut body = seq.to_string();
-        for t in tags {
-            body.push('\n');
-            body.push_str(t.as_str());
-        }
-        self.publish(Message::Tags, &body).await
+    /// Counts a message a write's step published from inside its script.
+    pub(crate) fn count_published(&self) {
+        self.inner.published.fetch_add(1, SeqCst);
     }
 
     pub(crate) async fn publish_flush(&self) -> Result<(), CacheError> {
@@ -339,8 +331,13 @@ struct Announced<'a> {
 fn parse_subjects(body: &str) -> Option<Announced<'_>> {
     let mut lines = body.lines();
     let id = lines.next().filter(|id| !id.is_empty())?;
+    parse_lines(id, lines)
+}
+
+/// Reads the subject lines of a hold, a release or a write's step (empty ones skipped).
+fn parse_lines<'a>(id: &'a str, lines: std::str::Lines<'_>) -> Option<Announced<'a>> {
     let (mut subjects, mut versions, mut seq) = (Subjects::default(), Vec::new(), 0);
-    for line in lines {
+    for line in lines.filter(|l| !l.is_empty()) {
         let (kind, rest) = line.split_once(' ')?;
         match kind {
             "k" => subjects.keys.push(Key::from_wire(rest)),
@@ -418,6 +415,8 @@ enum Message {
     Hold,
     /// Body: the same write's release, with what it bumped (see [`release_message`]).
     Release,
+    /// Body: what a write's step invalidated and bumped (see [`Backplane::step_message`]).
+    Write,
     /// Body: the hold id this instance installed.
     Ack,
 }
@@ -432,6 +431,7 @@ impl Message {
             Self::Tags => "tags",
             Self::Hold => "hold",
             Self::Release => "release",
+            Self::Write => "write",
             Self::Ack => "ack",
         }
     }
@@ -445,6 +445,7 @@ impl Message {
             Self::Tags,
             Self::Hold,
             Self::Release,
+            Self::Write,
             Self::Ack,
         ]
         .into_iter()
@@ -556,6 +557,20 @@ impl Inner {
         });
     }
 
+    /// What a write changed: its keys leave L1, its namespaces' new versions and its
+    /// tags' sequence are learnt.
+    async fn learn_write(&self, subjects: &Subjects, versions: Vec<(String, u64)>, seq: u64) {
+        for key in &subjects.keys {
+            let _ = self.l1.invalidate(key).await;
+        }
+        for (root, v) in versions {
+            self.versions.learn(&root, v);
+        }
+        if seq > 0 {
+            self.tags.learn(seq, &subjects.tags);
+        }
+    }
+
     async fn on_message(self: &Arc<Self>, payload: &[u8]) {
         let Ok(text) = std::str::from_utf8(payload) else {
             return;
@@ -605,16 +620,21 @@ impl Inner {
                     return;
                 };
                 // What the write changed is learnt before its hold ends.
-                for key in &subjects.keys {
-                    let _ = self.l1.invalidate(key).await;
-                }
-                for (root, v) in versions {
-                    self.versions.learn(&root, v);
-                }
-                if seq > 0 {
-                    self.tags.learn(seq, &subjects.tags);
-                }
+                self.learn_write(&subjects, versions, seq).await;
                 self.holds.release(id);
+            }
+            Some(Message::Write) => {
+                let Some(Announced {
+                    subjects,
+                    versions,
+                    tag_seq: seq,
+                    ..
+                }) = parse_lines("", body.lines())
+                else {
+                    tracing::debug!("malformed write step ignored");
+                    return;
+                };
+                self.learn_write(&subjects, versions, seq).await;
             }
             Some(Message::Ack) => {
                 if let Some(wait) = lock(&self.acks).get(body) {

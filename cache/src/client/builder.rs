@@ -209,6 +209,7 @@ impl<C: Codec> CacheClientBuilder<C> {
         let tags = Arc::new(TagVersions::new(l2.clone()));
         let holds = Arc::new(Holds::default());
         let mut backplane = None;
+        let mut both = None;
         let cache: Arc<dyn Cache> = match (&l1, &l2) {
             (None, None) => Arc::new(NoCache::new()),
             (Some(l1), None) => Arc::new(l1.clone()),
@@ -229,6 +230,7 @@ impl<C: Codec> CacheClientBuilder<C> {
                         holds.clone(),
                     ));
                 }
+                both = Some(tiered.clone());
                 Arc::new(tiered)
             }
         };
@@ -268,6 +270,7 @@ impl<C: Codec> CacheClientBuilder<C> {
             typed: typed.build(),
             l1,
             l2,
+            tiered: both,
             versions,
             tags,
             backplane,

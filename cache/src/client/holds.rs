@@ -102,6 +102,14 @@ impl Holds {
         self.recount(&held);
     }
 
+    /// Ends the hold `id` of this instance's own write step (which no renewal brings
+    /// back, so nothing is kept of it).
+    pub(crate) fn end(&self, id: &str) {
+        let mut held = self.lock();
+        held.holds.remove(id);
+        self.recount(&held);
+    }
+
     /// Whether the hold `id` is installed.
     #[cfg(test)]
     fn has(&self, id: &str) -> bool {

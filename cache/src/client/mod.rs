@@ -4,8 +4,8 @@
 //! It composes the pieces: the tiers ([`crate::tier`]), the typed layer with
 //! single-flight and the fill-race guard ([`crate::typed`]), namespace version counters
 //! (`versions.rs`), the pub/sub backplane that keeps every instance's L1 coherent
-//! (`backplane.rs`), the write protocol of each [`Strategy`] (`write.rs`), the
-//! recovery queue of what a write could not tell Redis (`recovery.rs`) and the task
+//! (`backplane.rs`), the write protocol of each [`Strategy`] (`write.rs`) and its
+//! steps, each one round trip to Redis (`step.rs`), the recovery queue of what a write could not tell Redis (`recovery.rs`) and the task
 //! that replays it (`replayer.rs`), and the holds of other instances' strict writes
 //! (`holds.rs`).
 
@@ -18,6 +18,7 @@ mod read;
 mod read_many;
 pub(crate) mod recovery;
 mod replayer;
+pub(crate) mod step;
 mod strict;
 pub(crate) mod tags;
 pub(crate) mod versions;
@@ -41,7 +42,7 @@ use self::versions::Versions;
 pub use self::write::{WriteConsistency, WriteTicket};
 use crate::codec::{Bincode, Codec};
 use crate::stats::CacheStats;
-use crate::tier::{MokaTier, RedisTier};
+use crate::tier::{MokaTier, RedisTier, TieredCache};
 use crate::typed::{CacheValue, Fetched, ReadOptions, TagClock, TagsOf, TypedCache};
 use crate::{CacheError, Key, Namespace, Params, Strategy, Topology, Ttl};
 
@@ -76,6 +77,8 @@ pub(crate) struct Inner<C: Codec> {
     typed: TypedCache<C>,
     l1: Option<MokaTier>,
     l2: Option<RedisTier>,
+    /// Both tiers, when there are two (for the L1 half of a write's store).
+    tiered: Option<TieredCache>,
     versions: Arc<Versions>,
     tags: Arc<TagVersions>,
     backplane: Option<Backplane>,

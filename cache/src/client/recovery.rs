@@ -92,6 +92,17 @@ impl State {
                     step(&mut self.tags, tag.clone(), up);
                 }
             }
+            Effect::Step(s) => {
+                for key in &s.keys {
+                    step(&mut self.keys, key.clone(), up);
+                }
+                for ns in &s.namespaces {
+                    step(&mut self.roots, ns.root().to_owned(), up);
+                }
+                for tag in &s.tags {
+                    step(&mut self.tags, tag.clone(), up);
+                }
+            }
             Effect::Flush | Effect::NewGeneration => self.everything = up,
         }
     }

@@ -39,7 +39,7 @@ use super::backplane::{hold_message, release_message};
 use super::effect::Effect;
 use super::holds::{HOLD_TTL, Subjects};
 use crate::codec::Codec;
-use crate::tier::redis::{HoldPlan, KeyRelease};
+use crate::tier::redis::{HoldPlan, KeyStep};
 use crate::tier::{Cache, L2Token};
 use crate::{CacheError, Key, Ttl};
 
@@ -76,6 +76,12 @@ pub(crate) fn subjects_of(effects: &[Effect]) -> Subjects {
                 .roots
                 .extend(namespaces.iter().map(|n| n.root().to_owned())),
             Effect::BumpTags(tags) => s.tags.extend(tags.iter().cloned()),
+            Effect::Step(step) => {
+                s.keys.extend(step.keys.iter().cloned());
+                s.roots
+                    .extend(step.namespaces.iter().map(|n| n.root().to_owned()));
+                s.tags.extend(step.tags.iter().cloned());
+            }
             Effect::Flush | Effect::NewGeneration => {}
         }
     }
@@ -211,7 +217,7 @@ impl<C: Codec> CacheClient<C> {
         for (key, token) in subjects.keys.iter().zip(tokens) {
             let how = match stored {
                 Some((value, ttl)) => self.store_of(value, ttl, token),
-                None => KeyRelease::Invalidate,
+                None => KeyStep::Invalidate,
             };
             match l2.release_key(key, &id, how).await {
                 Ok(_) => {}
@@ -268,24 +274,24 @@ impl<C: Codec> CacheClient<C> {
 
     /// A write-through's store of `value` under a held key (`None`: "not found", for
     /// the negative TTL), or an invalidation when there is nothing to store.
-    fn store_of<T>(&self, value: Option<&T>, ttl: Ttl, token: L2Token) -> KeyRelease
+    fn store_of<T>(&self, value: Option<&T>, ttl: Ttl, token: L2Token) -> KeyStep
     where
         T: Serialize + Clone + Send + Sync + 'static,
     {
         let (entity, ttl) = match (value, self.inner.negative_ttl) {
             (Some(v), _) => (Some(v.clone()), ttl),
             (None, Some(negative)) => (None, negative),
-            (None, None) => return KeyRelease::Invalidate,
+            (None, None) => return KeyStep::Invalidate,
         };
         match self.inner.typed.encode(&entity) {
-            Ok(entry) => KeyRelease::Store {
-                token,
+            Ok(entry) => KeyStep::Store {
+                token: Some(token),
                 entry,
                 ttl: self.inner.typed.jittered(ttl),
             },
             Err(e) => {
                 tracing::warn!(error = %e, "written value cannot be encoded: invalidated instead");
-                KeyRelease::Invalidate
+                KeyStep::Invalidate
             }
         }
     }

@@ -1,14 +1,16 @@
 //! The write protocol: `begin_write` → write the source → `finish_write`, the
 //! cache-side effects each strategy makes, and their replay after a fault.
 //!
-//! Every cache-side effect of a write is one of two idempotent steps, an invalidation
-//! of a key or a bump of namespace versions, each told to the other instances over the
-//! backplane. One that cannot reach Redis is queued ([`super::recovery`]) and replayed,
-//! in order, as soon as Redis answers; until then this instance reads what it concerns
-//! from the source. With [`WriteConsistency::Strict`] a write holds what it touches on
-//! every instance before the source is written (see `strict.rs`), and one whose first
-//! step cannot reach Redis is refused. Available writes bump the tags known at
-//! `begin_write_tagged` before the source write as well as after it.
+//! Every cache-side effect of a write is idempotent: an invalidation of a key (or, with
+//! write-through, a guarded store), a bump of namespace versions, a bump of tags. A
+//! write gathers them into at most two steps, one before the source write (a
+//! write-through's invalidation, the first bump of the tags known at
+//! `begin_write_tagged`) and one after, and makes each in one round trip to Redis that
+//! also tells the other instances (`step.rs`). A step that cannot reach Redis is queued
+//! whole ([`super::recovery`]) and replayed as soon as Redis answers; until then this
+//! instance reads what it concerns from the source. With [`WriteConsistency::Strict`] a
+//! write holds what it touches on every instance before the source is written (see
+//! `strict.rs`), and one whose first step cannot reach Redis is refused.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,13 +18,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::CacheClient;
-use super::effect::Effect;
+use super::effect::{Effect, Step};
 use super::holds::Subjects;
 use super::strict::{StrictHold, subjects_of};
 use crate::codec::Codec;
 use crate::strategy::{cache_aside, versioned, write_through};
 use crate::tier::{Cache, FillToken};
-use crate::{CacheError, Key, Namespace, Strategy, Tag, Ttl};
+use crate::{CacheError, Namespace, Strategy, Tag, Ttl};
 
 /// What a write does when Redis cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
@@ -84,6 +86,8 @@ pub struct WriteTicket {
     tags: Vec<Tag>,
     /// Write-through: the entity key's state after the invalidation before the write.
     token: Option<FillToken>,
+    /// A create (no id before the source write).
+    created: bool,
     /// A strict write: what it holds.
     hold: Option<StrictHold>,
     /// A strict write: how its holds are released if the ticket is dropped unfinished.
@@ -144,6 +148,7 @@ impl<C: Codec> CacheClient<C> {
             entity: entity.clone(),
             tags,
             token: None,
+            created: id.is_none(),
             hold: None,
             abandon: None,
         };
@@ -160,20 +165,28 @@ impl<C: Codec> CacheClient<C> {
             }));
             return Ok(ticket);
         }
+        // The step before the source write, in one round trip: a write-through
+        // invalidates its key (its store after the write is guarded by what this
+        // leaves), and tags are invalidated before the source is written as well as
+        // after (the other instances hear of the first bump while the source is being
+        // written, not just after the write is acknowledged, when a reader may already
+        // ask them). If it cannot reach Redis, `finish_write` makes it again or queues it.
+        let mut before = Step::default();
         if self.inner.strategy == Strategy::WriteThrough
             && let Some(id) = id
         {
-            // `finish_write` invalidates again, or queues it.
-            if let Ok(token) = self.invalidate_everywhere(&entity.id(id)).await {
-                ticket.token = Some(token);
-            }
+            before.keys.push(entity.id(id));
         }
-        if !ticket.tags.is_empty() && self.inner.l2.is_some() {
-            // Tags are invalidated before the source is written as well as after: the
-            // other instances hear of the first bump while the source is being written,
-            // not just after the write is acknowledged, when a reader may already ask
-            // them. If it cannot reach Redis, `finish_write` bumps again or queues it.
-            let _ = self.apply(&Effect::BumpTags(ticket.tags.clone())).await;
+        if self.inner.l2.is_some() {
+            before.tags.clone_from(&ticket.tags);
+        }
+        if !before.is_empty()
+            && let Ok(tokens) = self.make_step(&before, None).await
+        {
+            ticket.token = tokens
+                .into_iter()
+                .next()
+                .filter(|_| !before.keys.is_empty());
         }
         Ok(ticket)
     }
@@ -197,32 +210,31 @@ impl<C: Codec> CacheClient<C> {
             let stored = (self.inner.strategy == Strategy::WriteThrough).then_some((value, ttl));
             self.release(hold, stored).await;
         }
-        let entity = &ticket.entity;
-        for effect in self.effects(entity, Some(id), &ticket.tags) {
-            // A strict write released what it held; what it did not (a create's key,
-            // known only now, and tags found once the source answered) is made as an
-            // available write makes it.
-            let Some(effect) = unheld(effect, held.as_ref()) else {
-                continue;
-            };
-            match effect {
-                Effect::Invalidate(key) if self.inner.strategy == Strategy::WriteThrough => {
-                    let negative = self.inner.negative_ttl;
-                    let stored = write_through::store(
-                        self,
-                        &key,
-                        ticket.token.clone(),
-                        value,
-                        ttl,
-                        negative,
-                    )
-                    .await;
-                    if let Err(e) = stored {
-                        self.queue(Effect::Invalidate(key), &e);
-                    }
-                }
-                effect => self.settle(effect).await,
+        // A strict write released what it held; what it did not (a create's key, known
+        // only now, and tags found once the source answered) is made as an available
+        // write makes it: in one step.
+        let mut after = Step::default();
+        for effect in self.effects(&ticket.entity, Some(id), &ticket.tags) {
+            if let Some(effect) = unheld(effect, held.as_ref()) {
+                after.add(effect);
             }
+        }
+        if after.is_empty() {
+            return;
+        }
+        let store = match self.inner.strategy {
+            Strategy::WriteThrough => after.keys.first().and_then(|key| {
+                // An update whose first step did not reach Redis has no token to guard
+                // its store by: it invalidates instead.
+                let token = ticket.token.clone();
+                (token.is_some() || ticket.created).then(|| {
+                    write_through::store_of(self, key, value, ttl, self.inner.negative_ttl, token)
+                })?
+            }),
+            _ => None,
+        };
+        if let Err(e) = self.make_step(&after, store.as_ref()).await {
+            self.queue(Effect::Step(after), &e);
         }
     }
 
@@ -243,37 +255,16 @@ impl<C: Codec> CacheClient<C> {
         effects
     }
 
-    /// Makes `effect` now, or queues it for replay.
-    async fn settle(&self, effect: Effect) {
-        if let Err(e) = self.apply(&effect).await {
-            self.queue(effect, &e);
-        }
-    }
-
     pub(super) fn queue(&self, effect: Effect, error: &CacheError) {
         tracing::warn!(?effect, %error, "cache-side effect of a write did not reach redis: queued for replay");
         self.inner.recovery.push(effect);
     }
 
-    /// Makes one effect in every tier and tells the other instances.
-    pub(crate) async fn apply(&self, effect: &Effect) -> Result<(), CacheError> {
+    /// Makes a flush or a new generation in every tier and tells the other instances
+    /// (a write's step is [`CacheClient::make_step`]'s).
+    pub(super) async fn apply_admin(&self, effect: &Effect) -> Result<(), CacheError> {
         let bp = self.inner.backplane.as_ref();
         match effect {
-            Effect::Invalidate(key) => self.invalidate_everywhere(key).await.map(|_| ()),
-            Effect::Bump(namespaces) => {
-                let bumped = self.inner.versions.bump(namespaces).await?;
-                match bp {
-                    Some(bp) => bp.publish_versions(&bumped).await,
-                    None => Ok(()),
-                }
-            }
-            Effect::BumpTags(tags) => {
-                let seq = self.inner.tags.bump(tags).await?;
-                match bp {
-                    Some(bp) => bp.publish_tags(seq, tags).await,
-                    None => Ok(()),
-                }
-            }
             Effect::Flush => {
                 let cleared = self.inner.typed.clear().await;
                 self.inner.versions.forget();
@@ -300,24 +291,10 @@ impl<C: Codec> CacheClient<C> {
                     None => Ok(()),
                 }
             }
-        }
-    }
-
-    /// Invalidates `key` everywhere (this instance's tiers and, through the backplane,
-    /// every other instance's L1). Returns the key's state after the invalidation.
-    pub(crate) async fn invalidate_everywhere(&self, key: &Key) -> Result<FillToken, CacheError> {
-        let token = self.inner.typed.invalidate(key).await?;
-        if let Some(bp) = &self.inner.backplane {
-            bp.publish_evict(key).await?;
-        }
-        Ok(token)
-    }
-
-    /// Tells the other instances to drop their L1 copy of `key` (they re-read L2).
-    pub(crate) async fn publish_evict(&self, key: &Key) -> Result<(), CacheError> {
-        match &self.inner.backplane {
-            Some(bp) => bp.publish_evict(key).await,
-            None => Ok(()),
+            step => self
+                .make_step(&Step::of(step).unwrap_or_default(), None)
+                .await
+                .map(drop),
         }
     }
 
@@ -362,6 +339,13 @@ fn unheld(effect: Effect, held: Option<&Subjects>) -> Option<Effect> {
                 .filter(|t| !held.tags.contains(t))
                 .collect();
             (!rest.is_empty()).then_some(Effect::BumpTags(rest))
+        }
+        Effect::Step(mut step) => {
+            step.keys.retain(|k| !held.keys.contains(k));
+            step.namespaces
+                .retain(|ns| !held.roots.iter().any(|r| r == ns.root()));
+            step.tags.retain(|t| !held.tags.contains(t));
+            (!step.is_empty()).then_some(Effect::Step(step))
         }
         effect => Some(effect),
     }

@@ -12,45 +12,45 @@
 use serde::Serialize;
 
 use crate::client::CacheClient;
+use crate::client::step::Store;
 use crate::codec::Codec;
 use crate::tier::FillToken;
-use crate::{CacheError, Key, Ttl};
+use crate::{Key, Ttl};
 
-/// Stores the written `value` (or "not found" for a delete, with a negative TTL) under
-/// `key`, guarded by `token`. `Err`: Redis was not reached, the key must be invalidated
-/// once it answers.
-pub(crate) async fn store<C: Codec, T>(
+/// What a write stores under `key` once the source acknowledged it: the written
+/// `value`, or "not found" after a delete (with a negative TTL), guarded by `token`
+/// (what the write's first step left; `None` for a create). `None`: nothing to store (a
+/// delete without a negative TTL, or a value that cannot be encoded), so the key is
+/// invalidated instead. The store and the rest of the write's step are made in one round
+/// trip: the key is stored only if nobody invalidated it since `token`, else invalidated,
+/// and either way every other instance drops its L1 copy.
+pub(crate) fn store_of<C: Codec, T>(
     client: &CacheClient<C>,
     key: &Key,
-    token: Option<FillToken>,
     value: Option<&T>,
     ttl: Ttl,
     negative_ttl: Option<Ttl>,
-) -> Result<(), CacheError>
+    token: Option<FillToken>,
+) -> Option<Store>
 where
     T: Serialize + Clone + Send + Sync + 'static,
 {
-    // A create has no earlier token: nobody can have read an id that did not exist,
-    // except as "not found", which this invalidation replaces. Neither has a write whose
-    // first invalidation failed.
-    let token = match token {
-        Some(token) => token,
-        None => client.invalidate_everywhere(key).await?,
-    };
-    let typed = client.typed();
     // Entities are read as `Option<T>` (see `CacheClient::get_entity`): store the same type.
-    let stored = match (value, negative_ttl) {
-        (Some(v), _) => typed.replace(key, &Some(v.clone()), ttl, &token).await?,
-        (None, Some(negative)) => typed.replace(key, &None::<T>, negative, &token).await?,
-        // A delete with nothing to store: a reader may have refilled the old value
-        // since the first invalidation, so invalidate again.
-        (None, None) => return client.invalidate_everywhere(key).await.map(|_| ()),
+    let (encoded, ttl) = match (value, negative_ttl) {
+        (Some(v), _) => (client.typed().encode(&Some(v.clone())), ttl),
+        (None, Some(negative)) => (client.typed().encode(&None::<T>), negative),
+        (None, None) => return None,
     };
-    if stored {
-        // Other instances drop their L1 copy and re-read the new value from L2.
-        client.publish_evict(key).await
-    } else {
-        // Another write overtook this one: let the next read load what the source kept.
-        client.invalidate_everywhere(key).await.map(|_| ())
+    match encoded {
+        Ok(entry) => Some(Store {
+            key: key.clone(),
+            entry,
+            ttl,
+            token,
+        }),
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e, "written value cannot be encoded: invalidated instead");
+            None
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! A TCP proxy a test controls: between a client and its own `redis-server`, it passes
-//! bytes, slows replies, black-holes everything or cuts every connection.
+//! bytes, slows replies, black-holes everything or cuts every connection, and counts
+//! the commands clients send through it.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -33,6 +34,8 @@ struct Shared {
     stop: AtomicBool,
     /// Both ends of every open connection, to reset them on [`Fault::Cut`].
     open: Mutex<Vec<TcpStream>>,
+    /// The name of every command forwarded to the server, in order (per connection).
+    commands: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -107,6 +110,7 @@ impl Proxy {
             fault: Mutex::new(Fault::None),
             stop: AtomicBool::new(false),
             open: Mutex::default(),
+            commands: Mutex::default(),
         });
         let accept = shared.clone();
         thread::spawn(move || accept_loop(&listener, upstream, &accept));
@@ -141,6 +145,17 @@ impl Proxy {
     #[must_use]
     pub fn fault(&self) -> Fault {
         self.shared.fault()
+    }
+
+    /// The names (upper case) of the commands forwarded to the server so far, on every
+    /// connection, each complete command once: with no pipelining, one a round trip.
+    #[must_use]
+    pub fn commands(&self) -> Vec<String> {
+        self.shared
+            .commands
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -218,10 +233,23 @@ fn read_chunk(from: &mut TcpStream, shared: &Shared) -> Option<Vec<u8>> {
     }
 }
 
-/// Client → server: at once, unless black-holed.
+/// Client → server: at once, unless black-holed; each complete command is logged.
 fn requests(mut from: TcpStream, mut to: TcpStream, shared: &Shared) {
+    let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = read_chunk(&mut from, shared) {
-        if !shared.wait_to_forward() || to.write_all(&chunk).is_err() {
+        if !shared.wait_to_forward() {
+            break;
+        }
+        // Logged before it is forwarded, so before its reply can arrive.
+        pending.extend_from_slice(&chunk);
+        let (names, used) = parse_commands(&pending);
+        pending.drain(..used);
+        shared
+            .commands
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(names);
+        if to.write_all(&chunk).is_err() {
             break;
         }
     }
@@ -258,4 +286,56 @@ fn replies(mut from: TcpStream, to: TcpStream, shared: &Arc<Shared>) {
     drop(tx);
     let _ = writer.join();
     let _ = from.shutdown(Shutdown::Both);
+}
+
+/// The names of the complete RESP commands (arrays of bulk strings) at the front of
+/// `buf`, and how many bytes they take. Anything else ends the parse (the bytes are
+/// forwarded all the same; only the log misses them).
+fn parse_commands(buf: &[u8]) -> (Vec<String>, usize) {
+    fn line(buf: &[u8], at: usize) -> Option<(usize, usize)> {
+        let end = buf.get(at..)?.windows(2).position(|w| w == b"\r\n")? + at;
+        let n = std::str::from_utf8(buf.get(at + 1..end)?)
+            .ok()?
+            .parse()
+            .ok()?;
+        Some((n, end + 2))
+    }
+    let (mut names, mut used) = (Vec::new(), 0);
+    'commands: while buf.get(used) == Some(&b'*') {
+        let Some((args, mut at)) = line(buf, used) else {
+            break;
+        };
+        let mut name = String::new();
+        for i in 0..args {
+            if buf.get(at) != Some(&b'$') {
+                break 'commands;
+            }
+            let Some((len, start)) = line(buf, at) else {
+                break 'commands;
+            };
+            if buf.len() < start + len + 2 {
+                break 'commands;
+            }
+            if i == 0 {
+                name = String::from_utf8_lossy(&buf[start..start + len]).to_uppercase();
+            }
+            at = start + len + 2;
+        }
+        names.push(name);
+        used = at;
+    }
+    (names, used)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_commands;
+
+    #[test]
+    fn commands_are_logged_once_complete() {
+        let two = b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nset\r\n$1\r\nk\r\n$2\r\nab\r\n*2\r\n$3\r\nGET";
+        let (names, used) = parse_commands(two);
+        assert_eq!(names, ["PING", "SET"]);
+        assert_eq!(&two[used..], b"*2\r\n$3\r\nGET");
+    }
 }

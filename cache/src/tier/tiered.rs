@@ -152,6 +152,35 @@ impl TieredCache {
         self.l1_on.clone()
     }
 
+    /// The L1 half of a writer's store, once the shared tier took it: stores `entry` in
+    /// L1 unless L1's copy was invalidated since `token` (false then). While L1 is
+    /// bypassed (this instance cannot hear other instances' writes), it must not gain a
+    /// copy that could outlive one: only its guard advances, so racing fills are
+    /// refused all the same.
+    pub(crate) async fn replace_local(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> bool {
+        if self.l1_on.is_on() {
+            let stored = self
+                .inner
+                .l1
+                .replace(key, entry, self.l1_ttl(ttl), token)
+                .await;
+            swallow("l1", "replace", stored.map(Some)).unwrap_or(false)
+        } else {
+            swallow(
+                "l1",
+                "invalidate",
+                self.inner.l1.invalidate(key).await.map(Some),
+            );
+            true
+        }
+    }
+
     fn l1_ttl(&self, ttl: Ttl) -> Ttl {
         self.inner.l1_max_ttl.map_or(ttl, |cap| ttl.min(cap))
     }
@@ -348,24 +377,7 @@ impl Cache for TieredCache {
         if let Ok(false) = shared {
             return Ok(false);
         }
-        // While L1 is bypassed (this instance cannot hear other instances' writes), it
-        // must not gain a copy that could outlive one: only its guard advances, so
-        // racing fills are refused all the same.
-        let local = if self.l1_on.is_on() {
-            let stored = self
-                .inner
-                .l1
-                .replace(key, entry, self.l1_ttl(ttl), token)
-                .await;
-            swallow("l1", "replace", stored.map(Some)).unwrap_or(false)
-        } else {
-            swallow(
-                "l1",
-                "invalidate",
-                self.inner.l1.invalidate(key).await.map(Some),
-            );
-            true
-        };
+        let local = self.replace_local(key, entry, ttl, token).await;
         shared.map(|_| local)
     }
 

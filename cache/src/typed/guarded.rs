@@ -81,6 +81,19 @@ impl<C: Codec> TypedCache<C> {
             .await
     }
 
+    /// [`TypedCache::replace`] of an encoded entry (a write's step made the shared
+    /// tier's half elsewhere, or there is none).
+    pub(crate) async fn replace_entry(
+        &self,
+        key: &Key,
+        entry: Entry,
+        ttl: Ttl,
+        token: &FillToken,
+    ) -> Result<bool, CacheError> {
+        self.guarded_store(key, entry, ttl, token, Guarded::Replace)
+            .await
+    }
+
     /// Stores a loaded value through the guard (or unguarded, without a token),
     /// carrying its tags (`stamp`) if it has any.
     pub(super) async fn fill<T>(

@@ -439,6 +439,11 @@ impl<C: Codec> TypedCache<C> {
         self.forget_stale(key).await;
     }
 
+    /// Records `entry` as the serve-stale copy of `key` (a write stored it).
+    pub(crate) async fn record_stale_copy(&self, key: &Key, entry: Entry) {
+        self.record_stale(key, entry).await;
+    }
+
     async fn record_stale(&self, key: &Key, entry: Entry) {
         if let Some(stale) = &self.inner.stale {
             stale.record(key, entry).await;

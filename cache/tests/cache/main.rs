@@ -13,6 +13,7 @@ mod limit;
 mod many;
 mod recovery;
 mod refresh;
+mod round_trips;
 mod stale;
 mod strict;
 mod suite;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod allow;
 pub mod cached;
+pub mod ceiling;
 pub mod client_addr;
 pub mod error;
 pub mod middleware;

@@ -10,13 +10,14 @@
 //! | `petshop_cache_backplane_connected` (with a backplane) | gauge |
 //! | `petshop_cache_backplane_{published,received,drops}_total` (with a backplane) | counter |
 //! | `petshop_cache_redis_breaker_open` (with Redis) | gauge |
+//! | `petshop_cache_redis_round_trips_total{kind}` (with Redis: `read`, `fill`, `write`, `strict`, `backplane`, `health`, `admin`, `rate_limit`) | counter |
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 
 use cache::ClientStats;
-use cache::stats::TierSnapshot;
+use cache::stats::{RoundTrip, TierSnapshot};
 
 use crate::cache_layer::CacheLayer;
 
@@ -98,6 +99,7 @@ struct Families {
     backplane_connected: IntGauge,
     backplane: Vec<IntCounter>,
     breaker_open: IntGauge,
+    round_trips: IntCounterVec,
 }
 
 impl Families {
@@ -137,6 +139,14 @@ impl Families {
                 "petshop_cache_redis_breaker_open",
                 "1 while the Redis tier's circuit breaker is open.",
             ),
+            round_trips: IntCounterVec::new(
+                Opts::new(
+                    "petshop_cache_redis_round_trips_total",
+                    "Round trips to Redis on the command connection, by what they were for.",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
         }
     }
 
@@ -149,6 +159,7 @@ impl Families {
         all.push(&self.backplane_connected);
         all.extend(self.backplane.iter().map(|c| c as &dyn Collector));
         all.push(&self.breaker_open);
+        all.push(&self.round_trips);
         all
     }
 
@@ -202,6 +213,14 @@ impl Families {
         if let Some(open) = breaker_open {
             f.breaker_open.set(i64::from(open));
             out.extend(f.breaker_open.collect());
+        }
+        if let Some(l2) = stats.cache.tier("l2") {
+            for kind in RoundTrip::ALL {
+                f.round_trips
+                    .with_label_values(&[kind.as_str()])
+                    .inc_by(l2.round_trips_of(kind));
+            }
+            out.extend(f.round_trips.collect());
         }
         out
     }

@@ -164,3 +164,70 @@ async fn every_statement_series_is_there_before_the_first_statement() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_write_costs_redis_two_round_trips_counted_in_the_metrics_per_strategy() {
+    bounded(async {
+        for strategy in ["cache-aside", "write-through", "versioned"] {
+            let app = spawn_with(strategy, "l1+l2").await;
+            let id = app.insert("Rex", "dog", 3, 50).await;
+            let write_trips = || async {
+                let m = app.get("/metrics").await.text;
+                sample(&m, r#"petshop_cache_redis_round_trips_total{kind="write"}"#).unwrap()
+            };
+            // A first write of each kind loads the scripts.
+            app.patch(
+                &format!("/pets/{id}"),
+                &serde_json::json!({"happiness": 70}),
+            )
+            .await;
+            let before = write_trips().await;
+            let r = app
+                .patch(
+                    &format!("/pets/{id}"),
+                    &serde_json::json!({"happiness": 71}),
+                )
+                .await;
+            assert_eq!(r.status, 200);
+            assert_eq!(write_trips().await - before, 2.0, "{strategy}: a PATCH");
+            let before = write_trips().await;
+            let r = app.post("/pets", &new_pet("Tom", "cat", 1, 1)).await;
+            assert_eq!(r.status, 201);
+            assert_eq!(write_trips().await - before, 2.0, "{strategy}: a create");
+            let before = write_trips().await;
+            let r = app.delete(&format!("/pets/{id}")).await;
+            assert_eq!(r.status, 204);
+            assert_eq!(write_trips().await - before, 2.0, "{strategy}: a delete");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_benchmark_ceiling_answers_its_body_with_one_redis_get() {
+    bounded(async {
+        let app = spawn_with("cache-aside", "l1+l2").await;
+        let body = bytes::Bytes::from_static(br#"{"pets":[{"id":1,"name":"Rex"}]}"#);
+        let route = petshop::api::ceiling::redis_get_route(
+            poem::Route::new(),
+            &app.state,
+            "/bench/redis-get",
+            body.clone(),
+        );
+        let client = poem::test::TestClient::new(route);
+        let reads = || {
+            let stats = app.state.cache.cache_stats();
+            let l2 = stats.cache.tier("l2").unwrap().clone();
+            l2.round_trips_of(cache::stats::RoundTrip::Read)
+        };
+        let first = client.get("/bench/redis-get").send().await;
+        first.assert_status_is_ok();
+        first.assert_bytes(body.to_vec()).await;
+        let before = reads();
+        let again = client.get("/bench/redis-get").send().await;
+        again.assert_status_is_ok();
+        again.assert_bytes(body.to_vec()).await;
+        assert_eq!(reads() - before, 1, "one GET a request");
+    })
+    .await;
+}

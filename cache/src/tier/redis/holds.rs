@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
+use super::step::KeyStep;
 use super::{GUARD_TTL, RedisTier, keys, scripts};
 use crate::tier::L2Token;
-use crate::{CacheError, Entry, Key, Tag, Ttl};
+use crate::{CacheError, Key, Tag};
 
 /// What a strict write holds, under one hold id.
 #[derive(Clone, Copy, Debug)]
@@ -35,23 +36,6 @@ pub(crate) struct Held {
     pub(crate) versions: Vec<u64>,
     /// The instances holding an L1 lease, and how long each lease has left.
     pub(crate) leases: Vec<(String, Duration)>,
-}
-
-/// What the last step of a strict write made of one key.
-#[derive(Clone, Debug)]
-pub(crate) enum KeyRelease {
-    /// Invalidate it.
-    Invalidate,
-    /// Store the writer's entry (write-through), if nobody invalidated the key since
-    /// `token` and no other write holds it; else invalidate it.
-    Store {
-        /// What the write's first step left.
-        token: L2Token,
-        /// The writer's entry.
-        entry: Entry,
-        /// Its TTL.
-        ttl: Ttl,
-    },
 }
 
 fn ms(d: Duration) -> u64 {
@@ -102,13 +86,17 @@ impl RedisTier {
         &self,
         key: &Key,
         id: &str,
-        how: KeyRelease,
+        how: KeyStep,
     ) -> Result<bool, CacheError> {
         let names = key_names(key);
         let (id, fresh) = (id.to_owned(), rand::random::<u32>());
         let store = match how {
-            KeyRelease::Invalidate => None,
-            KeyRelease::Store { token, entry, ttl } => {
+            KeyStep::Invalidate | KeyStep::Store { token: None, .. } => None,
+            KeyStep::Store {
+                token: Some(token),
+                entry,
+                ttl,
+            } => {
                 let expires_ms = self.inner.clock.now_millis() + ttl.as_millis();
                 Some((
                     token.guard,

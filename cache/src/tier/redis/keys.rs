@@ -15,6 +15,7 @@
 //! | the namespaces and tags strict writes hold (a hash: `r:{root}` / `t:{tag}` → `id=expiry,…`) | `{app}:held` | the prefix's |
 //! | the strict writes in progress (a sorted set: hold id → expiry) and their messages (a hash) | `{app}:holds`, `{app}:holdmsg` | the prefix's |
 //! | the L1 leases of the instances (a sorted set: instance → expiry) | `{app}:leases` | the prefix's |
+//! | a benchmark's raw value ([`crate::tier::RedisTier::set_raw`]) | `{app}:raw:{name}` | its own |
 //! | a client's rate-limit window | `{app:rate:<xxh3-128 hex of the client key>}` | the client's |
 //!
 //! The braces are Redis Cluster hash tags: only the part inside them picks the slot.
@@ -41,6 +42,7 @@ const GENERATION: &str = ":gen";
 const TAGS: &str = ":tags";
 const TAG_SEQUENCE: &str = ":tagseq";
 const RATE: &str = ":rate:";
+const RAW: &str = ":raw:";
 
 /// The fill-race guard (invalidation counter) of `key`: in `key`'s slot.
 pub(super) fn guard(key: &Key) -> String {
@@ -117,6 +119,11 @@ pub(super) fn channel(prefix: &str) -> String {
 /// entries' `SCAN` pattern (a flush of the cache leaves the limits alone).
 pub(super) fn rate(prefix: &str, client: &str) -> String {
     format!("{{{prefix}{RATE}{client}}}")
+}
+
+/// A raw value under `prefix` (among the entries' names: a flush removes it too).
+pub(super) fn raw(prefix: &str, name: &str) -> String {
+    format!("{prefix}{RAW}{name}")
 }
 
 /// The `SCAN` pattern of every entry under `prefix` (counters, guards and leases have

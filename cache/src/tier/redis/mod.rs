@@ -12,7 +12,8 @@
 //! This module is the only place that speaks Redis: the entries (`cache.rs`), the
 //! version counters and the generation (`counters.rs`), tag versions (`tags.rs`), strict
 //! writes' holds and the instances' L1 leases (`holds.rs`), the
-//! backplane's publish and subscribe (`pubsub.rs`), the Lua scripts (`scripts.rs`) and
+//! backplane's publish and subscribe (`pubsub.rs`), a write's step in one round trip
+//! (`step.rs`), the Lua scripts (`scripts.rs`) and
 //! every key suffix (`keys.rs`), over either kind of connection (`connection.rs`),
 //! with or without TLS (`tls.rs`, for `rediss://`); what a cluster does differently
 //! lives in `cluster.rs`, and the Redis ACL all of it needs in `acl.rs` ([`RedisAcl`]).
@@ -35,7 +36,9 @@ mod holds;
 mod keys;
 mod pubsub;
 mod rate;
+mod raw;
 mod scripts;
+mod step;
 mod tags;
 mod tls;
 
@@ -46,12 +49,14 @@ use std::time::Duration;
 
 pub use self::acl::RedisAcl;
 use self::connection::{Connection, Subscriber, Target};
-pub(crate) use self::holds::{HoldPlan, KeyRelease};
+pub(crate) use self::holds::HoldPlan;
+pub(crate) use self::step::{KeyStep, StepDone, StepPlan};
 pub use self::tls::RedisTls;
 #[cfg(any(test, feature = "test-util"))]
 pub(crate) use self::tls::install_ring_if_none;
 use crate::breaker::{Breaker, Permit};
 use crate::clock::default_clock;
+use crate::stats::RoundTrip;
 use crate::{CacheError, Clock, TierStats};
 
 /// Default bound on one Redis operation.
@@ -284,6 +289,7 @@ impl RedisTier {
     pub(crate) async fn probe(&self) -> Result<(), CacheError> {
         let inner = &self.inner;
         let mut con = inner.con.clone();
+        inner.stats.round_trip(RoundTrip::Health);
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<()>(&mut con);
         match tokio::time::timeout(inner.op_timeout, ping).await {
@@ -335,6 +341,7 @@ impl RedisTier {
             inner.stats.short_circuit();
             return Err(CacheError::CircuitOpen(left));
         }
+        inner.stats.round_trip(round_trip_of(what));
         let err = match tokio::time::timeout(inner.op_timeout, op(inner.con.clone())).await {
             Ok(Ok(v)) => {
                 inner.breaker.success();
@@ -379,5 +386,23 @@ impl RedisTier {
             invocation.invoke_async(&mut con).await
         })
         .await
+    }
+}
+
+/// What the operation called `what` is for, in the tier's round-trip counts.
+fn round_trip_of(what: &str) -> RoundTrip {
+    match what {
+        "get" | "get_raw" | "read_versions" | "read_tags" | "read_generation" => RoundTrip::Read,
+        "fill_token" | "set_if_unchanged" | "set" | "set_raw" | "try_lease" | "release_lease" => {
+            RoundTrip::Fill
+        }
+        "write_step" | "invalidate" | "replace" | "bump_counters" | "bump_tags" | "delete" => {
+            RoundTrip::Write
+        }
+        "hold_key" | "hold" | "release_key" | "release" => RoundTrip::Strict,
+        "count_request" => RoundTrip::RateLimit,
+        "clear" | "bump_generation" => RoundTrip::Admin,
+        "ping" => RoundTrip::Health,
+        _ => RoundTrip::Backplane,
     }
 }

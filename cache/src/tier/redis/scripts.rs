@@ -261,6 +261,83 @@ pub(super) static BUMP_TAGS: LazyLock<redis::Script> = LazyLock::new(|| {
     ))
 });
 
+/// One cache-side step of a write, in one round trip, announced to the other instances
+/// from inside it. Per key: store the writer's envelope (write-through) if no strict
+/// write holds the key and its guard still reads what the writer saw, else drop the key;
+/// either way advance its guard (garbage is replaced by a fresh value). Then bump the
+/// namespaces' counters, and the tags, all at the next tag sequence in one `HSET`; last,
+/// publish the message with the counters the step drew appended to it (an
+/// `r {root}={version}` line per namespace, `s {seq}` for the tags).
+/// `KEYS`: per key the key, its guard, its holds; then the tag versions, the tag
+/// sequence and one counter per namespace (left out by a step with no namespace, tag or
+/// message: a cluster's part on a key's slot). `ARGV`: the number of keys, the number of
+/// namespaces, the guard's TTL (ms), a random fallback value, the publish command, the
+/// channel (empty: publish nothing), the message; per key the guard value seen (empty:
+/// invalidate; `*`: store unless held), the envelope and its TTL (ms); the namespaces'
+/// roots; the tags. Returns per key the guard's new value and 1 if the envelope was
+/// stored (else 0); then each namespace's new version; then the tag sequence (0: no tags).
+pub(super) static WRITE_STEP: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r"{START_MISSING}
+        local nkeys, nroots = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local tags, seq = KEYS[3 * nkeys + 1], KEYS[3 * nkeys + 2]
+        {TAG_VERSIONS}
+        local out, lines = {{}}, {{}}
+        for i = 1, nkeys do
+            local k, g, h = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+            local seen = ARGV[5 + 3 * i]
+            local stored = 0
+            if seen ~= '' and redis.call('EXISTS', h) == 0
+                and (seen == '*' or (redis.call('GET', g) or '0') == seen) then
+                redis.call('SET', k, ARGV[6 + 3 * i], 'PX', ARGV[7 + 3 * i])
+                stored = 1
+            else
+                redis.call('UNLINK', k)
+            end
+            local ok, v = pcall(redis.call, 'INCR', g)
+            if not ok then
+                redis.call('SET', g, ARGV[4])
+                v = tonumber(ARGV[4])
+            end
+            redis.call('PEXPIRE', g, ARGV[3])
+            out[#out + 1] = v
+            out[#out + 1] = stored
+        end
+        local at = 7 + 3 * nkeys
+        for i = 1, nroots do
+            local c = KEYS[3 * nkeys + 2 + i]
+            current(c)
+            local v = redis.call('INCR', c)
+            out[#out + 1] = v
+            lines[#lines + 1] = 'r ' .. ARGV[at + i] .. '=' .. string.format('%.0f', v)
+        end
+        local s = 0
+        if #ARGV > at + nroots then
+            version('_')
+            current(seq)
+            s = redis.call('INCR', seq)
+            local fields = {{}}
+            for i = at + nroots + 1, #ARGV do
+                fields[#fields + 1] = ARGV[i]
+                fields[#fields + 1] = s
+                if #fields >= 2000 then
+                    redis.call('HSET', tags, unpack(fields))
+                    fields = {{}}
+                end
+            end
+            if #fields > 0 then redis.call('HSET', tags, unpack(fields)) end
+            lines[#lines + 1] = 's ' .. string.format('%.0f', s)
+        end
+        out[#out + 1] = s
+        if ARGV[6] ~= '' then
+            local message = ARGV[7]
+            if #lines > 0 then message = message .. '\n' .. table.concat(lines, '\n') end
+            redis.call(ARGV[5], ARGV[6], message)
+        end
+        return out"
+    ))
+});
+
 /// Holds of namespaces and tags, in `{prefix}:held` (`r:{root}` / `t:{tag}` → a list
 /// `id=expiry_ms,…`). Defines `now_ms`, `edit(hash, field, id, until)` (drops expired
 /// entries and `id`'s, then adds `id` until `until` unless it is nil) and
