@@ -79,6 +79,7 @@ mod error;
 pub mod http;
 pub mod key;
 pub mod limit;
+pub mod probe;
 mod stale;
 pub mod stats;
 mod strategy;
@@ -101,7 +102,7 @@ pub mod policy {
 /// The kinds of [`CacheClient::read`] (a plain load, refresh-ahead, soft
 /// invalidation), and the batch read of [`CacheClient::read_many`].
 pub mod read {
-    pub use crate::client::{Plain, Read, ReadMany, RefreshAhead, Soft};
+    pub use crate::client::{Plain, Read, ReadMany, RefreshAhead, Soft, Verified};
 }
 
 pub use client::{

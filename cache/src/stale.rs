@@ -78,6 +78,11 @@ impl StaleStore {
         self.entries.invalidate_all();
     }
 
+    /// How old a last good value may be when it is served.
+    pub(crate) fn max_stale(&self) -> Duration {
+        self.max_stale
+    }
+
     /// The last good entry of `key`, if it was loaded at most `max_stale` ago.
     pub(crate) async fn lookup(&self, key: &Key, clock: &dyn Clock) -> Option<Entry> {
         let entry = self.entries.get(key).await?;

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::client::holds::{HOLD_TTL, Holds, Subjects};
+use crate::client::lag::{Lag, sender_of, stamped};
 use crate::client::tags::TagVersions;
 use crate::client::versions::Versions;
 use crate::tier::{Cache, L1Switch, RedisTier};
@@ -72,6 +73,10 @@ pub struct BackplaneSnapshot {
     pub holds: u64,
     /// Times its L1 lease lapsed before it was renewed (each one flushed L1).
     pub lease_lapses: u64,
+    /// The time from sending each of this instance's messages to hearing it back.
+    pub lag: crate::stats::HistogramSnapshot,
+    /// The largest of those in the last minute or two.
+    pub lag_max: Duration,
 }
 
 struct Inner {
@@ -88,6 +93,7 @@ struct Inner {
     drops: AtomicU64,
     holds_installed: AtomicU64,
     lease_lapses: AtomicU64,
+    lag: Lag,
     /// Strict writes of this instance waiting for acknowledgements: hold id → who acked.
     acks: Mutex<HashMap<String, Arc<AckWait>>>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -153,6 +159,7 @@ impl Backplane {
             drops: AtomicU64::new(0),
             holds_installed: AtomicU64::new(0),
             lease_lapses: AtomicU64::new(0),
+            lag: Lag::default(),
             acks: Mutex::default(),
             task: std::sync::Mutex::new(None),
         });
@@ -185,6 +192,8 @@ impl Backplane {
             drops: i.drops.load(SeqCst),
             holds: i.holds_installed.load(SeqCst),
             lease_lapses: i.lease_lapses.load(SeqCst),
+            lag: i.lag.histogram(),
+            lag_max: i.lag.recent_max(),
         }
     }
 
@@ -270,7 +279,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn message(sender: &str, kind: Message, body: &str) -> String {
-    format!("{sender}\n{}\n{body}", kind.as_str())
+    format!("{}\n{}\n{body}", stamped(sender), kind.as_str())
 }
 
 /// The message by which `sender` holds `subjects` for the strict write `id`: the id,
@@ -514,6 +523,7 @@ impl Inner {
             if let (Some(sender), Some("hold"), Some(body)) =
                 (parts.next(), parts.next(), parts.next())
             {
+                let (sender, _) = sender_of(sender);
                 // Our own writes' holds too: a reconnect or a lapse cleared them.
                 self.install_hold(body, sender != self.instance).await;
             }
@@ -581,7 +591,11 @@ impl Inner {
             tracing::debug!("malformed backplane message ignored");
             return;
         };
+        let (sender, sent) = sender_of(sender);
         if sender == self.instance {
+            if let Some(sent) = sent {
+                self.lag.heard(sent);
+            }
             return;
         }
         self.received.fetch_add(1, SeqCst);

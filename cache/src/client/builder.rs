@@ -1,5 +1,6 @@
 //! Builds a [`CacheClient`]: the tiers, the strategy and the policies, wired together.
 
+use crate::probe::{Probe, ProbeConfig};
 use std::sync::Arc;
 
 use super::backplane::Backplane;
@@ -39,6 +40,8 @@ pub struct CacheClientBuilder<C: Codec = Bincode> {
     codec: C,
     entities: Vec<(Namespace, Vec<Namespace>)>,
     soft: Vec<(Namespace, std::time::Duration)>,
+    probe: Option<ProbeConfig>,
+    broken_invalidation: bool,
 }
 
 impl CacheClientBuilder<Bincode> {
@@ -61,6 +64,8 @@ impl CacheClientBuilder<Bincode> {
             codec: Bincode,
             entities: Vec::new(),
             soft: Vec::new(),
+            probe: None,
+            broken_invalidation: false,
         }
     }
 }
@@ -148,6 +153,8 @@ impl<C: Codec> CacheClientBuilder<C> {
             codec,
             entities: self.entities,
             soft: self.soft,
+            probe: self.probe,
+            broken_invalidation: self.broken_invalidation,
         }
     }
 
@@ -177,6 +184,23 @@ impl<C: Codec> CacheClientBuilder<C> {
     /// hits (where the invalidation's arrival is known); elsewhere invalidation is exact.
     pub fn soft_invalidation(mut self, ns: &Namespace, max_stale: std::time::Duration) -> Self {
         self.soft.push((ns.clone(), max_stale));
+        self
+    }
+
+    /// The staleness probe (default off): a sample of the hits of reads that say how to
+    /// version their values ([`crate::read::Read::verify`]) is checked against the
+    /// source in the background. See [`ProbeConfig`]; a zero sample leaves it off.
+    pub fn probe(mut self, config: ProbeConfig) -> Self {
+        self.probe = Some(config);
+        self
+    }
+
+    /// For tests of what watches the cache (the staleness probe): writes' cache-side
+    /// steps do nothing, so this instance keeps serving what writes replaced.
+    #[cfg(feature = "test-util")]
+    #[doc(hidden)]
+    pub fn break_invalidation_for_tests(mut self) -> Self {
+        self.broken_invalidation = true;
         self
     }
 
@@ -283,6 +307,8 @@ impl<C: Codec> CacheClientBuilder<C> {
             writer: format!("{:016x}", rand::random::<u64>()),
             holds_made: std::sync::atomic::AtomicU64::new(0),
             replayer: std::sync::Mutex::new(None),
+            probe: self.probe.and_then(Probe::new),
+            broken_invalidation: self.broken_invalidation,
         });
         let task = tokio::spawn(replay_forever(Arc::downgrade(&inner), recovery));
         if let Ok(mut slot) = inner.replayer.lock() {

@@ -53,7 +53,7 @@ impl Validate for Judge {
         match self.tags.check(tags).await {
             Ok(TagCheck::Current) => Verdict::Current,
             Ok(TagCheck::Invalidated { since }) => match self.soft {
-                Some(bound) if since.elapsed() <= bound => Verdict::Stale,
+                Some(bound) if since.elapsed() <= bound => Verdict::Stale(since.elapsed()),
                 _ => Verdict::Invalid,
             },
             Err(e) => {

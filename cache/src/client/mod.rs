@@ -14,6 +14,7 @@ mod builder;
 pub(crate) mod effect;
 mod holds;
 mod judge;
+mod lag;
 mod read;
 mod read_many;
 pub(crate) mod recovery;
@@ -34,7 +35,7 @@ use self::backplane::{Backplane, BackplaneSnapshot};
 pub use self::builder::CacheClientBuilder;
 use self::holds::Holds;
 use self::judge::Judge;
-pub use self::read::{Plain, Read, RefreshAhead, Soft};
+pub use self::read::{Plain, Read, RefreshAhead, Soft, Verified};
 pub use self::read_many::ReadMany;
 use self::recovery::{Recovery, RecoverySnapshot};
 use self::tags::TagVersions;
@@ -68,6 +69,10 @@ pub struct ClientStats {
     pub backplane: Option<BackplaneSnapshot>,
     /// Effects of writes waiting for Redis, replayed, overflowed.
     pub recovery: RecoverySnapshot,
+    /// The longest soft-invalidation bound of its namespaces, if any has one.
+    pub soft_bound: Option<Duration>,
+    /// What the staleness probe found, when it is on.
+    pub probe: Option<crate::probe::ProbeSnapshot>,
 }
 
 pub(crate) struct Inner<C: Codec> {
@@ -95,6 +100,10 @@ pub(crate) struct Inner<C: Codec> {
     /// How many strict writes this client has begun (their hold ids count up).
     holds_made: std::sync::atomic::AtomicU64,
     replayer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The staleness probe, when reads are sampled.
+    probe: Option<Arc<crate::probe::Probe>>,
+    /// A test's deliberately broken invalidation: writes' cache-side steps do nothing.
+    broken_invalidation: bool,
 }
 
 impl<C: Codec> Drop for Inner<C> {
@@ -224,6 +233,8 @@ impl<C: Codec> CacheClient<C> {
             cache: self.inner.typed.stats(),
             backplane: self.inner.backplane.as_ref().map(Backplane::snapshot),
             recovery: self.inner.recovery.snapshot(),
+            soft_bound: self.inner.soft_judges.values().filter_map(|j| j.soft).max(),
+            probe: self.inner.probe.as_ref().map(|p| p.snapshot()),
         }
     }
 

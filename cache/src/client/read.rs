@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use super::{BoxError, CacheClient, Part};
 use crate::codec::Codec;
+use crate::probe::{Probe, Sampled};
 use crate::typed::{CacheValue, Fetched, ReadOptions, TagsOf};
 use crate::{CacheError, Key, Namespace, Params, Tag, Ttl};
 
@@ -59,8 +60,14 @@ pub struct RefreshAhead;
 /// is served (`Stale`) and reloaded behind it.
 #[derive(Debug)]
 pub struct Soft;
+/// A read whose hits the client's staleness probe may check against the source (see
+/// [`Read::verify`]).
+#[derive(Debug)]
+pub struct Verified;
 
 type TtlFor<T> = Arc<dyn Fn(&T) -> Option<Ttl> + Send + Sync>;
+/// When a value was written (ms since the Unix epoch, e.g. its `updated_at`).
+type VersionOf<T> = Arc<dyn Fn(&T) -> Option<u64> + Send + Sync>;
 
 /// A read being described: see [`CacheClient::read`].
 #[must_use = "a read does nothing until it is loaded"]
@@ -71,6 +78,7 @@ pub struct Read<'a, T, C: Codec, M = Plain> {
     ttl: Ttl,
     ttl_for: Option<TtlFor<T>>,
     tags: Option<TagsOf<T>>,
+    verify: Option<VersionOf<T>>,
     mode: PhantomData<M>,
 }
 
@@ -100,6 +108,7 @@ impl<C: Codec> CacheClient<C> {
             ttl,
             ttl_for: None,
             tags: None,
+            verify: None,
             mode: PhantomData,
         }
     }
@@ -130,9 +139,44 @@ impl<'a, T: CacheValue, C: Codec, M> Read<'a, T, C, M> {
             ttl: self.ttl,
             ttl_for: self.ttl_for,
             tags: self.tags,
+            verify: self.verify,
             mode: PhantomData,
         }
     }
+
+    /// Whether the probe checks this read (a random draw), and when the read began.
+    fn sampled(&self) -> Option<(Arc<Probe>, Sampled)> {
+        self.verify.as_ref()?;
+        let probe = self.client.inner.probe.as_ref()?;
+        let typed = &self.client.inner.typed;
+        probe
+            .draw(|| typed.now_millis())
+            .map(|read| (probe.clone(), read))
+    }
+}
+
+/// Hands a sampled hit to the probe, which checks it against `loader` behind the answer.
+fn probe_hit<T, F, Fut, E>(
+    sampled: Option<(Arc<Probe>, Sampled)>,
+    verify: Option<VersionOf<T>>,
+    fetched: &Fetched<T>,
+    loader: Arc<F>,
+) where
+    T: CacheValue,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    E: Send + 'static,
+{
+    let (Some((probe, read)), Some(version_of)) = (sampled, verify) else {
+        return;
+    };
+    if !fetched.source.is_hit() {
+        return;
+    }
+    let served = version_of(&fetched.value);
+    probe.check(read, served, async move {
+        loader().await.map(|v| version_of(&v)).map_err(drop)
+    });
 }
 
 impl<'a, T: CacheValue, C: Codec> Read<'a, T, C, Plain> {
@@ -140,6 +184,19 @@ impl<'a, T: CacheValue, C: Codec> Read<'a, T, C, Plain> {
     pub fn ttl_for(mut self, ttl_for: impl Fn(&T) -> Option<Ttl> + Send + Sync + 'static) -> Self {
         self.ttl_for = Some(Arc::new(ttl_for));
         self
+    }
+
+    /// Lets the client's staleness probe (see [`crate::CacheClientBuilder::probe`]) check
+    /// a sample of this read's hits against the source: `version_of` says when a value
+    /// was written (ms since the Unix epoch, e.g. its `updated_at`; `None`: not
+    /// checked). The probe runs the loader again, in the background, so it must be
+    /// callable again and `'static`.
+    pub fn verify(
+        mut self,
+        version_of: impl Fn(&T) -> Option<u64> + Send + Sync + 'static,
+    ) -> Read<'a, T, C, Verified> {
+        self.verify = Some(Arc::new(version_of));
+        self.mode()
     }
 
     /// Refresh-ahead: a hit within the client's refresh window of its expiry (see
@@ -186,10 +243,57 @@ impl<'a, T: CacheValue, C: Codec> Read<'a, T, C, Plain> {
     }
 }
 
+impl<T: CacheValue, C: Codec> Read<'_, T, C, Verified> {
+    /// The TTL per loaded value instead (`None`: do not store this one).
+    pub fn ttl_for(mut self, ttl_for: impl Fn(&T) -> Option<Ttl> + Send + Sync + 'static) -> Self {
+        self.ttl_for = Some(Arc::new(ttl_for));
+        self
+    }
+
+    /// The value, from the cache or `loader`; a sampled hit is checked against `loader`
+    /// behind the answer.
+    pub async fn load<F, Fut, E>(mut self, loader: F) -> Result<Fetched<T>, CacheError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let c = self.client;
+        let sampled = self.sampled();
+        let Some((key, options)) = self.keyed().await? else {
+            return c.inner.typed.load_uncached(loader).await;
+        };
+        let loader = Arc::new(loader);
+        let load = {
+            let loader = loader.clone();
+            move || loader()
+        };
+        let (ttl, ttl_for) = (self.ttl, self.ttl_for);
+        let ttl_of = move |v: &T| ttl_for.as_ref().map_or(Some(ttl), |f| f(v));
+        let fetched = c
+            .inner
+            .typed
+            .get_or_load_with(&key, ttl_of, load, &options)
+            .await?;
+        probe_hit(sampled, self.verify, &fetched, loader);
+        Ok(fetched)
+    }
+}
+
 impl<T: CacheValue, C: Codec> Read<'_, T, C, Soft> {
     /// The TTL per loaded value instead (`None`: do not store this one).
     pub fn ttl_for(mut self, ttl_for: impl Fn(&T) -> Option<Ttl> + Send + Sync + 'static) -> Self {
         self.ttl_for = Some(Arc::new(ttl_for));
+        self
+    }
+
+    /// Lets the client's staleness probe check a sample of this read's hits (see
+    /// [`Read::verify`] of a plain read).
+    pub fn verify(
+        mut self,
+        version_of: impl Fn(&T) -> Option<u64> + Send + Sync + 'static,
+    ) -> Self {
+        self.verify = Some(Arc::new(version_of));
         self
     }
 
@@ -202,19 +306,37 @@ impl<T: CacheValue, C: Codec> Read<'_, T, C, Soft> {
         E: Into<BoxError> + Send + 'static,
     {
         let c = self.client;
+        let sampled = self.sampled();
         let Some((key, options)) = self.keyed().await? else {
             return c.inner.typed.load_uncached(loader).await;
         };
+        let loader = Arc::new(loader);
+        let load = {
+            let loader = loader.clone();
+            move || loader()
+        };
         let (ttl, ttl_for) = (self.ttl, self.ttl_for);
         let ttl_of = move |v: &T| ttl_for.as_ref().map_or(Some(ttl), |f| f(v));
-        c.inner
+        let fetched = c
+            .inner
             .typed
-            .get_or_revalidate_with(&key, ttl_of, loader, options)
-            .await
+            .get_or_revalidate_with(&key, ttl_of, load, options)
+            .await?;
+        probe_hit(sampled, self.verify, &fetched, loader);
+        Ok(fetched)
     }
 }
 
 impl<T: CacheValue, C: Codec> Read<'_, T, C, RefreshAhead> {
+    /// Lets the client's staleness probe check a sample of this read's hits (see
+    /// [`Read::verify`] of a plain read).
+    pub fn verify(
+        mut self,
+        version_of: impl Fn(&T) -> Option<u64> + Send + Sync + 'static,
+    ) -> Self {
+        self.verify = Some(Arc::new(version_of));
+        self
+    }
     /// The value, from the cache or `loader`; `loader` may run again in the background
     /// when a hit is close to its expiry.
     pub async fn load<F, Fut, E>(mut self, loader: F) -> Result<Fetched<T>, CacheError>
@@ -224,12 +346,21 @@ impl<T: CacheValue, C: Codec> Read<'_, T, C, RefreshAhead> {
         E: Into<BoxError> + Send + 'static,
     {
         let c = self.client;
+        let sampled = self.sampled();
         let Some((key, options)) = self.keyed().await? else {
             return c.inner.typed.load_uncached(loader).await;
         };
-        c.inner
+        let loader = Arc::new(loader);
+        let load = {
+            let loader = loader.clone();
+            move || loader()
+        };
+        let fetched = c
+            .inner
             .typed
-            .get_or_refresh_with(&key, self.ttl, loader, options)
-            .await
+            .get_or_refresh_with(&key, self.ttl, load, options)
+            .await?;
+        probe_hit(sampled, self.verify, &fetched, loader);
+        Ok(fetched)
     }
 }

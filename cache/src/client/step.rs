@@ -38,6 +38,9 @@ impl<C: Codec> CacheClient<C> {
         step: &Step,
         store: Option<&Store>,
     ) -> Result<Vec<FillToken>, CacheError> {
+        if self.inner.broken_invalidation {
+            return Ok(vec![FillToken::default(); step.keys.len()]);
+        }
         let Some(l2) = &self.inner.l2 else {
             return self.make_step_here(step, store).await;
         };

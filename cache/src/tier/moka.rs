@@ -9,6 +9,7 @@ use moka::Expiry;
 use moka::notification::RemovalCause;
 
 use crate::clock::default_clock;
+use crate::stats::{Operation, Outcome};
 use crate::tier::{Cache, FillToken, Hit, TierKind};
 use crate::{CacheError, Clock, Entry, Key, TierSnapshot, TierStats, Ttl};
 
@@ -214,8 +215,10 @@ impl Cache for MokaTier {
 
     async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
         let inner = &self.inner;
+        let began = Instant::now();
         let Some(slot) = inner.cache.get(key).await else {
             inner.stats.miss();
+            inner.stats.timed(Operation::Get, Outcome::Miss, began);
             return Ok(None);
         };
         let now = inner.clock.now();
@@ -223,9 +226,11 @@ impl Cache for MokaTier {
             inner.cache.invalidate(key).await;
             inner.stats.expiration();
             inner.stats.miss();
+            inner.stats.timed(Operation::Get, Outcome::Miss, began);
             return Ok(None);
         }
         inner.stats.hit();
+        inner.stats.timed(Operation::Get, Outcome::Hit, began);
         Ok(Some(Hit {
             entry: slot.entry,
             tier: TierKind::L1,

@@ -381,6 +381,7 @@ where
             flight.started.store(true, SeqCst);
         }
         self.cache.inner.loader.calls.fetch_add(1, Relaxed);
+        let began = std::time::Instant::now();
         let ids: Vec<I> = items.iter().map(|(id, _)| id.clone()).collect();
         let timeout = self.cache.inner.stale.as_ref().and_then(|s| s.load_timeout);
         let loaded: Result<R, BoxError> = match timeout {
@@ -393,6 +394,7 @@ where
                 }
             },
         };
+        self.cache.inner.loader.timed(loaded.is_ok(), began);
         let mut values: HashMap<I, T> = match loaded {
             Ok(values) => values.into_iter().collect(),
             Err(e) => {

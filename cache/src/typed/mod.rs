@@ -235,9 +235,11 @@ impl<C: Codec> TypedCache<C> {
     /// Counters of every tier and of the loaders.
     #[must_use]
     pub fn stats(&self) -> CacheStats {
+        let mut loader = self.inner.loader.snapshot();
+        loader.serve_stale_bound = self.inner.stale.as_ref().map(StaleStore::max_stale);
         CacheStats {
             tiers: self.inner.cache.stats(),
-            loader: self.inner.loader.snapshot(),
+            loader,
         }
     }
 
@@ -299,7 +301,7 @@ impl<C: Codec> TypedCache<C> {
         }
         let left = hit.ttl_left;
         let mut fetched = self.decode(key, hit)?;
-        if verdict == Verdict::Stale {
+        if matches!(verdict, Verdict::Stale(_)) {
             fetched.source = Source::Stale;
         }
         Some((fetched, left, verdict))
@@ -429,6 +431,11 @@ impl<C: Codec> TypedCache<C> {
         self.entry(value)
     }
 
+    /// The time on the clock of entry timestamps, in ms since the Unix epoch.
+    pub(crate) fn now_millis(&self) -> u64 {
+        self.inner.clock.now_millis()
+    }
+
     /// `ttl` shortened by the jitter, as every store shortens it.
     pub(crate) fn jittered(&self, ttl: Ttl) -> Ttl {
         ttl.jittered(self.inner.jitter_percent)
@@ -456,8 +463,9 @@ impl<C: Codec> TypedCache<C> {
         }
     }
 
-    /// The last good value of `key`, when serve-stale is on and has a young enough one.
-    async fn stale_value<T>(&self, key: &Key) -> Option<T>
+    /// The last good value of `key` and how long ago it was loaded, when serve-stale is
+    /// on and has a young enough one.
+    async fn stale_value<T>(&self, key: &Key) -> Option<(T, std::time::Duration)>
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
@@ -467,6 +475,12 @@ impl<C: Codec> TypedCache<C> {
             .as_ref()?
             .lookup(key, self.inner.clock.as_ref())
             .await?;
-        self.value_of::<T>(&entry).ok()
+        let age_ms = self
+            .inner
+            .clock
+            .now_millis()
+            .saturating_sub(entry.created_ms());
+        let value = self.value_of::<T>(&entry).ok()?;
+        Some((value, std::time::Duration::from_millis(age_ms)))
     }
 }

@@ -13,9 +13,9 @@ use crate::{Key, Tag};
 pub enum Verdict {
     /// Serve it.
     Current,
-    /// It was invalidated, but recently enough to be served (marked
+    /// It was invalidated this long ago, but recently enough to be served (marked
     /// [`super::Source::Stale`]) while one caller reloads it.
-    Stale,
+    Stale(std::time::Duration),
     /// It was invalidated: a miss.
     Invalid,
 }

@@ -91,8 +91,8 @@ impl<C: Codec> TypedCache<C> {
     {
         match self.lookup::<T>(key, options.validate.as_deref()).await {
             Some((hit, _, Verdict::Current)) => Ok(hit),
-            Some((stale, _, Verdict::Stale)) => {
-                self.inner.loader.stale_served.fetch_add(1, Relaxed);
+            Some((stale, _, Verdict::Stale(age))) => {
+                self.inner.loader.served_soft(age);
                 if self.refreshing().insert(key.clone()) {
                     let this = self.clone();
                     let key = key.clone();
@@ -143,7 +143,10 @@ impl<C: Codec> TypedCache<C> {
         let as_of = options.as_of();
         self.inner.loader.calls.fetch_add(1, Relaxed);
         self.inner.loader.refreshes.fetch_add(1, Relaxed);
-        match loader().await {
+        let began = std::time::Instant::now();
+        let loaded = loader().await;
+        self.inner.loader.timed(loaded.is_ok(), began);
+        match loaded {
             Ok(value) => {
                 if let Some(ttl) = ttl_for(&value) {
                     let stamp = options.stamp(as_of, &value);

@@ -126,13 +126,17 @@ impl<C: Codec> TypedCache<C> {
         let validate = options.validate.as_deref();
         let fallback = match self.lookup::<T>(key, validate).await {
             Some((hit, _, Verdict::Current)) => return Ok(hit),
-            Some((stale, _, _)) => {
+            Some((stale, _, verdict)) => {
+                let age = match verdict {
+                    Verdict::Stale(age) => age,
+                    _ => std::time::Duration::ZERO,
+                };
                 if self.flights().contains_key(key) {
                     // Someone is reloading it already.
-                    self.inner.loader.stale_served.fetch_add(1, Relaxed);
+                    self.inner.loader.served_soft(age);
                     return Ok(stale);
                 }
-                Some(stale)
+                Some((stale, age))
             }
             None => None,
         };
@@ -190,9 +194,9 @@ impl<C: Codec> TypedCache<C> {
         }
         let landed = match (landed, &fallback) {
             (Ok(landed), _) => landed,
-            (Err(e), Some(stale)) => {
+            (Err(e), Some((stale, age))) => {
                 tracing::warn!(key = %key, error = %e, "reload failed: serving the invalidated value it was to replace");
-                self.inner.loader.stale_served.fetch_add(1, Relaxed);
+                self.inner.loader.served_soft(*age);
                 return Ok(stale.clone());
             }
             (Err(e), None) => return self.stale_or(key, e).await,
@@ -234,7 +238,10 @@ impl<C: Codec> TypedCache<C> {
         E: Into<BoxError>,
     {
         self.inner.loader.calls.fetch_add(1, Relaxed);
-        match loader().await {
+        let began = std::time::Instant::now();
+        let loaded = loader().await;
+        self.inner.loader.timed(loaded.is_ok(), began);
+        match loaded {
             Ok(value) => Ok(Fetched {
                 value,
                 source: Source::Bypass,
@@ -251,10 +258,10 @@ impl<C: Codec> TypedCache<C> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let Some(value) = self.stale_value::<T>(key).await else {
+        let Some((value, age)) = self.stale_value::<T>(key).await else {
             return Err(e);
         };
-        self.inner.loader.stale_served.fetch_add(1, Relaxed);
+        self.inner.loader.served_last_good(age);
         tracing::warn!(key = %key, error = %e, "load failed: serving the last good value");
         Ok(Fetched {
             value,
@@ -336,6 +343,7 @@ impl<C: Codec> TypedCache<C> {
             flight.started.store(true, SeqCst);
         }
         self.inner.loader.calls.fetch_add(1, Relaxed);
+        let began = std::time::Instant::now();
         let timeout = self.inner.stale.as_ref().and_then(|s| s.load_timeout);
         let loaded: Result<T, BoxError> = match timeout {
             None => loader().await.map_err(Into::into),
@@ -347,6 +355,7 @@ impl<C: Codec> TypedCache<C> {
                 }
             },
         };
+        self.inner.loader.timed(loaded.is_ok(), began);
         let result = match loaded {
             Ok(value) => {
                 let filled = match ttl_for(&value) {

@@ -11,6 +11,7 @@ mod faults;
 mod http;
 mod limit;
 mod many;
+mod probe;
 mod recovery;
 mod refresh;
 mod round_trips;

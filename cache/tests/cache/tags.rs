@@ -408,6 +408,12 @@ async fn soft_invalidation_serves_the_old_page_marked_stale_while_one_caller_rel
         };
         started.notified().await;
         assert_eq!(w.read(&c, &[1]).await, (before.clone(), Source::Stale));
+        // How old that stale answer was is recorded beside the bound.
+        let stats = c.stats();
+        let age = &stats.cache.loader.soft_age;
+        assert_eq!(age.count(), 1);
+        assert!(age.quantile(1.0).unwrap() <= bound, "{age:?}");
+        assert_eq!(stats.soft_bound, Some(bound));
         gate.notify_one();
         let fresh = reloader.await.unwrap();
         assert_eq!(

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{GUARD_TTL, RedisTier, keys, scripts};
+use crate::stats::{Operation, Outcome};
 use crate::tier::Envelope;
 use crate::tier::{Cache, FillToken, Hit, L2Token, TierKind};
 use crate::{CacheError, Entry, Key, TierSnapshot, Ttl};
@@ -149,6 +150,21 @@ impl RedisTier {
         self.learn_generation(generation);
         self.learn_tag_sequence(counter(values.next())?);
         Ok(self.hits(keys, found, generation))
+    }
+
+    /// [`RedisTier::fetch`], timed: a hit when every key was found, else a miss (an
+    /// error when it failed; an open breaker is not timed).
+    async fn timed_fetch(&self, keys: &[Key]) -> Result<Vec<Option<Hit>>, CacheError> {
+        let began = std::time::Instant::now();
+        let fetched = self.fetch(keys).await;
+        let outcome = match &fetched {
+            Err(CacheError::CircuitOpen(_)) => return fetched,
+            Err(_) => Outcome::Error,
+            Ok(hits) if hits.iter().all(Option::is_some) => Outcome::Hit,
+            Ok(_) => Outcome::Miss,
+        };
+        self.inner.stats.timed(Operation::Get, outcome, began);
+        fetched
     }
 
     /// The hits among `found` (one per key, in order), entries of `generation` only.
@@ -298,7 +314,7 @@ impl Cache for RedisTier {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
-        let mut hits = self.fetch(std::slice::from_ref(key)).await?;
+        let mut hits = self.timed_fetch(std::slice::from_ref(key)).await?;
         Ok(hits.pop().flatten())
     }
 
@@ -306,7 +322,7 @@ impl Cache for RedisTier {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.fetch(keys).await
+        self.timed_fetch(keys).await
     }
 
     async fn set(&self, key: &Key, entry: Entry, ttl: Ttl) -> Result<(), CacheError> {

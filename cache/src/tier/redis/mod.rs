@@ -45,7 +45,7 @@ mod tls;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use self::acl::RedisAcl;
 use self::connection::{Connection, Subscriber, Target};
@@ -56,7 +56,7 @@ pub use self::tls::RedisTls;
 pub(crate) use self::tls::install_ring_if_none;
 use crate::breaker::{Breaker, Permit};
 use crate::clock::default_clock;
-use crate::stats::RoundTrip;
+use crate::stats::{Operation, Outcome, RoundTrip};
 use crate::{CacheError, Clock, TierStats};
 
 /// Default bound on one Redis operation.
@@ -341,15 +341,24 @@ impl RedisTier {
             inner.stats.short_circuit();
             return Err(CacheError::CircuitOpen(left));
         }
-        inner.stats.round_trip(round_trip_of(what));
+        let kind = round_trip_of(what);
+        inner.stats.round_trip(kind);
+        let began = Instant::now();
+        let timed = operation_of(what, kind);
         let err = match tokio::time::timeout(inner.op_timeout, op(inner.con.clone())).await {
             Ok(Ok(v)) => {
+                if let Some(operation) = timed {
+                    inner.stats.timed(operation, Outcome::Ok, began);
+                }
                 inner.breaker.success();
                 return Ok(v);
             }
             Ok(Err(e)) => CacheError::from(e),
             Err(_) => CacheError::Timeout(inner.op_timeout),
         };
+        if let Some(operation) = timed {
+            inner.stats.timed(operation, Outcome::Error, began);
+        }
         inner.stats.error();
         if err.is_transient() {
             if inner.breaker.failure() {
@@ -386,6 +395,17 @@ impl RedisTier {
             invocation.invoke_async(&mut con).await
         })
         .await
+    }
+}
+
+/// What `what` (of round-trip `kind`) is timed as, by [`RedisTier::run`]; `None` for
+/// the entry reads, which their callers time with the hit or miss they came to.
+fn operation_of(what: &str, kind: RoundTrip) -> Option<Operation> {
+    match (what, kind) {
+        ("get", _) => None,
+        (_, RoundTrip::Read) => Some(Operation::Get),
+        ("publish", _) => Some(Operation::Publish),
+        _ => Some(Operation::Script),
     }
 }
 

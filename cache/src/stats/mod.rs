@@ -1,10 +1,19 @@
-//! Counters per tier, loaders, the backplane and the recovery queue, and the snapshots
-//! other crates export.
+//! Counters per tier, loaders, the backplane and the recovery queue, the latency of
+//! each operation (`latency.rs`, over `histogram.rs`), and the snapshots other crates
+//! export.
+
+mod histogram;
+mod latency;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+pub use self::histogram::{BOUNDS_MICROS, Histogram, HistogramSnapshot};
+pub(crate) use self::latency::Latencies;
+pub use self::latency::{Operation, OperationLatency, Outcome, latency_of};
 
 pub use crate::client::backplane::BackplaneSnapshot;
 pub use crate::client::recovery::RecoverySnapshot;
@@ -22,6 +31,7 @@ pub struct TierStats {
     expirations: AtomicU64,
     short_circuits: AtomicU64,
     round_trips: [AtomicU64; RoundTrip::ALL.len()],
+    latency: Latencies,
 }
 
 /// What a round trip to Redis was for: the kinds [`TierSnapshot::round_trips`] counts.
@@ -101,6 +111,11 @@ impl TierStats {
         self.round_trips[kind.index()].fetch_add(1, Relaxed);
     }
 
+    /// Counts how long `operation` took since `began`, and how it ended.
+    pub fn timed(&self, operation: Operation, outcome: Outcome, began: Instant) {
+        self.latency.since(operation, outcome, began);
+    }
+
     /// A consistent-enough copy of the counters, labelled with the tier's name.
     #[must_use]
     pub fn snapshot(&self, tier: &'static str) -> TierSnapshot {
@@ -120,6 +135,7 @@ impl TierStats {
                 .map(|k| (k.as_str(), self.round_trips[k.index()].load(Relaxed)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
+            latency: self.latency.snapshot(),
         }
     }
 }
@@ -153,6 +169,8 @@ pub struct TierSnapshot {
     /// sent together to several slots are one); the subscription's own connection is
     /// not counted.
     pub round_trips: BTreeMap<&'static str, u64>,
+    /// How long its operations took, per operation and outcome (those with any).
+    pub latency: Vec<OperationLatency>,
 }
 
 impl TierSnapshot {
@@ -183,6 +201,9 @@ pub(crate) struct LoaderStats {
     pub(crate) timeouts: AtomicU64,
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
+    pub(crate) latency: Latencies,
+    soft_age: Histogram,
+    serve_stale_age: Histogram,
 }
 
 /// Counters of the loaders at one moment.
@@ -200,9 +221,36 @@ pub struct LoaderSnapshot {
     pub stale_served: u64,
     /// Background reloads started by refresh-ahead (also counted in `calls`).
     pub refreshes: u64,
+    /// How long loader runs took (`load`, `ok` or `error`).
+    pub latency: Vec<OperationLatency>,
+    /// How long ago the answers served stale under soft invalidation were invalidated.
+    pub soft_age: HistogramSnapshot,
+    /// How long ago the last good values served for failed loads were loaded.
+    pub serve_stale_age: HistogramSnapshot,
+    /// Serve-stale's bound on that age ([`crate::policy::StaleConfig::max_stale`]),
+    /// when it is on.
+    pub serve_stale_bound: Option<Duration>,
 }
 
 impl LoaderStats {
+    /// Counts an answer served stale under soft invalidation, invalidated `age` ago.
+    pub(crate) fn served_soft(&self, age: Duration) {
+        self.stale_served.fetch_add(1, Relaxed);
+        self.soft_age.record(age);
+    }
+
+    /// Counts a last good value served for a failed load, loaded `age` ago.
+    pub(crate) fn served_last_good(&self, age: Duration) {
+        self.stale_served.fetch_add(1, Relaxed);
+        self.serve_stale_age.record(age);
+    }
+
+    /// Counts a loader run that began at `began` and succeeded (`ok`) or not.
+    pub(crate) fn timed(&self, ok: bool, began: Instant) {
+        let outcome = if ok { Outcome::Ok } else { Outcome::Error };
+        self.latency.since(Operation::Load, outcome, began);
+    }
+
     pub(crate) fn snapshot(&self) -> LoaderSnapshot {
         LoaderSnapshot {
             calls: self.calls.load(Relaxed),
@@ -211,6 +259,10 @@ impl LoaderStats {
             timeouts: self.timeouts.load(Relaxed),
             stale_served: self.stale_served.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
+            latency: self.latency.snapshot(),
+            soft_age: self.soft_age.snapshot(),
+            serve_stale_age: self.serve_stale_age.snapshot(),
+            serve_stale_bound: None,
         }
     }
 }
