@@ -19,10 +19,20 @@ fn docker_compose_accepts_the_compose_file() {
     let file = format!("{ROOT}/docker-compose.yml");
     assert!(std::path::Path::new(&file).exists(), "{file} is missing");
     let (cmd, args): (&str, Vec<&str>) = if runs("docker", &["compose", "version"]) {
-        // With the scale profile on, every service is checked.
+        // With every profile on, every service is checked.
         (
             "docker",
-            vec!["compose", "-f", &file, "--profile", "scale", "config", "-q"],
+            vec![
+                "compose",
+                "-f",
+                &file,
+                "--profile",
+                "scale",
+                "--profile",
+                "observability",
+                "config",
+                "-q",
+            ],
         )
     } else if runs("check-jsonschema", &["--version"]) {
         eprintln!("`docker compose` is not available: validating against the compose-spec schema");
@@ -82,7 +92,18 @@ fn the_scale_profile_puts_nginx_in_front_and_every_service_has_a_health_check() 
     let yaml = std::fs::read_to_string(format!("{ROOT}/docker-compose.yml")).unwrap();
     let all = services(&yaml);
     let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["redis", "postgres", "petshop", "nginx"], "{yaml}");
+    assert_eq!(
+        names,
+        [
+            "redis",
+            "postgres",
+            "petshop",
+            "nginx",
+            "prometheus",
+            "grafana"
+        ],
+        "{yaml}"
+    );
     let block = |name: &str| &all.iter().find(|(n, _)| *n == name).unwrap().1;
     let has = |name: &str, prefix: &str| block(name).iter().any(|l| l.starts_with(prefix));
 
@@ -104,6 +125,11 @@ fn the_scale_profile_puts_nginx_in_front_and_every_service_has_a_health_check() 
         );
     }
     assert!(has("nginx", "profiles: [scale]"));
+    // Prometheus and Grafana only on request (petshop/tests/api/dashboard.rs checks
+    // what they load).
+    for name in ["prometheus", "grafana"] {
+        assert!(has(name, "profiles: [observability]"), "{name}'s profile");
+    }
     // nginx runs the committed config, and waits for healthy instances.
     let mount = "- ./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro";
     assert!(block("nginx").contains(&mount), "nginx must mount {mount}");
