@@ -7,6 +7,7 @@ mod by_ids;
 mod cluster;
 mod compose;
 mod config;
+mod dashboard;
 mod fuzz;
 mod helpers;
 mod lists;
