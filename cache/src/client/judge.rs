@@ -52,8 +52,8 @@ impl Validate for Judge {
         }
         match self.tags.check(tags).await {
             Ok(TagCheck::Current) => Verdict::Current,
-            Ok(TagCheck::Invalidated { since }) => match self.soft {
-                Some(bound) if since.elapsed() <= bound => Verdict::Stale(since.elapsed()),
+            Ok(TagCheck::Invalidated { since }) => match (self.soft, since.elapsed()) {
+                (Some(bound), age) if age <= bound => Verdict::Stale(age),
                 _ => Verdict::Invalid,
             },
             Err(e) => {

@@ -155,6 +155,16 @@ impl<'a, T: CacheValue, C: Codec, M> Read<'a, T, C, M> {
     }
 }
 
+/// `loader` shared: one handle for the read, one for the probe's check behind it.
+fn shared<F, Fut>(loader: F) -> (Arc<F>, impl Fn() -> Fut + Send + Sync + 'static)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+{
+    let loader = Arc::new(loader);
+    let again = loader.clone();
+    (loader, move || again())
+}
+
 /// Hands a sampled hit to the probe, which checks it against `loader` behind the answer.
 fn probe_hit<T, F, Fut, E>(
     sampled: Option<(Arc<Probe>, Sampled)>,
@@ -263,11 +273,7 @@ impl<T: CacheValue, C: Codec> Read<'_, T, C, Verified> {
         let Some((key, options)) = self.keyed().await? else {
             return c.inner.typed.load_uncached(loader).await;
         };
-        let loader = Arc::new(loader);
-        let load = {
-            let loader = loader.clone();
-            move || loader()
-        };
+        let (loader, load) = shared(loader);
         let (ttl, ttl_for) = (self.ttl, self.ttl_for);
         let ttl_of = move |v: &T| ttl_for.as_ref().map_or(Some(ttl), |f| f(v));
         let fetched = c
@@ -310,11 +316,7 @@ impl<T: CacheValue, C: Codec> Read<'_, T, C, Soft> {
         let Some((key, options)) = self.keyed().await? else {
             return c.inner.typed.load_uncached(loader).await;
         };
-        let loader = Arc::new(loader);
-        let load = {
-            let loader = loader.clone();
-            move || loader()
-        };
+        let (loader, load) = shared(loader);
         let (ttl, ttl_for) = (self.ttl, self.ttl_for);
         let ttl_of = move |v: &T| ttl_for.as_ref().map_or(Some(ttl), |f| f(v));
         let fetched = c
@@ -350,11 +352,7 @@ impl<T: CacheValue, C: Codec> Read<'_, T, C, RefreshAhead> {
         let Some((key, options)) = self.keyed().await? else {
             return c.inner.typed.load_uncached(loader).await;
         };
-        let loader = Arc::new(loader);
-        let load = {
-            let loader = loader.clone();
-            move || loader()
-        };
+        let (loader, load) = shared(loader);
         let fetched = c
             .inner
             .typed

@@ -1,7 +1,7 @@
 //! How long cache operations take, per operation and outcome: what
 //! `cache_operation_duration_seconds{tier, operation, outcome}` exports.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -75,12 +75,8 @@ pub(crate) struct Latencies {
 }
 
 impl Latencies {
-    pub(crate) fn record(&self, operation: Operation, outcome: Outcome, took: Duration) {
-        self.by[operation as usize][outcome as usize].record(took);
-    }
-
     pub(crate) fn since(&self, operation: Operation, outcome: Outcome, began: Instant) {
-        self.record(operation, outcome, began.elapsed());
+        self.by[operation as usize][outcome as usize].record(began.elapsed());
     }
 
     /// The histograms that counted anything.
